@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Shared set-up for the README's two commands: a local virtualenv (.venv) with Voicex installed.
+# Idempotent: the pip step is skipped while pyproject.toml and the requested extras are unchanged.
+# Usage: source scripts/bootstrap.sh; voicex_bootstrap "dev"   (extras, comma-separated; may be empty)
+set -euo pipefail
+
+VOICEX_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VOICEX_VENV="${VOICEX_VENV:-$VOICEX_ROOT/.venv}"
+# Debian packages the project needs at run or test time (installed only when missing).
+VOICEX_APT_PACKAGES=()
+
+_voicex_as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "voicex: need root (or sudo) to run: $*" >&2; return 1; fi
+}
+
+_voicex_pick_python() {
+  for candidate in "${PYTHON:-}" python3.13 python3.12 python3.11 python3; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null &&
+       "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+      echo "$candidate"; return 0
+    fi
+  done
+  echo "voicex: Python 3.11 or newer is required (set PYTHON=/path/to/python3.11)" >&2
+  return 1
+}
+
+_voicex_apt() {
+  local python="$1" missing=() pkg
+  command -v dpkg-query >/dev/null || return 0
+  for pkg in "${VOICEX_APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  # Debian's own Python ships venv without ensurepip; python3-venv adds it.
+  "$python" -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
+  [ "${#missing[@]}" -gt 0 ] || return 0
+  echo "voicex: installing Debian packages: ${missing[*]}"
+  _voicex_as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive _voicex_as_root apt-get install -y -qq "${missing[@]}"
+}
+
+voicex_bootstrap() {
+  local extras="${1:-}"
+  local python
+  python="$(_voicex_pick_python)"
+  _voicex_apt "$python"
+  if [ ! -x "$VOICEX_VENV/bin/python" ]; then
+    echo "voicex: creating $VOICEX_VENV"
+    "$python" -m venv "$VOICEX_VENV"
+  fi
+  local spec="." stamp_file="$VOICEX_VENV/.voicex-install" stamp
+  [ -z "$extras" ] || spec=".[$extras]"
+  stamp="$(cat "$VOICEX_ROOT/pyproject.toml" | sha256sum | cut -c1-16) $spec"
+  if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp" ]; then
+    echo "voicex: installing $spec into $VOICEX_VENV"
+    "$VOICEX_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+    (cd "$VOICEX_ROOT" && "$VOICEX_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$spec")
+    echo "$stamp" > "$stamp_file"
+  fi
+  export PATH="$VOICEX_VENV/bin:$PATH"
+}

@@ -1,0 +1,110 @@
+"""The database layer: idempotent indexes, the embedded server's durability, readiness across an outage."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from pymongo.errors import DuplicateKeyError
+
+from voicex.db import INDEXES, Database
+from voicex.embedded_db import EmbeddedMongo
+from voicex.errors import EmbeddedDatabaseError
+
+
+async def test_index_creation_is_idempotent_and_enforces_uniqueness(services) -> None:
+    db = services.db  # Runtime.start already created the indexes once
+    before = {spec.collection: await db.db[spec.collection].index_information() for spec in INDEXES}
+    await db.ensure_indexes()
+    await db.ensure_indexes()
+    after = {spec.collection: await db.db[spec.collection].index_information() for spec in INDEXES}
+    assert before == after
+    for spec in INDEXES:
+        assert spec.name in after[spec.collection]
+    await db.users.insert_one({"email": "a@example.com"})
+    with pytest.raises(DuplicateKeyError):
+        await db.users.insert_one({"email": "a@example.com"})
+    await db.providers.insert_one({"orgId": "o1", "name": "Mine"})
+    await db.providers.insert_one({"orgId": "o2", "name": "Mine"})  # same name, other org: fine
+    with pytest.raises(DuplicateKeyError):
+        await db.providers.insert_one({"orgId": "o1", "name": "Mine"})
+
+
+async def test_embedded_data_survives_a_restart(tmp_path: Path) -> None:
+    server = EmbeddedMongo(tmp_path / "db")
+    uri = server.start()
+    db = Database(uri, "durable")
+    await db.organizations.insert_one({"_id": "org-1", "name": "Acme"})
+    await db.close()
+    server.stop()
+    assert not server.running
+
+    restarted = EmbeddedMongo(tmp_path / "db")
+    db = Database(restarted.start(), "durable")
+    try:
+        assert await db.organizations.find_one({"_id": "org-1"}) == {"_id": "org-1", "name": "Acme"}
+    finally:
+        await db.close()
+        restarted.stop()
+
+
+async def test_a_second_command_attaches_to_the_running_embedded_server(tmp_path: Path) -> None:
+    owner = EmbeddedMongo(tmp_path / "db")
+    owner.start()
+    try:
+        other = EmbeddedMongo(tmp_path / "db")
+        assert other.start() == owner.uri
+        assert other.attached
+        other.stop()  # not its process: stopping it leaves the owner running
+        assert owner.running
+    finally:
+        owner.stop()
+
+
+async def test_ready_goes_503_while_the_database_is_down_and_recovers(tmp_path: Path, make_client, services) -> None:
+    server = EmbeddedMongo(tmp_path / "outage-db")
+    server.start()
+    shared_db, services.db = services.db, Database(server.uri, "outage", server_selection_timeout_ms=1000)
+    client = await make_client()
+    try:
+        response = await client.get("/api/ready")
+        assert response.status == 200
+
+        server.stop()
+        response = await client.get("/api/ready")
+        assert response.status == 503
+        body = await response.json()
+        assert body["status"] == "not ready"
+        assert body["checks"]["database"] != "ok"
+        assert "database" in body["error"]
+
+        server.start()  # same port, same data: the app's client reconnects by itself
+        response = await client.get("/api/ready")
+        assert response.status == 200
+        assert (await response.json())["checks"] == {"database": "ok"}
+    finally:
+        await services.db.close()
+        services.db = shared_db
+        server.stop()
+
+
+def test_unusable_data_dir_says_why_and_how_to_use_a_real_mongodb(tmp_path: Path) -> None:
+    blocker = tmp_path / "db"
+    blocker.write_text("a file where the data directory should be")
+    with pytest.raises(EmbeddedDatabaseError) as error:
+        EmbeddedMongo(blocker).start()
+    assert "VOICEX_DATA_DIR" in str(error.value) and "VOICEX_MONGODB_URI" in str(error.value)
+
+
+def test_server_that_dies_while_starting_reports_its_log(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        server = EmbeddedMongo(tmp_path / "db", port=taken.getsockname()[1], start_timeout=20)
+        with pytest.raises(EmbeddedDatabaseError) as error:
+            server.start()
+    message = str(error.value)
+    assert "exited with code" in message and "VOICEX_MONGODB_URI" in message
+    assert "in use" in message.lower() or "address" in message.lower()
+    assert not server.running

@@ -1,0 +1,3 @@
+from voicex.cli import main
+
+raise SystemExit(main())

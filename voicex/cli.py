@@ -1,0 +1,75 @@
+"""The ``voicex`` command: ``serve``, ``admin create``, ``--version``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Sequence
+
+from voicex import __version__
+from voicex.errors import VoicexError
+from voicex.logs import configure_logging
+from voicex.settings import load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="voicex",
+        description="Voicex: put an AI voice agent on a phone line (Twilio Media Streams).",
+        epilog="Settings come from VOICEX_* environment variables; see README.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"voicex {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the server (embedded database unless VOICEX_MONGODB_URI is set)")
+    serve.add_argument("--host", help="listen address (VOICEX_HOST, default 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="listen port (VOICEX_PORT, default 3001)")
+
+    admin = commands.add_parser("admin", help="platform administration")
+    admin_commands = admin.add_subparsers(dest="admin_command", metavar="ACTION", required=True)
+    create = admin_commands.add_parser("create", help="create the platform admin (activates organizations)")
+    create.add_argument("--email", required=True)
+    create.add_argument("--password", help="at least 8 characters; prompted for when omitted")
+    create.add_argument("--name", default="Platform admin")
+    return parser
+
+
+async def _admin_create(args: argparse.Namespace, overrides: dict[str, object]) -> int:
+    from voicex.admin import create_platform_admin
+    from voicex.runtime import Runtime
+
+    password = args.password if args.password is not None else getpass.getpass("Password: ")
+    runtime = await Runtime.start(load_settings(**overrides))
+    try:
+        user = await create_platform_admin(runtime.services.db, args.email, password, args.name)
+    finally:
+        await runtime.close()
+    print(f"Created platform admin {user['email']} ({user['_id']})")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    overrides: dict[str, object] = {}
+    if args.command == "serve":
+        overrides = {key: value for key in ("host", "port") if (value := getattr(args, key)) is not None}
+    try:
+        settings = load_settings(**overrides)
+        configure_logging(settings.log_level)
+        if args.command == "serve":
+            from voicex.serve import serve
+
+            asyncio.run(serve(settings))
+            return 0
+        return asyncio.run(_admin_create(args, overrides))
+    except VoicexError as exc:
+        print(f"voicex: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,27 @@
+"""What every request handler may use: settings, catalog, database and metrics, held by the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from voicex.catalog import Catalog
+from voicex.db import Database
+from voicex.metrics import Metrics
+from voicex.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    catalog: Catalog
+    db: Database
+    metrics: Metrics
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+def services(request: web.Request) -> Services:
+    return request.app[SERVICES]

@@ -1,0 +1,90 @@
+"""MongoDB access: one async client, the collection names, and the indexes (created idempotently at start).
+
+Only standard MongoDB operations are used, so the embedded SecantusDB and a real ``mongod`` behave alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+Document = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    collection: str
+    keys: tuple[tuple[str, int], ...]
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+# Every collection the server uses, by attribute name on Database.
+COLLECTIONS = (
+    "organizations", "users", "agents", "providers", "api_keys", "calls", "usage_daily", "call_slots",
+    "rate_limits",
+)  # fmt: skip
+
+INDEXES: tuple[IndexSpec, ...] = (
+    IndexSpec("users", (("email", ASCENDING),), "email_unique", {"unique": True}),
+    IndexSpec("users", (("orgId", ASCENDING),), "org"),
+    IndexSpec("api_keys", (("keyHash", ASCENDING),), "key_hash_unique", {"unique": True}),
+    IndexSpec("api_keys", (("orgId", ASCENDING), ("createdAt", DESCENDING)), "org_created"),
+    IndexSpec("providers", (("orgId", ASCENDING), ("name", ASCENDING)), "org_name_unique", {"unique": True}),
+    IndexSpec("agents", (("orgId", ASCENDING), ("createdAt", DESCENDING)), "org_created"),
+    IndexSpec("agents", (("orgId", ASCENDING), ("phoneNumbers", ASCENDING)), "org_phone"),
+    IndexSpec("calls", (("orgId", ASCENDING), ("startedAt", DESCENDING)), "org_started"),
+    IndexSpec("calls", (("callSid", ASCENDING),), "call_sid"),
+    IndexSpec("calls", (("status", ASCENDING), ("leaseExpiresAt", ASCENDING)), "status_lease"),
+    IndexSpec("usage_daily", (("orgId", ASCENDING), ("date", ASCENDING)), "org_date_unique", {"unique": True}),
+    IndexSpec("call_slots", (("orgId", ASCENDING), ("leaseExpiresAt", ASCENDING)), "org_lease"),
+    IndexSpec("rate_limits", (("expiresAt", ASCENDING),), "expires"),
+)
+
+
+class Database:
+    """The server's MongoDB handle. Construct once per process; ``close()`` on shutdown."""
+
+    def __init__(self, uri: str, name: str, server_selection_timeout_ms: int = 5000) -> None:
+        self.uri = uri
+        self.client: AsyncMongoClient[Document] = AsyncMongoClient(
+            uri,
+            tz_aware=True,
+            serverSelectionTimeoutMS=server_selection_timeout_ms,
+            connectTimeoutMS=2000,
+            appname="voicex",
+        )
+        self.db: AsyncDatabase[Document] = self.client[name]
+
+    def __getattr__(self, name: str) -> AsyncCollection[Document]:
+        if name in COLLECTIONS:
+            return self.db[name]
+        raise AttributeError(name)
+
+    async def ping(self, timeout: float = 2.0) -> None:
+        """Raise if the server does not answer within ``timeout`` seconds."""
+        await asyncio.wait_for(self.client.admin.command("ping"), timeout)
+
+    async def check(self, timeout: float = 2.0) -> str:
+        """``"ok"`` or a short reason; used by /api/ready."""
+        try:
+            await self.ping(timeout)
+        except TimeoutError:
+            return f"no answer within {timeout:g} s"
+        except PyMongoError as exc:
+            return f"error: {type(exc).__name__}"
+        return "ok"
+
+    async def ensure_indexes(self) -> None:
+        """Create every index in INDEXES; a no-op when they already exist."""
+        for spec in INDEXES:
+            await self.db[spec.collection].create_index(list(spec.keys), name=spec.name, **spec.options)
+
+    async def close(self) -> None:
+        await self.client.close()

@@ -1,0 +1,108 @@
+"""HTTP middlewares: request ids, access logs and metrics; and the single place errors become JSON.
+
+Every error leaves the server as ``{"error": "..."}``: ApiError from handlers, aiohttp's own HTTP
+errors (unknown route, method not allowed, body too large) and unhandled exceptions (500, with the
+request id, the traceback only in the log).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from voicex.errors import ApiError
+from voicex.http import error_response
+from voicex.logs import request_id_var
+from voicex.metrics import Metrics
+
+log = logging.getLogger("voicex.http")
+access_log = logging.getLogger("voicex.access")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_AIOHTTP_MESSAGES = {
+    404: "not found",
+    405: "method not allowed",
+    413: "request body too large",
+}
+
+METRICS_KEY = web.AppKey("metrics", Metrics)
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
+
+
+def _route_label(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def _http_error(exc: web.HTTPException) -> ApiError:
+    message = _AIOHTTP_MESSAGES.get(exc.status) or (exc.reason or "error").lower()
+    error = ApiError(exc.status, message)
+    for name in ("Allow", "Retry-After", "Location"):
+        if name in exc.headers:
+            error.headers[name] = exc.headers[name]
+    return error
+
+
+@web.middleware
+async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Assign the request id, then time, count and log the request once it is answered."""
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = incoming if _INCOMING_ID.match(incoming) else uuid.uuid4().hex
+    request[REQUEST_ID_KEY] = request_id
+    token = request_id_var.set(request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        elapsed = time.perf_counter() - started
+        route = _route_label(request)
+        metrics = request.app.get(METRICS_KEY)
+        if metrics is not None:
+            metrics.http_requests.labels(request.method, route, str(status)).inc()
+            metrics.http_latency.labels(request.method, route).observe(elapsed)
+        access_log.info(
+            "%s %s %d",
+            request.method,
+            request.path,
+            status,
+            extra={"method": request.method, "path": request.path, "status": status,
+                   "durationMs": round(elapsed * 1000, 2), "remote": request.remote},
+        )  # fmt: skip
+        request_id_var.reset(token)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every error into ``{"error": ...}`` with the right status."""
+    max_size = request.app._client_max_size
+    if request.content_length is not None and request.content_length > max_size:
+        return error_response(ApiError(413, _AIOHTTP_MESSAGES[413]))
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(_http_error(exc))
+    except Exception:
+        log.exception("unhandled error", extra={"method": request.method, "path": request.path})
+        return error_response(ApiError(500, "internal error", requestId=request.get(REQUEST_ID_KEY)))
+
+
+async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare hook: echo the request id on every response, WebSocket upgrades included."""
+    request_id = request.get(REQUEST_ID_KEY)
+    if request_id:
+        response.headers[REQUEST_ID_HEADER] = request_id

@@ -1,0 +1,144 @@
+"""Process settings: the ``VOICEX_*`` environment of DESIGN.md §7, validated once at start.
+
+Everything configurable about a running server lives here, so no other module reads ``os.environ``.
+A bad value fails fast with a :class:`SettingsError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from voicex.errors import SettingsError
+
+ENV_PREFIX = "VOICEX_"
+_REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+
+class Settings(BaseSettings):
+    """Server settings. Field ``x`` is read from ``VOICEX_X`` unless it names a vendor key."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", validate_default=True)
+
+    host: str = "0.0.0.0"
+    port: int = Field(3001, ge=1, le=65535)
+    public_url: str | None = None
+    mongodb_uri: str | None = None
+    db_name: str = Field("voicex", pattern=r"^[A-Za-z0-9_-]{1,63}$")
+    data_dir: Path = Path("data")
+    config_dir: Path = _REPO_CONFIG_DIR
+    jwt_secret: str | None = Field(None, min_length=32)
+    encryption_key: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_validate_signature: bool = True
+    enable_scripted_providers: bool = False
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    max_body_bytes: int = Field(1_048_576, ge=1024, le=64 * 1_048_576)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    embedded_db_start_timeout_sec: float = Field(30.0, gt=0, le=300)
+
+    deepgram_api_key: str | None = Field(None, validation_alias=AliasChoices("DEEPGRAM_API_KEY"))
+    openai_api_key: str | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY"))
+    groq_api_key: str | None = Field(None, validation_alias=AliasChoices("GROQ_API_KEY"))
+    elevenlabs_api_key: str | None = Field(None, validation_alias=AliasChoices("ELEVENLABS_API_KEY"))
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _fernet_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(value.encode())
+        except (ValueError, TypeError):
+            raw = b""
+        if len(raw) != 32:
+            raise ValueError("must be 32 url-safe base64-encoded bytes (a Fernet key)")
+        return value
+
+    @property
+    def base_url(self) -> str:
+        """The URL Twilio and browsers reach: ``public_url`` or the local listen address."""
+        if self.public_url:
+            return self.public_url
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+    @property
+    def embedded_db_dir(self) -> Path:
+        return self.data_dir / "db"
+
+
+def _variable_name(loc: tuple[Any, ...]) -> str:
+    field = str(loc[0]) if loc else "?"
+    if field.isupper():  # a vendor key alias such as DEEPGRAM_API_KEY
+        return field
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment (``overrides`` win), raising SettingsError on bad values."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{_variable_name(err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise SettingsError(f"invalid settings: {problems}") from None
+
+
+def _read_or_create_secret(path: Path, make: Any) -> str:
+    """Return the secret stored at ``path``, creating it (mode 0600) on first use."""
+    if path.exists():
+        value = path.read_text().strip()
+        if value:
+            return value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    value = make()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    os.chmod(path, 0o600)
+    return value
+
+
+def ensure_secrets(settings: Settings) -> Settings:
+    """Fill unset JWT/encryption secrets from the data dir, generating them once.
+
+    Keeping them on disk means a restart keeps sessions and encrypted credentials valid.
+    """
+    updates: dict[str, str] = {}
+    if settings.jwt_secret is None:
+        updates["jwt_secret"] = _read_or_create_secret(
+            settings.secrets_dir / "jwt_secret", lambda: secrets.token_urlsafe(48)
+        )
+    if settings.encryption_key is None:
+        updates["encryption_key"] = _read_or_create_secret(
+            settings.secrets_dir / "encryption_key",
+            lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        )
+    return settings.model_copy(update=updates) if updates else settings
