@@ -44,7 +44,7 @@ def test_bad_setting_exits_1_naming_the_variable(tmp_path: Path) -> None:
 
 
 def _get_json(url: str) -> dict[str, object]:
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(url, timeout=5) as response:
         return json.loads(response.read())
 
 
