@@ -21,6 +21,11 @@ ENV_PREFIX = "VOICEX_"
 _REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
 
+def _default_config_dir() -> Path:
+    """The source tree's config/ (editable installs), else ./config (e.g. a container's WORKDIR)."""
+    return _REPO_CONFIG_DIR if _REPO_CONFIG_DIR.is_dir() else Path("config")
+
+
 class Settings(BaseSettings):
     """Server settings. Field ``x`` is read from ``VOICEX_X`` unless it names a vendor key."""
 
@@ -32,7 +37,7 @@ class Settings(BaseSettings):
     mongodb_uri: str | None = None
     db_name: str = Field("voicex", pattern=r"^[A-Za-z0-9_-]{1,63}$")
     data_dir: Path = Path("data")
-    config_dir: Path = _REPO_CONFIG_DIR
+    config_dir: Path = Field(default_factory=_default_config_dir)
     jwt_secret: str | None = Field(None, min_length=32)
     encryption_key: str | None = None
     twilio_auth_token: str | None = None

@@ -1,0 +1,39 @@
+# Voicex server image: slim Python, non-root, health-checked.
+# Not built on the development machines (no Docker engine there); keep it simple and obviously right.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VOICEX_HOST=0.0.0.0 \
+    VOICEX_PORT=3001 \
+    VOICEX_DATA_DIR=/data \
+    VOICEX_CONFIG_DIR=/app/config
+
+WORKDIR /app
+
+# Dependencies first, so code changes don't reinstall them.
+COPY pyproject.toml README.md ./
+COPY voicex/__init__.py voicex/__init__.py
+COPY pipelines/__init__.py pipelines/__init__.py
+COPY providers/__init__.py providers/__init__.py
+RUN pip install .
+
+COPY config ./config
+COPY voicex ./voicex
+COPY pipelines ./pipelines
+COPY providers ./providers
+RUN pip install --no-deps . \
+    && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin voicex \
+    && mkdir -p /data && chown voicex /data
+
+USER voicex
+VOLUME ["/data"]
+EXPOSE 3001
+
+HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
+    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/api/health' % os.environ.get('VOICEX_PORT', '3001'), timeout=2)"
+
+STOPSIGNAL SIGTERM
+CMD ["voicex", "serve"]
