@@ -53,9 +53,14 @@ voicex_bootstrap() {
   [ -z "$extras" ] || spec=".[$extras]"
   stamp="$(cat "$VOICEX_ROOT/pyproject.toml" | sha256sum | cut -c1-16) $spec"
   if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp" ]; then
-    echo "voicex: installing $spec into $VOICEX_VENV"
-    "$VOICEX_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-    (cd "$VOICEX_ROOT" && "$VOICEX_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$spec")
+    echo "voicex: installing $spec into $VOICEX_VENV (log: $VOICEX_VENV/pip.log)"
+    if ! { "$VOICEX_VENV/bin/python" -m pip install --disable-pip-version-check --upgrade pip &&
+           (cd "$VOICEX_ROOT" && "$VOICEX_VENV/bin/python" -m pip install --disable-pip-version-check -e "$spec")
+         } > "$VOICEX_VENV/pip.log" 2>&1; then
+      tail -n 40 "$VOICEX_VENV/pip.log" >&2
+      echo "voicex: pip install failed; full log in $VOICEX_VENV/pip.log" >&2
+      return 1
+    fi
     echo "$stamp" > "$stamp_file"
   fi
   export PATH="$VOICEX_VENV/bin:$PATH"
