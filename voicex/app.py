@@ -4,20 +4,51 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from voicex.api import health, setup
+from voicex.api import (
+    admin,
+    agents,
+    api_keys,
+    auth,
+    calls,
+    health,
+    models,
+    openapi,
+    organization,
+    providers,
+    setup,
+    usage,
+)
+from voicex.auth import auth_middleware
 from voicex.context import SERVICES, Services
+from voicex.cors import cors_middleware
 from voicex.middleware import METRICS_KEY, add_request_id_header, error_middleware, observe_middleware
+from voicex.ratelimit import ip_rate_limit_middleware, principal_rate_limit_middleware
+
+ROUTE_MODULES = (health, setup, auth, organization, admin, providers, models, agents, api_keys, calls, usage)
 
 
 def create_app(services: Services) -> web.Application:
-    """Build the app around already-started services (the caller owns their lifecycle)."""
+    """Build the app around already-started services (the caller owns their lifecycle).
+
+    Middleware order matters: observe (ids, logs, metrics) wraps CORS, which wraps the error middleware
+    so error responses carry CORS headers too; the IP rate limit runs before authentication (failed
+    guesses count), the per-principal limit after it.
+    """
     app = web.Application(
-        middlewares=[observe_middleware, error_middleware],
+        middlewares=[
+            observe_middleware,
+            cors_middleware,
+            error_middleware,
+            ip_rate_limit_middleware,
+            auth_middleware,
+            principal_rate_limit_middleware,
+        ],
         client_max_size=services.settings.max_body_bytes,
     )
     app[SERVICES] = services
     app[METRICS_KEY] = services.metrics
     app.on_response_prepare.append(add_request_id_header)
-    for module in (health, setup):
+    for module in ROUTE_MODULES:
         app.add_routes(module.routes)
+    openapi.install(app)
     return app

@@ -44,7 +44,7 @@ INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec("calls", (("status", ASCENDING), ("leaseExpiresAt", ASCENDING)), "status_lease"),
     IndexSpec("usage_daily", (("orgId", ASCENDING), ("date", ASCENDING)), "org_date_unique", {"unique": True}),
     IndexSpec("call_slots", (("orgId", ASCENDING), ("leaseExpiresAt", ASCENDING)), "org_lease"),
-    IndexSpec("rate_limits", (("expiresAt", ASCENDING),), "expires"),
+    IndexSpec("rate_limits", (("expiresAt", ASCENDING),), "expires_ttl", {"expireAfterSeconds": 0}),
 )
 
 

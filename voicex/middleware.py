@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+import orjson
 from aiohttp import web
 
 from voicex.errors import ApiError
@@ -42,8 +43,25 @@ def _route_label(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+def _message_from_body(exc: web.HTTPException) -> str | None:
+    """aiohttp-pydantic raises 400s whose JSON body says what was wrong; keep that message."""
+    if exc.content_type != "application/json" or not exc.text:
+        return None
+    try:
+        body = orjson.loads(exc.text)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        message = str(body["error"])
+        return "malformed JSON body" if message == "Malformed JSON" else message
+    if isinstance(body, list) and body and isinstance(body[0], dict) and "msg" in body[0]:
+        where = body[0].get("in", "request")
+        return "request body must be a JSON object" if where == "body" else f"{where}: {body[0]['msg']}"
+    return None
+
+
 def _http_error(exc: web.HTTPException) -> ApiError:
-    message = _AIOHTTP_MESSAGES.get(exc.status) or (exc.reason or "error").lower()
+    message = _AIOHTTP_MESSAGES.get(exc.status) or _message_from_body(exc) or (exc.reason or "error").lower()
     error = ApiError(exc.status, message)
     for name in ("Allow", "Retry-After", "Location"):
         if name in exc.headers:

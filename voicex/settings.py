@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     max_body_bytes: int = Field(1_048_576, ge=1024, le=64 * 1_048_576)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    rate_limit_per_minute: int = Field(600, ge=1, le=1_000_000)
+    rate_limit_ip_per_minute: int = Field(1200, ge=1, le=1_000_000)
+    signin_attempts_per_15min: int = Field(10, ge=1, le=10_000)
     embedded_db_start_timeout_sec: float = Field(30.0, gt=0, le=300)
 
     deepgram_api_key: str | None = Field(None, validation_alias=AliasChoices("DEEPGRAM_API_KEY"))

@@ -1,0 +1,108 @@
+"""Request validation and the OpenAPI 3.1 document, both from the same pydantic models (aiohttp-pydantic).
+
+Handlers are plain functions decorated with :data:`endpoint`: a pydantic-model argument is the JSON body,
+positional-only arguments are path parameters, other arguments are query parameters. Return annotations
+(``r200[Model] | r404[ErrorOut]``) and the docstring's ``Tags:``/``Security:``/``Status Codes:`` blocks feed
+the document served at ``/api/openapi.json``; Swagger UI is at ``/api/docs``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from aiohttp_pydantic.decorator import inject_params
+from aiohttp_pydantic.oas import pydantic_schema_to_oas
+from aiohttp_pydantic.oas.view import generate_oas
+from pydantic import BaseModel, ValidationError
+
+from voicex import __version__
+from voicex.http import dumps, json_response
+
+# aiohttp-pydantic 2.6 labels its output 3.0.0 and rewrites pydantic's schemas to 3.0 (dropping nullable
+# string limits, emitting 3.0-invalid exclusive bounds). pydantic v2 already produces JSON Schema that is
+# valid OpenAPI 3.1, so keep it as it is and label the document 3.1.0.
+pydantic_schema_to_oas.add_or_replace_translater("3.0.0", pydantic_schema_to_oas.pydantic_schema_to_oas_3_1)
+
+SECURITY_SCHEMES = {
+    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+    "apiKeyAuth": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+}
+
+
+class ErrorOut(BaseModel):
+    """Every error response: a human-readable message (some add fields, e.g. ``agents`` on a 409)."""
+
+    error: str
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """``"persona.greeting: String should have at most 500 characters"``: the field, then the problem."""
+    first = exc.errors(include_url=False)[0]
+    location = ".".join(str(part) for part in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{location}: {message}" if location else message
+
+
+async def _on_validation_error(exc: ValidationError, context: str) -> web.StreamResponse:
+    return json_response({"error": describe_validation_error(exc)}, status=400)
+
+
+endpoint = inject_params(on_validation_error=_on_validation_error).and_request
+"""Decorator for API handlers: ``async def handler(request, <params>) -> r200[Out] | r400[ErrorOut]``."""
+
+
+_SPEC_KEY = web.AppKey("openapi_spec", dict)
+
+
+def install(app: web.Application) -> None:
+    """Serve the document and Swagger UI; the document is built on first request, once routes are final."""
+    app[_SPEC_KEY] = {}
+    app.add_routes(routes)
+
+
+def build_spec(app: web.Application) -> dict[str, Any]:
+    spec = generate_oas([app], version_spec=__version__, title_spec="Voicex API", security=SECURITY_SCHEMES)
+    spec["openapi"] = "3.1.0"
+    spec["info"]["description"] = (
+        "Manage organizations, agents, providers, API keys, calls and usage. Dashboard endpoints accept a"
+        " session token (`Authorization: Bearer`) or an API key (`x-api-key`). Errors are"
+        ' `{"error": "..."}`.'
+    )
+    for path_item in spec.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict):
+                continue
+            # "Security: bearerAuth, apiKeyAuth" means either one, not both at once.
+            for requirement in list(operation.get("security", [])):
+                if len(requirement) > 1:
+                    operation["security"] = [{name: []} for name in requirement]
+            if "requestBody" in operation:
+                operation["requestBody"]["required"] = True
+    return spec
+
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/openapi.json", allow_head=False)
+async def openapi_json(request: web.Request) -> web.Response:
+    cache = request.app[_SPEC_KEY]
+    if "body" not in cache:
+        cache["body"] = dumps(build_spec(request.app))
+    return web.Response(body=cache["body"], content_type="application/json")
+
+
+_SWAGGER_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Voicex API</title>
+<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script>window.ui = SwaggerUIBundle({url: "/api/openapi.json", dom_id: "#swagger-ui"});</script>
+</body></html>
+"""
+
+
+@routes.get("/api/docs", allow_head=False)
+async def docs(request: web.Request) -> web.Response:
+    return web.Response(text=_SWAGGER_PAGE, content_type="text/html")

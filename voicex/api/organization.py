@@ -1,0 +1,113 @@
+"""The caller's organization and plan, and the public plans list."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from aiohttp import web
+from aiohttp_pydantic.oas.typing import r200, r400, r401, r403
+from pydantic import BaseModel, ConfigDict, Field
+
+from voicex.api.openapi import ErrorOut, endpoint
+from voicex.api.schemas import OrganizationOut, PlanOut
+from voicex.auth import auth
+from voicex.context import services
+from voicex.crypto import SecretBox
+from voicex.errors import bad_request
+from voicex.http import json_response
+from voicex.public import public_org, public_plan
+
+routes = web.RouteTableDef()
+
+
+class TwilioCredentialsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    accountSid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
+    authToken: str = Field(min_length=16, max_length=128)
+
+
+class OrganizationPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=1, max_length=120)
+    twilio: TwilioCredentialsIn | None = Field(None, description="write-only; read back as authTokenSet")
+
+
+class PlansOut(BaseModel):
+    items: list[PlanOut]
+
+
+@routes.get("/api/plans", allow_head=False)
+@endpoint
+async def list_public_plans(request: web.Request) -> r200[PlansOut]:
+    """The plans anyone may sign up for (public, not custom), without their model lists.
+
+    Tags: plans
+    Status Codes:
+        200: The public plans, cheapest first
+    """
+    catalog = services(request).catalog
+    plans = sorted((p for p in catalog.plans.values() if p.public and not p.custom), key=lambda p: p.tier)
+    return json_response({"items": [public_plan(plan, catalog, include_models=False) for plan in plans]})
+
+
+@routes.get("/api/dashboard/plan", allow_head=False)
+@endpoint
+async def get_plan(request: web.Request) -> r200[PlanOut] | r401[ErrorOut] | r403[ErrorOut]:
+    """The organization's plan in full, with the models it may use and its features.
+
+    Tags: organization
+    Security: bearerAuth, apiKeyAuth
+    Status Codes:
+        200: The plan
+    """
+    context = auth(request)
+    assert context.plan is not None
+    return json_response(public_plan(context.plan, services(request).catalog, include_models=True))
+
+
+@routes.get("/api/dashboard/organization", allow_head=False)
+@endpoint
+async def get_organization(request: web.Request) -> r200[OrganizationOut] | r401[ErrorOut] | r403[ErrorOut]:
+    """The caller's organization: plan, limits, status and whether Twilio credentials are stored.
+
+    Tags: organization
+    Security: bearerAuth, apiKeyAuth
+    Status Codes:
+        200: The organization
+    """
+    context = auth(request)
+    assert context.org is not None
+    return json_response(public_org(context.org, services(request).catalog))
+
+
+@routes.patch("/api/dashboard/organization")
+@endpoint
+async def patch_organization(
+    request: web.Request, body: OrganizationPatch
+) -> r200[OrganizationOut] | r400[ErrorOut] | r401[ErrorOut] | r403[ErrorOut]:
+    """Rename the organization and/or store its Twilio credentials (encrypted; never returned).
+
+    Tags: organization
+    Security: bearerAuth, apiKeyAuth
+    Status Codes:
+        200: The updated organization
+        400: A field is invalid
+    """
+    context = auth(request)
+    svc = services(request)
+    update: dict[str, Any] = {}
+    if body.name is not None:
+        if not body.name.strip():
+            raise bad_request("name: must not be blank")
+        update["name"] = body.name.strip()
+    if body.twilio is not None:
+        box = SecretBox(svc.settings.encryption_key or "")
+        update["twilio"] = {"accountSid": body.twilio.accountSid, "authToken": box.encrypt(body.twilio.authToken)}
+    if not update:
+        raise bad_request("nothing to update: send name and/or twilio")
+    update["updatedAt"] = dt.datetime.now(dt.UTC)
+    await svc.db.organizations.update_one({"_id": context.org_id}, {"$set": update})
+    org = await svc.db.organizations.find_one({"_id": context.org_id})
+    assert org is not None
+    return json_response(public_org(org, svc.catalog))

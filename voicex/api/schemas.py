@@ -1,0 +1,86 @@
+"""Response shapes shared by several API modules (for the OpenAPI document; handlers build plain dicts)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ObjectIdStr = Field(pattern=r"^[0-9a-f]{24}$", description="24-hex ObjectId")
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class UserOut(Out):
+    id: str = Field(alias="_id")
+    email: str
+    name: str
+    role: Literal["admin", "member", "platform_admin"]
+    orgId: str | None
+    platformAdmin: bool
+    createdAt: str
+
+
+class LimitsOut(Out):
+    maxAgents: int
+    maxConcurrentCalls: int
+    maxCallDurationSec: int
+    maxMonthlyMinutes: int
+
+
+class TwilioOut(Out):
+    accountSid: str | None
+    authTokenSet: bool
+
+
+class OrganizationOut(Out):
+    id: str = Field(alias="_id")
+    name: str
+    status: Literal["pending", "active", "suspended"]
+    planSlug: str
+    planName: str
+    limits: LimitsOut
+    twilio: TwilioOut
+    createdAt: str
+    updatedAt: str | None = None
+
+
+class PricingOut(Out):
+    monthly: float
+    annual: float
+    maxDiscountPercent: float
+
+
+class FeaturesOut(Out):
+    customProviders: bool
+    maxCustomProviders: int
+
+
+class PlanModelsOut(Out):
+    llm: list[str]
+    tts: list[str]
+    stt: list[str]
+
+
+class PlanOut(Out):
+    slug: str
+    name: str
+    description: str
+    pricing: PricingOut
+    limits: LimitsOut
+    features: FeaturesOut
+    public: bool
+    custom: bool
+    models: PlanModelsOut | None = Field(None, description="only on /api/dashboard/plan")
+
+
+class Page(Out):
+    total: int
+    skip: int
+    limit: int
+
+
+class Deleted(Out):
+    deleted: bool

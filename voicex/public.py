@@ -1,0 +1,44 @@
+"""What of each stored document may leave the server. Secrets (password hashes, API key hashes,
+encrypted credentials, Twilio tokens) are dropped here and nowhere else, so no handler can leak them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from voicex.catalog import Catalog, Plan
+from voicex.db import Document
+
+
+def public_user(user: Document) -> dict[str, Any]:
+    return {
+        "_id": user["_id"],
+        "email": user["email"],
+        "name": user.get("name", ""),
+        "role": user.get("role", "member"),
+        "orgId": user.get("orgId"),
+        "platformAdmin": bool(user.get("platformAdmin")),
+        "createdAt": user.get("createdAt"),
+    }
+
+
+def public_plan(plan: Plan, catalog: Catalog, include_models: bool) -> dict[str, Any]:
+    data = plan.model_dump(exclude={"extraModels", "tier"})
+    if include_models:
+        data["models"] = catalog.plan_models(plan)
+    return data
+
+
+def public_org(org: Document, catalog: Catalog) -> dict[str, Any]:
+    plan = catalog.plans.get(org.get("planSlug", "")) or catalog.default_plan
+    twilio = org.get("twilio") or {}
+    return {
+        "_id": org["_id"],
+        "name": org["name"],
+        "status": org.get("status", "pending"),
+        "planSlug": plan.slug,
+        "planName": plan.name,
+        "limits": plan.limits.model_dump(),
+        "twilio": {"accountSid": twilio.get("accountSid"), "authTokenSet": bool(twilio.get("authToken"))},
+        "createdAt": org.get("createdAt"),
+        "updatedAt": org.get("updatedAt"),
+    }
