@@ -7,6 +7,8 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
+from bson import ObjectId
+
 from voicex.auth import api_key_prefix, hash_api_key, new_api_key
 from voicex.context import Services
 
@@ -42,8 +44,6 @@ async def make_tenant(client: Any, services: Services, plan: str = "starter", st
     assert response.status == 201, await response.text()
     body = await response.json()
     org_id = body["organization"]["_id"]
-    from bson import ObjectId
-
     await services.db.organizations.update_one(
         {"_id": ObjectId(org_id)}, {"$set": {"status": status, "planSlug": plan}}
     )
@@ -56,6 +56,6 @@ async def make_tenant(client: Any, services: Services, plan: str = "starter", st
             "keyPrefix": api_key_prefix(raw),
             "createdAt": dt.datetime.now(dt.UTC),
             "lastUsedAt": None,
-        }  # fmt: skip
+        }
     )
     return Tenant(org_id, body["user"]["_id"], body["token"], raw, email, password)
