@@ -42,3 +42,32 @@ def public_org(org: Document, catalog: Catalog) -> dict[str, Any]:
         "createdAt": org.get("createdAt"),
         "updatedAt": org.get("updatedAt"),
     }
+
+
+def public_api_key(key: Document) -> dict[str, Any]:
+    """An API key as the dashboard lists it: never its hash (the raw key is shown once, at creation)."""
+    return {
+        "_id": key["_id"],
+        "name": key.get("name", ""),
+        "keyPrefix": key.get("keyPrefix", ""),
+        "createdAt": key.get("createdAt"),
+        "lastUsedAt": key.get("lastUsedAt"),
+    }
+
+
+_CALL_SUMMARY_FIELDS = ("agentId", "callSid", "from", "to", "direction", "status", "startedAt", "endedAt",
+                        "durationSec", "endReason", "sentiment")  # fmt: skip
+_CALL_DETAIL_FIELDS = ("transcript", "summary", "metrics", "usage")
+
+
+def public_call_summary(call: Document) -> dict[str, Any]:
+    """A call in a list: who, when, how long and how it ended, without the (large) transcript."""
+    return {"_id": call["_id"], **{name: call.get(name) for name in _CALL_SUMMARY_FIELDS}}
+
+
+def public_call(call: Document) -> dict[str, Any]:
+    """A call in full: the summary plus transcript, summary text, metrics and usage (no lease bookkeeping)."""
+    data = public_call_summary(call)
+    data.update({name: call.get(name) for name in _CALL_DETAIL_FIELDS})
+    data["transcript"] = data["transcript"] or []
+    return data

@@ -1,7 +1,135 @@
-"""(being written)"""
+"""The organization's call records, read side: list, count and one call in full.
+
+The telephony layer writes calls; here they are only read, always scoped by ``orgId`` so another
+organization's call is a 404 and never appears in a list.
+"""
 
 from __future__ import annotations
 
+from typing import Annotated, Any, Literal
+
 from aiohttp import web
+from aiohttp_pydantic.oas.typing import r200, r400, r401, r403, r404
+from bson import ObjectId
+from pydantic import Field
+
+from voicex.api.openapi import ErrorOut, endpoint
+from voicex.api.schemas import Out, Page
+from voicex.auth import auth
+from voicex.context import services
+from voicex.errors import not_found
+from voicex.http import json_response
+from voicex.ids import body_id, path_id
+from voicex.public import public_call, public_call_summary
 
 routes = web.RouteTableDef()
+
+CallStatus = Literal["active", "completed", "failed"]
+
+
+class CallSummaryOut(Out):
+    id: str = Field(alias="_id")
+    agentId: str | None
+    callSid: str | None
+    from_: str | None = Field(alias="from")
+    to: str | None
+    direction: str | None = Field(description="e.g. 'inbound'")
+    status: CallStatus
+    startedAt: str | None
+    endedAt: str | None = Field(description="null while the call is active")
+    durationSec: float | None
+    endReason: str | None
+    sentiment: str | None
+
+
+class TranscriptEntryOut(Out):
+    role: str = Field(description="'user' or 'assistant'")
+    text: str
+    at: str | None = None
+
+
+class CallOut(CallSummaryOut):
+    transcript: list[TranscriptEntryOut]
+    summary: str | None
+    metrics: dict[str, Any] | None = Field(description="per-turn latencies and counters")
+    usage: dict[str, Any] | None = Field(description="tokens, ttsChars and minutes the call used")
+
+
+class CallsPage(Page):
+    items: list[CallSummaryOut]
+
+
+class CountOut(Out):
+    count: int
+
+
+def _query(org_id: ObjectId, agent_id: str | None, status: str | None) -> dict[str, Any]:
+    query: dict[str, Any] = {"orgId": org_id}
+    if agent_id is not None:
+        query["agentId"] = body_id(agent_id, "agentId")
+    if status is not None:
+        query["status"] = status
+    return query
+
+
+# Registered before /calls/{id} so "count" is never taken for an id.
+@routes.get("/api/dashboard/calls/count", allow_head=False)
+@endpoint
+async def count_calls(
+    request: web.Request, agentId: str | None = None, status: CallStatus | None = None
+) -> r200[CountOut] | r400[ErrorOut] | r401[ErrorOut] | r403[ErrorOut]:
+    """How many of the organization's calls match the filters (for badges and paging).
+
+    Tags: calls
+    Security: bearerAuth, apiKeyAuth
+    Status Codes:
+        200: The count
+        400: agentId is not an id or status is unknown
+    """
+    query = _query(auth(request).org_id, agentId, status)
+    return json_response({"count": await services(request).db.calls.count_documents(query)})
+
+
+@routes.get("/api/dashboard/calls", allow_head=False)
+@endpoint
+async def list_calls(
+    request: web.Request,
+    agentId: str | None = None,
+    status: CallStatus | None = None,
+    skip: Annotated[int, Field(ge=0)] = 0,
+    limit: Annotated[int, Field(ge=1, le=100)] = 20,
+) -> r200[CallsPage] | r400[ErrorOut] | r401[ErrorOut] | r403[ErrorOut]:
+    """The organization's calls, newest first, without transcripts (fetch one call for those).
+
+    Tags: calls
+    Security: bearerAuth, apiKeyAuth
+    Status Codes:
+        200: A page of calls
+        400: A filter or skip/limit is invalid
+    """
+    query = _query(auth(request).org_id, agentId, status)
+    calls = services(request).db.calls
+    total = await calls.count_documents(query)
+    cursor = calls.find(query).sort([("startedAt", -1), ("_id", -1)]).skip(skip).limit(limit)
+    items = [public_call_summary(call) async for call in cursor]
+    return json_response({"items": items, "total": total, "skip": skip, "limit": limit})
+
+
+@routes.get("/api/dashboard/calls/{id}", allow_head=False)
+@endpoint
+async def get_call(
+    request: web.Request, id: str, /
+) -> r200[CallOut] | r401[ErrorOut] | r403[ErrorOut] | r404[ErrorOut]:
+    """One call in full: transcript, summary, sentiment, per-turn metrics and usage.
+
+    Tags: calls
+    Security: bearerAuth, apiKeyAuth
+    Status Codes:
+        200: The call
+        404: No such call in this organization
+    """
+    call_id = path_id(id, "call")
+    call = await services(request).db.calls.find_one({"_id": call_id, "orgId": auth(request).org_id})
+    if call is None:
+        raise not_found("call")
+    return json_response(public_call(call))

@@ -1,7 +1,107 @@
-"""(being written)"""
+"""Usage analytics (per UTC day, from ``usage_daily``) and the dashboard's headline stats (from ``calls``)."""
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Annotated, Any
+
 from aiohttp import web
+from aiohttp_pydantic.oas.typing import r200, r400, r401, r403
+from pydantic import Field
+
+from voicex.api.openapi import ErrorOut, endpoint
+from voicex.api.schemas import Out
+from voicex.auth import auth
+from voicex.context import services
+from voicex.http import json_response
+from voicex.usage import day_key
 
 routes = web.RouteTableDef()
+
+# Calls that have ended; an active call has no final duration yet.
+FINISHED_STATUSES = ("completed", "failed")
+
+
+class UsageDayOut(Out):
+    date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="UTC day")
+    calls: int
+    minutes: float
+    tokens: int
+    ttsChars: int
+
+
+class UsageOut(Out):
+    items: list[UsageDayOut] = Field(description="one per UTC day, oldest first, ending today; zero when idle")
+    days: int
+
+
+class StatsOut(Out):
+    totalCalls: int
+    activeAgents: int
+    totalMinutes: float = Field(description="minutes of finished calls, 2 decimals")
+    averageDurationSec: float = Field(description="mean duration of finished calls; 0 when none")
+
+
+def _day_record(date: str, doc: dict[str, Any] | None) -> dict[str, Any]:
+    doc = doc or {}
+    return {
+        "date": date,
+        "calls": int(doc.get("calls") or 0),
+        "minutes": round(float(doc.get("minutes") or 0), 2),
+        "tokens": int(doc.get("tokens") or 0),
+        "ttsChars": int(doc.get("ttsChars") or 0),
+    }
+
+
+@routes.get("/api/dashboard/analytics/usage", allow_head=False)
+@endpoint
+async def usage_analytics(
+    request: web.Request, days: Annotated[int, Field(ge=1, le=365)] = 30
+) -> r200[UsageOut] | r400[ErrorOut] | r401[ErrorOut] | r403[ErrorOut]:
+    """Calls, minutes, LLM tokens and TTS characters per UTC day for the last ``days`` days (today included).
+
+    Tags: analytics
+    Security: bearerAuth, apiKeyAuth
+    Status Codes:
+        200: One record per day, oldest first
+        400: days is not between 1 and 365
+    """
+    org_id = auth(request).org_id
+    today = dt.datetime.now(dt.UTC)
+    dates = [day_key(today - dt.timedelta(days=back)) for back in range(days - 1, -1, -1)]
+    cursor = services(request).db.usage_daily.find({"orgId": org_id, "date": {"$gte": dates[0], "$lte": dates[-1]}})
+    by_date = {doc["date"]: doc async for doc in cursor}
+    return json_response({"items": [_day_record(date, by_date.get(date)) for date in dates], "days": days})
+
+
+@routes.get("/api/dashboard/stats", allow_head=False)
+@endpoint
+async def stats(request: web.Request) -> r200[StatsOut] | r401[ErrorOut] | r403[ErrorOut]:
+    """Headline numbers for the dashboard: calls, active agents, minutes talked and average call length.
+
+    Tags: analytics
+    Security: bearerAuth, apiKeyAuth
+    Status Codes:
+        200: The organization's stats
+    """
+    org_id = auth(request).org_id
+    db = services(request).db
+    cursor = await db.calls.aggregate(
+        [
+            {"$match": {"orgId": org_id}},
+            {"$group": {"_id": {"$in": ["$status", list(FINISHED_STATUSES)]}, "count": {"$sum": 1},
+                        "seconds": {"$sum": "$durationSec"}, "average": {"$avg": "$durationSec"}}},
+        ]
+    )  # fmt: skip
+    groups = {row["_id"]: row async for row in cursor}
+    finished = groups.get(True, {})
+    agents = await db.agents.aggregate([{"$match": {"orgId": org_id, "active": True}}, {"$count": "n"}])
+    active_agents = await agents.to_list()
+    return json_response(
+        {
+            "totalCalls": sum(int(row["count"]) for row in groups.values()),
+            "activeAgents": active_agents[0]["n"] if active_agents else 0,
+            "totalMinutes": round(float(finished.get("seconds") or 0) / 60, 2),
+            "averageDurationSec": round(float(finished.get("average") or 0), 2),
+        }
+    )
