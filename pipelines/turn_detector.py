@@ -1,0 +1,258 @@
+"""Who has the turn: a pure state machine fed one 20 ms VAD decision at a time, with an injected clock.
+
+No asyncio, no sleeps, no wall clock: every method takes ``now_ms`` and returns the events it caused, so a
+test can script any sequence of speech and silence and expect exact transitions.
+
+States
+    LISTENING        the agent is silent and so is the caller (or the caller has not spoken long enough yet)
+    CALLER_SPEAKING  confirmed caller speech
+    CALLER_PAUSED    the caller stopped; the turn ends after ``endpointing_ms`` of silence unless they resume
+    AGENT_SPEAKING   the agent's audio is playing; caller speech may barge in per the sensitivity rule
+
+Events: SpeechStarted, EndOfTurn, BargeIn, FalseInterruption, SilenceTimeout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from pipelines.turn_settings import TurnSettings, meaningful_words
+
+FRAME_MS = 20
+
+
+class TurnState(Enum):
+    LISTENING = "listening"
+    CALLER_SPEAKING = "caller_speaking"
+    CALLER_PAUSED = "caller_paused"
+    AGENT_SPEAKING = "agent_speaking"
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    at_ms: int
+    onset_ms: int
+
+
+@dataclass(frozen=True)
+class EndOfTurn:
+    at_ms: int
+    speech_end_ms: int
+    after_barge_in: bool
+
+
+@dataclass(frozen=True)
+class BargeIn:
+    at_ms: int
+    onset_ms: int
+
+
+@dataclass(frozen=True)
+class FalseInterruption:
+    """A barge-in stopped the agent but no words followed: the agent should resume."""
+
+    at_ms: int
+
+
+@dataclass(frozen=True)
+class SilenceTimeout:
+    at_ms: int
+    count: int  # consecutive timeouts without caller speech
+
+
+Event = SpeechStarted | EndOfTurn | BargeIn | FalseInterruption | SilenceTimeout
+
+
+class _Candidate:
+    """Accumulates speech that may become a turn or a barge-in; short gaps (VAD flicker) are tolerated."""
+
+    __slots__ = ("gap_ms", "onset_ms", "speech_ms", "words")
+
+    def __init__(self) -> None:
+        self.onset_ms: int | None = None
+        self.speech_ms = 0
+        self.gap_ms = 0
+        self.words = 0
+
+    def reset(self) -> None:
+        self.onset_ms, self.speech_ms, self.gap_ms, self.words = None, 0, 0, 0
+
+    def speech(self, now_ms: int) -> None:
+        if self.onset_ms is None:
+            self.onset_ms = now_ms
+        self.speech_ms += FRAME_MS
+        self.gap_ms = 0
+
+    def silence(self, max_gap_ms: int) -> None:
+        if self.onset_ms is not None:
+            self.gap_ms += FRAME_MS
+            if self.gap_ms > max_gap_ms:
+                self.reset()
+
+
+class TurnDetector:
+    def __init__(self, settings: TurnSettings, now_ms: int = 0, *, wait_for_caller: bool = True) -> None:
+        """``wait_for_caller`` arms the silence timer at once (callee_first); otherwise the agent speaks first."""
+        self.settings = settings
+        self.state = TurnState.LISTENING
+        self._candidate = _Candidate()
+        self._last_speech_end_ms = now_ms
+        self._turn_after_barge_in = False
+        self._silence_since: int | None = now_ms if wait_for_caller else None
+        self._silence_count = 0
+        self._fi_deadline: int | None = None  # false-interruption check after a barge-in
+        self._fi_words = 0
+        self._deferred_eot: EndOfTurn | None = None
+
+    # --- inputs -------------------------------------------------------------------------------------
+
+    def on_frame(self, now_ms: int, is_speech: bool) -> list[Event]:
+        """One 20 ms frame starting at ``now_ms``; ``is_speech`` is the VAD's decision for it."""
+        events: list[Event] = []
+        end_ms = now_ms + FRAME_MS
+        state = self.state
+        if state is TurnState.CALLER_SPEAKING:
+            if is_speech:
+                self._last_speech_end_ms = end_ms
+            else:
+                self.state = TurnState.CALLER_PAUSED
+                self._candidate.reset()
+        elif state is TurnState.CALLER_PAUSED:
+            self._paused_frame(now_ms, end_ms, is_speech, events)
+        elif state is TurnState.AGENT_SPEAKING:
+            self._agent_speaking_frame(now_ms, end_ms, is_speech, events)
+        else:
+            self._listening_frame(now_ms, end_ms, is_speech, events)
+        self._timers(end_ms, events)
+        return events
+
+    def on_transcript(self, text: str, is_final: bool, now_ms: int) -> list[Event]:
+        """STT output: words decide ``low`` barge-ins and tell real interruptions from noise."""
+        words = meaningful_words(text, self.settings.backchannels)
+        if self._candidate.onset_ms is not None:
+            self._candidate.words = max(self._candidate.words, words)
+        events: list[Event] = []
+        if self._fi_deadline is not None and text.strip():
+            self._fi_words += len(text.split())
+            self._fi_deadline = None
+            if self._deferred_eot is not None:
+                events.append(self._deferred_eot)
+                self._deferred_eot = None
+        if self.state is TurnState.AGENT_SPEAKING:
+            self._maybe_barge_in(now_ms, events)
+        return events
+
+    def tick(self, now_ms: int) -> list[Event]:
+        """Run the timers without a frame (the transport may go quiet)."""
+        events: list[Event] = []
+        self._timers(now_ms, events)
+        return events
+
+    def agent_started(self, now_ms: int) -> None:
+        """The agent's audio started playing (or resumed)."""
+        self.state = TurnState.AGENT_SPEAKING
+        self._candidate.reset()
+        self._silence_since = None
+        self._deferred_eot = None
+        self._fi_deadline = None
+
+    def agent_finished(self, now_ms: int) -> None:
+        """The agent's audio finished playing: the caller's silence now counts toward the timeout."""
+        if self.state is TurnState.AGENT_SPEAKING:
+            self.state = TurnState.LISTENING
+        self._silence_since = now_ms
+
+    def rearm_silence_timer(self, now_ms: int) -> None:
+        """A caller turn produced no reply (e.g. nothing was transcribed): wait for the caller again."""
+        if self.state is TurnState.LISTENING:
+            self._silence_since = now_ms
+
+    # --- per-state frame handling --------------------------------------------------------------------
+
+    def _listening_frame(self, now_ms: int, end_ms: int, is_speech: bool, events: list[Event]) -> None:
+        candidate = self._candidate
+        if not is_speech:
+            candidate.silence(self.settings.speech_gap_ms)
+            return
+        candidate.speech(now_ms)
+        if candidate.speech_ms >= self.settings.speech_start_ms:
+            onset = candidate.onset_ms if candidate.onset_ms is not None else now_ms
+            self._start_caller_turn(end_ms, after_barge_in=False)
+            events.append(SpeechStarted(at_ms=end_ms, onset_ms=onset))
+
+    def _paused_frame(self, now_ms: int, end_ms: int, is_speech: bool, events: list[Event]) -> None:
+        candidate = self._candidate
+        if is_speech:
+            candidate.speech(now_ms)
+            if candidate.speech_ms >= self.settings.speech_start_ms:  # the caller resumed after a hesitation
+                self.state = TurnState.CALLER_SPEAKING
+                self._last_speech_end_ms = end_ms
+                candidate.reset()
+                return
+        else:
+            candidate.silence(self.settings.speech_gap_ms)
+        # Speech that may be the caller resuming holds the turn open until it is confirmed or dismissed;
+        # a dismissed blip does not restart the count, which still runs from the last confirmed speech.
+        if candidate.onset_ms is None and end_ms - self._last_speech_end_ms >= self.settings.endpointing_ms:
+            self._end_turn(end_ms, events)
+
+    def _agent_speaking_frame(self, now_ms: int, end_ms: int, is_speech: bool, events: list[Event]) -> None:
+        if is_speech:
+            self._candidate.speech(now_ms)
+            self._maybe_barge_in(end_ms, events)
+        else:
+            self._candidate.silence(self.settings.speech_gap_ms)
+
+    # --- transitions ---------------------------------------------------------------------------------
+
+    def _maybe_barge_in(self, now_ms: int, events: list[Event]) -> None:
+        candidate, rule = self._candidate, self.settings.barge_in
+        if candidate.onset_ms is None or candidate.speech_ms < rule.min_speech_ms:
+            return
+        if candidate.words < rule.min_words:
+            return
+        onset = candidate.onset_ms
+        words = candidate.words
+        self._start_caller_turn(now_ms, after_barge_in=True)
+        events.append(BargeIn(at_ms=now_ms, onset_ms=onset))
+        if words == 0:  # words will tell whether this was a real interruption
+            self._fi_deadline = now_ms + self.settings.false_interruption_timeout_ms
+            self._fi_words = 0
+
+    def _start_caller_turn(self, end_ms: int, *, after_barge_in: bool) -> None:
+        self.state = TurnState.CALLER_SPEAKING
+        self._last_speech_end_ms = end_ms
+        self._turn_after_barge_in = after_barge_in
+        self._candidate.reset()
+        self._silence_since = None
+        self._silence_count = 0
+
+    def _end_turn(self, now_ms: int, events: list[Event]) -> None:
+        self.state = TurnState.LISTENING
+        self._candidate.reset()
+        event = EndOfTurn(
+            at_ms=now_ms, speech_end_ms=self._last_speech_end_ms, after_barge_in=self._turn_after_barge_in
+        )
+        if self._fi_deadline is not None:  # no words yet after a barge-in: wait for them or the deadline
+            self._deferred_eot = event
+        else:
+            events.append(event)
+
+    def _timers(self, now_ms: int, events: list[Event]) -> None:
+        if self._fi_deadline is not None and now_ms >= self._fi_deadline:
+            self._fi_deadline = None
+            self._deferred_eot = None
+            if self.state in (TurnState.CALLER_SPEAKING, TurnState.CALLER_PAUSED):
+                self.state = TurnState.LISTENING
+            self._candidate.reset()
+            events.append(FalseInterruption(at_ms=now_ms))
+        if (
+            self._silence_since is not None
+            and self.state is TurnState.LISTENING
+            and self._candidate.onset_ms is None
+            and now_ms - self._silence_since >= self.settings.silence_timeout_ms
+        ):
+            self._silence_count += 1
+            self._silence_since = now_ms
+            events.append(SilenceTimeout(at_ms=now_ms, count=self._silence_count))

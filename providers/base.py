@@ -1,0 +1,143 @@
+"""The three small interfaces the conversation engine talks to: streaming STT, streaming LLM, streaming TTS.
+
+Every adapter (Deepgram, OpenAI, Groq, Ollama, ElevenLabs, Edge, the embedded offline stack, the scripted
+test providers) implements one of these and nothing more, so the engine never knows which vendor it uses.
+Audio crosses these interfaces as raw bytes in a declared :class:`AudioFormat`; the engine converts.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+Encoding = Literal["pcm16", "mulaw"]
+
+
+@dataclass(frozen=True)
+class AudioFormat:
+    """Mono audio: 16-bit little-endian PCM or 8-bit μ-law, at ``sample_rate`` Hz."""
+
+    encoding: Encoding
+    sample_rate: int
+
+    @property
+    def bytes_per_second(self) -> int:
+        return self.sample_rate * (2 if self.encoding == "pcm16" else 1)
+
+
+TELEPHONY_FORMAT = AudioFormat("mulaw", 8000)
+
+
+class ProviderError(Exception):
+    """A provider failed. ``retryable`` says whether a fallback provider may take over the same work."""
+
+    def __init__(self, provider: str, message: str, *, retryable: bool = True, status: int | None = None) -> None:
+        super().__init__(f"{provider}: {message}")
+        self.provider = provider
+        self.message = message
+        self.retryable = retryable
+        self.status = status
+
+
+# --- speech to text ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """A transcript of the caller's current utterance: interim (may change) or final (settled)."""
+
+    text: str
+    is_final: bool
+    confidence: float | None = None
+
+
+class STTSession(ABC):
+    """One streaming recognition session for one call."""
+
+    @abstractmethod
+    async def send_audio(self, chunk: bytes) -> None:
+        """Push caller audio in the provider's ``input_format``; never blocks for long."""
+
+    @abstractmethod
+    async def finalize(self) -> None:
+        """The caller's turn ended: emit a final transcript for what was said as soon as possible."""
+
+    @abstractmethod
+    def transcripts(self) -> AsyncIterator[Transcript]:
+        """Interim and final transcripts as they arrive; ends when the session is closed."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release the connection; idempotent."""
+
+
+class STTProvider(ABC):
+    name: str = "stt"
+    input_format: AudioFormat = AudioFormat("pcm16", 16000)
+
+    @abstractmethod
+    async def open_session(self, *, language: str = "en") -> STTSession:
+        """Start a recognition session (for example, open the vendor's WebSocket)."""
+
+
+# --- language model ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass
+class LLMChunk:
+    """A piece of the streamed reply; the last chunk of a stream may carry only ``usage``."""
+
+    text: str = ""
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True)
+class LLMOptions:
+    temperature: float = 0.7
+    max_tokens: int = 256
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class LLMProvider(ABC):
+    name: str = "llm"
+
+    @abstractmethod
+    def stream_chat(self, messages: list[ChatMessage], options: LLMOptions) -> AsyncIterator[LLMChunk]:
+        """Stream the reply to ``messages``; cancelling the iteration must stop generation."""
+
+
+# --- text to speech ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TTSOptions:
+    voice: str | None = None
+    speed: float = 1.0
+    language: str = "en"
+
+
+class TTSProvider(ABC):
+    name: str = "tts"
+    output_format: AudioFormat = AudioFormat("pcm16", 16000)
+
+    @abstractmethod
+    def synthesize(self, text: str, options: TTSOptions) -> AsyncIterator[bytes]:
+        """Stream audio for ``text`` in ``output_format`` as soon as it is produced."""

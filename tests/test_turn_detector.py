@@ -1,0 +1,215 @@
+"""The turn detector, driven by scripted 20 ms frames with exact expected events and times."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.turn_detector import (
+    FRAME_MS,
+    BargeIn,
+    EndOfTurn,
+    Event,
+    FalseInterruption,
+    SilenceTimeout,
+    SpeechStarted,
+    TurnDetector,
+    TurnState,
+)
+from pipelines.turn_settings import TurnSettings, meaningful_words
+
+RULES = {"high": {"minSpeechMs": 150, "minWords": 0}, "medium": {"minSpeechMs": 300, "minWords": 0},
+         "low": {"minSpeechMs": 600, "minWords": 2}}  # fmt: skip
+BACKCHANNELS = ["uh-huh", "uh huh", "mm-hmm", "yeah", "okay", "ok", "right", "got it", "yes"]
+DEFAULTS = {"endpointingMs": 500, "silenceTimeoutMs": 8000, "interruptionSensitivity": "medium",
+            "speechStartMs": 60, "speechGapToleranceMs": 80, "falseInterruptionTimeoutMs": 1000}  # fmt: skip
+
+
+def settings(**overrides: object) -> TurnSettings:
+    return TurnSettings.resolve(DEFAULTS, RULES, BACKCHANNELS, overrides)
+
+
+class Script:
+    """Feeds segments of speech/silence frame by frame and records (event, time) pairs."""
+
+    def __init__(self, detector: TurnDetector, start_ms: int = 0) -> None:
+        self.detector = detector
+        self.now = start_ms
+        self.events: list[Event] = []
+
+    def feed(self, ms: int, speech: bool) -> list[Event]:
+        produced: list[Event] = []
+        for _ in range(ms // FRAME_MS):
+            produced += self.detector.on_frame(self.now, speech)
+            self.now += FRAME_MS
+        self.events += produced
+        return produced
+
+    def speech(self, ms: int) -> list[Event]:
+        return self.feed(ms, True)
+
+    def silence(self, ms: int) -> list[Event]:
+        return self.feed(ms, False)
+
+
+def test_speech_start_needs_the_confirmation_window() -> None:
+    script = Script(TurnDetector(settings()))
+    assert script.speech(40) == []
+    assert script.speech(20) == [SpeechStarted(at_ms=60, onset_ms=0)]
+    assert script.detector.state is TurnState.CALLER_SPEAKING
+
+
+def test_a_short_blip_is_not_speech() -> None:
+    script = Script(TurnDetector(settings()))
+    script.speech(40)
+    script.silence(200)  # gap longer than the tolerance resets the candidate
+    assert script.speech(40) == []
+    assert script.detector.state is TurnState.LISTENING
+
+
+def test_end_of_turn_exactly_endpointing_after_speech_ends() -> None:
+    script = Script(TurnDetector(settings(endpointingMs=500)))
+    script.speech(1000)
+    assert script.silence(480) == []
+    assert script.silence(20) == [EndOfTurn(at_ms=1500, speech_end_ms=1000, after_barge_in=False)]
+    assert script.detector.state is TurnState.LISTENING
+
+
+@pytest.mark.parametrize("pause_ms", [300, 480])
+def test_hesitation_pauses_shorter_than_endpointing_never_end_the_turn(pause_ms: int) -> None:
+    script = Script(TurnDetector(settings(endpointingMs=500)))
+    script.speech(800)
+    assert script.silence(pause_ms) == []
+    assert script.speech(600) == []
+    assert script.detector.state is TurnState.CALLER_SPEAKING
+    events = script.silence(500)
+    assert events == [
+        EndOfTurn(at_ms=800 + pause_ms + 600 + 500, speech_end_ms=800 + pause_ms + 600, after_barge_in=False)
+    ]
+
+
+def test_a_noise_blip_during_a_pause_does_not_restart_endpointing() -> None:
+    script = Script(TurnDetector(settings(endpointingMs=500)))
+    script.speech(600)
+    script.silence(200)
+    script.speech(20)  # one noisy frame: shorter than the confirmation window
+    events = script.silence(280)
+    assert events == [EndOfTurn(at_ms=1100, speech_end_ms=600, after_barge_in=False)]
+
+
+@pytest.mark.parametrize(("sensitivity", "needed_ms"), [("high", 150), ("medium", 300)])
+def test_barge_in_after_the_sensitivity_speech_time(sensitivity: str, needed_ms: int) -> None:
+    detector = TurnDetector(settings(interruptionSensitivity=sensitivity), wait_for_caller=False)
+    detector.agent_started(0)
+    script = Script(detector)
+    script.silence(1000)
+    frames = -(-needed_ms // FRAME_MS)  # the first whole frame that reaches the rule
+    assert script.speech((frames - 1) * FRAME_MS) == []
+    assert script.speech(FRAME_MS) == [BargeIn(at_ms=1000 + frames * FRAME_MS, onset_ms=1000)]
+    assert detector.state is TurnState.CALLER_SPEAKING
+
+
+def test_medium_ignores_a_short_backchannel_burst() -> None:
+    detector = TurnDetector(settings(interruptionSensitivity="medium"), wait_for_caller=False)
+    detector.agent_started(0)
+    script = Script(detector)
+    script.speech(240)  # "mm-hmm": under 300 ms
+    script.silence(200)
+    script.speech(240)
+    assert not any(isinstance(event, BargeIn) for event in script.events)
+    assert detector.state is TurnState.AGENT_SPEAKING
+
+
+def test_low_needs_two_real_words_not_just_long_speech() -> None:
+    detector = TurnDetector(settings(interruptionSensitivity="low"), wait_for_caller=False)
+    detector.agent_started(0)
+    script = Script(detector)
+    script.speech(800)
+    assert detector.on_transcript("uh-huh yeah okay", False, script.now) == []
+    script.speech(400)
+    assert not any(isinstance(event, BargeIn) for event in script.events)
+    assert detector.on_transcript("uh-huh yeah wait stop", False, script.now) == [BargeIn(at_ms=1200, onset_ms=0)]
+
+
+def test_low_words_before_enough_speech_barge_in_when_the_time_is_reached() -> None:
+    detector = TurnDetector(settings(interruptionSensitivity="low"), wait_for_caller=False)
+    detector.agent_started(0)
+    script = Script(detector)
+    script.speech(300)
+    assert detector.on_transcript("hold on", False, script.now) == []
+    assert script.speech(280) == []
+    assert script.speech(20) == [BargeIn(at_ms=600, onset_ms=0)]
+
+
+def test_false_interruption_when_no_words_follow_a_barge_in() -> None:
+    detector = TurnDetector(settings(interruptionSensitivity="high"), wait_for_caller=False)
+    detector.agent_started(0)
+    script = Script(detector)
+    script.speech(160)  # a cough
+    assert script.events == [BargeIn(at_ms=160, onset_ms=0)]
+    script.silence(980)
+    assert script.events[1:] == []  # end of turn held back: no words yet
+    assert script.silence(20) == [FalseInterruption(at_ms=1160)]
+    assert detector.state is TurnState.LISTENING
+
+
+def test_words_after_a_barge_in_release_the_held_end_of_turn() -> None:
+    detector = TurnDetector(settings(interruptionSensitivity="medium"), wait_for_caller=False)
+    detector.agent_started(0)
+    script = Script(detector)
+    script.speech(400)
+    script.silence(500)
+    assert script.events == [BargeIn(at_ms=300, onset_ms=0)]
+    assert detector.on_transcript("wait", False, script.now) == [
+        EndOfTurn(at_ms=900, speech_end_ms=400, after_barge_in=True)
+    ]
+    script.silence(2000)
+    assert not any(isinstance(event, FalseInterruption) for event in script.events)
+
+
+def test_silence_timeouts_count_up_and_reset_when_the_caller_speaks() -> None:
+    detector = TurnDetector(settings(silenceTimeoutMs=3000), wait_for_caller=False)
+    detector.agent_started(0)
+    detector.agent_finished(1000)
+    script = Script(detector, start_ms=1000)
+    assert script.silence(2980) == []
+    assert script.silence(20) == [SilenceTimeout(at_ms=4000, count=1)]
+    assert script.silence(3000) == [SilenceTimeout(at_ms=7000, count=2)]
+    script.speech(100)
+    script.silence(500)
+    detector.agent_started(script.now)
+    detector.agent_finished(script.now)
+    start = script.now
+    assert script.silence(3000) == [SilenceTimeout(at_ms=start + 3000, count=1)]
+
+
+def test_callee_first_arms_the_silence_timer_at_start() -> None:
+    script = Script(TurnDetector(settings(silenceTimeoutMs=2000), now_ms=0, wait_for_caller=True))
+    assert script.silence(2000) == [SilenceTimeout(at_ms=2000, count=1)]
+
+
+def test_no_silence_timeout_while_the_agent_is_speaking_or_thinking() -> None:
+    detector = TurnDetector(settings(silenceTimeoutMs=2000), wait_for_caller=True)
+    script = Script(detector)
+    script.speech(200)
+    script.silence(600)  # end of turn at 700 ms: the agent is now thinking
+    assert script.silence(5000) == []
+    detector.agent_started(script.now)
+    assert script.silence(5000) == []
+
+
+def test_meaningful_words_skip_backchannels() -> None:
+    backchannels = frozenset(["uh-huh", "uh huh", "yeah", "got it", "okay"])
+    assert meaningful_words("Uh-huh, yeah. Got it!", backchannels) == 0
+    assert meaningful_words("uh huh but wait", backchannels) == 2
+    assert meaningful_words("okay stop talking", backchannels) == 2
+
+
+def test_settings_resolve_agent_overrides_and_the_plan_cap() -> None:
+    resolved = TurnSettings.resolve(
+        {**DEFAULTS, "maxCallDurationSec": 600}, RULES, BACKCHANNELS,
+        {"interruptionSensitivity": "low", "maxCallDurationSec": 3600, "endpointingMs": None},
+        max_call_duration_cap_sec=900,
+    )  # fmt: skip
+    assert resolved.barge_in.min_speech_ms == 600 and resolved.barge_in.min_words == 2
+    assert resolved.max_call_duration_sec == 900
+    assert resolved.endpointing_ms == 500
