@@ -7,6 +7,8 @@ from typing import Any
 
 from voicex.catalog import Catalog, Plan
 from voicex.db import Document
+from voicex.global_providers import credentials_set
+from voicex.settings import Settings
 
 
 def public_user(user: Document) -> dict[str, Any]:
@@ -71,3 +73,22 @@ def public_call(call: Document) -> dict[str, Any]:
     data.update({name: call.get(name) for name in _CALL_DETAIL_FIELDS})
     data["transcript"] = data["transcript"] or []
     return data
+
+
+def public_provider(provider: Document, catalog: Catalog, settings: Settings) -> dict[str, Any]:
+    """A provider without its credentials: only whether they are set (env vars for globals)."""
+    return {
+        "_id": provider["_id"],
+        "category": provider["category"],
+        "providerKey": provider["providerKey"],
+        "name": provider["name"],
+        "source": "global" if provider.get("orgId") is None else "client",
+        "models": [
+            {"modelId": m["modelId"], "label": m.get("label", m["modelId"])} for m in provider.get("models", [])
+        ],
+        "settings": provider.get("settings") or {},
+        "active": bool(provider.get("active", True)),
+        "credentialsSet": credentials_set(provider, catalog, settings),
+        "createdAt": provider.get("createdAt"),
+        "updatedAt": provider.get("updatedAt"),
+    }

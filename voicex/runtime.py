@@ -10,6 +10,7 @@ from voicex.context import Services
 from voicex.db import Database
 from voicex.embedded_db import EmbeddedMongo
 from voicex.errors import VoicexError
+from voicex.global_providers import sync_global_providers
 from voicex.metrics import Metrics
 from voicex.settings import Settings, ensure_secrets
 
@@ -36,6 +37,7 @@ class Runtime:
         try:
             await db.ping(timeout=10.0)
             await db.ensure_indexes()
+            await sync_global_providers(db, catalog, settings)
         except Exception as exc:
             await db.close()
             if embedded is not None:

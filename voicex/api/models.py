@@ -1,7 +1,108 @@
-"""(being written)"""
+"""Model search: every model an organization can pick for a category, across global and its own providers.
+
+Global providers' models are gated by plan (``config/providers.yaml`` names the cheapest plan for each);
+models of the org's own providers are always allowed, since the org pays the vendor itself.
+"""
 
 from __future__ import annotations
 
+from typing import Annotated, Any, Literal
+
 from aiohttp import web
+from aiohttp_pydantic.oas.typing import r200, r400, r401, r403
+from pydantic import Field
+
+from voicex.api.openapi import ErrorOut, endpoint
+from voicex.api.schemas import Out, Page
+from voicex.auth import auth
+from voicex.catalog import Catalog, Category, Plan
+from voicex.context import services
+from voicex.db import Document
+from voicex.http import json_response
 
 routes = web.RouteTableDef()
+
+
+class ModelHitOut(Out):
+    providerId: str
+    providerKey: str
+    providerName: str
+    modelId: str
+    label: str
+    source: Literal["global", "client"]
+    allowed: bool
+    requiredPlan: str | None = Field(description="the cheapest plan that allows the model; null when allowed")
+
+
+class ModelsPage(Page):
+    items: list[ModelHitOut]
+
+
+def model_access(catalog: Catalog, plan: Plan, provider: Document, model_id: str) -> tuple[bool, str | None]:
+    """``(allowed, requiredPlan)`` for one model of a provider the org can see.
+
+    Also what an agent's model choice must pass: an org's own provider allows any of its models; a global
+    one allows what ``catalog.plan_models(plan)`` lists, and otherwise names the catalog's cheapest plan.
+    """
+    if provider.get("orgId") is not None:
+        return True, None
+    ref = f"{provider['providerKey']}/{model_id}"
+    if ref in catalog.plan_models(plan).get(provider["category"], []):
+        return True, None
+    provider_type = catalog.provider_types.get(provider["providerKey"])
+    models = provider_type.models.get(provider["category"], ()) if provider_type else ()
+    return False, next((model.plan for model in models if model.id == model_id), None)
+
+
+def _matches(needle: str, model: dict[str, Any]) -> bool:
+    return not needle or needle in model["modelId"].casefold() or needle in model.get("label", "").casefold()
+
+
+@routes.get("/api/dashboard/models/search", allow_head=False)
+@endpoint
+async def search_models(
+    request: web.Request,
+    category: Category,
+    query: Annotated[str, Field(max_length=200)] = "",
+    skip: Annotated[int, Field(ge=0)] = 0,
+    limit: Annotated[int, Field(ge=1, le=100)] = 10,
+) -> r200[ModelsPage] | r400[ErrorOut] | r401[ErrorOut] | r403[ErrorOut]:
+    """Search models of one category by id or label (case-insensitive substring); allowed ones first.
+
+    Tags: providers
+    Security: bearerAuth, apiKeyAuth
+    Status Codes:
+        200: A page of models, each saying whether the plan allows it and else which plan would
+        400: Missing or unknown category, or a bad skip/limit
+    """
+    svc = services(request)
+    context = auth(request)
+    assert context.plan is not None
+    catalog = svc.catalog
+    needle = query.strip().casefold()
+    providers = svc.db.providers.find(
+        {"orgId": {"$in": [None, context.org_id]}, "category": category, "active": True}
+    ).sort([("orgId", 1), ("name", 1)])
+    hits: list[dict[str, Any]] = []
+    async for provider in providers:
+        for model in provider.get("models", []):
+            if not _matches(needle, model):
+                continue
+            allowed, required = model_access(catalog, context.plan, provider, model["modelId"])
+            hits.append(
+                {
+                    "providerId": provider["_id"],
+                    "providerKey": provider["providerKey"],
+                    "providerName": provider["name"],
+                    "modelId": model["modelId"],
+                    "label": model.get("label") or model["modelId"],
+                    "source": "global" if provider.get("orgId") is None else "client",
+                    "allowed": allowed,
+                    "requiredPlan": required,
+                }
+            )
+    tiers = {slug: plan.tier for slug, plan in catalog.plans.items()}
+    # Stable sort: allowed first, gated ones from the cheapest upgrade up; provider/catalog order within.
+    hits.sort(key=lambda hit: (not hit["allowed"], tiers.get(hit["requiredPlan"], len(tiers))))
+    page = hits[skip : skip + limit]
+    return json_response({"items": page, "total": len(hits), "skip": skip, "limit": limit})

@@ -1,7 +1,396 @@
-"""(being written)"""
+"""Providers: the registry of supported provider types, the global providers, and an org's own ones.
+
+Global providers (``orgId: None``) are visible to every org and read-only for them; an org's own providers
+carry credentials encrypted with SecretBox, which never leave the server (responses say ``credentialsSet``).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Annotated, Any, Literal
+
 from aiohttp import web
+from aiohttp_pydantic.oas.typing import r200, r201, r400, r401, r403, r404, r409
+from bson import ObjectId
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pymongo.errors import DuplicateKeyError
+
+from voicex.api.openapi import ErrorOut, endpoint
+from voicex.api.schemas import Deleted, Out
+from voicex.auth import auth
+from voicex.catalog import Catalog, Category, ProviderType
+from voicex.context import Services, services
+from voicex.crypto import SecretBox
+from voicex.db import Document
+from voicex.errors import bad_request, conflict, forbidden, not_found
+from voicex.http import json_response
+from voicex.ids import path_id
+from voicex.public import public_provider
 
 routes = web.RouteTableDef()
+
+SettingValue = str | int | float | bool | None
+Credential = Annotated[str, Field(max_length=4096)]
+# Where an agent document may point at a provider; deleting a provider it names would break the agent.
+AGENT_PROVIDER_FIELDS = ("llmProviderId", "ttsProviderId", "sttProviderId", "fallbacks.providerId")
+
+
+# --- request and response shapes -----------------------------------------------------------------
+
+
+class ModelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    modelId: str = Field(min_length=1, max_length=200)
+    label: str | None = Field(None, max_length=200, description="defaults to modelId")
+
+
+def _check_name(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip() if value is not None else None
+
+
+class ProviderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    category: Category
+    providerKey: str = Field(min_length=1, max_length=64, description="a providerKey from the registry")
+    name: str = Field(min_length=1, max_length=120, description="unique in the organization")
+    credentials: dict[str, Credential] = Field(default_factory=dict, description="write-only; stored encrypted")
+    models: list[ModelIn] | None = Field(None, min_length=1, max_length=200, description="default: the catalog's")
+    settings: dict[str, SettingValue] = Field(default_factory=dict)
+
+    _name = field_validator("name")(_check_name)
+
+
+class ProviderPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=1, max_length=120)
+    active: bool | None = None
+    credentials: dict[str, Credential] | None = Field(None, description="write-only; replaces the stored ones")
+    models: list[ModelIn] | None = Field(None, min_length=1, max_length=200)
+    settings: dict[str, SettingValue] | None = Field(None, description="merged into the current settings")
+
+    _name = field_validator("name")(_check_name)
+
+
+class ProviderModelOut(Out):
+    modelId: str
+    label: str
+
+
+class ProviderOut(Out):
+    id: str = Field(alias="_id")
+    category: Category
+    providerKey: str
+    name: str
+    source: Literal["global", "client"]
+    models: list[ProviderModelOut]
+    settings: dict[str, SettingValue]
+    active: bool
+    credentialsSet: bool
+    createdAt: str | None
+    updatedAt: str | None
+
+
+class ProvidersOut(Out):
+    items: list[ProviderOut]
+
+
+class FieldOut(Out):
+    key: str
+    label: str
+
+
+class SettingOut(FieldOut):
+    default: SettingValue
+
+
+class RegistryModelOut(ProviderModelOut):
+    requiredPlan: str = Field(description="the cheapest plan that may use the model on a global provider")
+
+
+class ProviderTypeOut(Out):
+    providerKey: str
+    name: str
+    categories: list[Category]
+    credentials: list[FieldOut]
+    settings: list[SettingOut]
+    models: dict[Category, list[RegistryModelOut]]
+
+
+class RegistryOut(Out):
+    items: list[ProviderTypeOut]
+
+
+class AgentRefOut(Out):
+    id: str = Field(alias="_id")
+    name: str
+
+
+class ProviderInUseOut(ErrorOut):
+    agents: list[AgentRefOut]
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def registry_entry(provider_type: ProviderType) -> dict[str, Any]:
+    return {
+        "providerKey": provider_type.key,
+        "name": provider_type.name,
+        "categories": list(provider_type.categories),
+        "credentials": [{"key": c.key, "label": c.label} for c in provider_type.credentials],
+        "settings": [{"key": s.key, "label": s.label, "default": s.default} for s in provider_type.settings],
+        "models": {
+            category: [{"modelId": m.id, "label": m.label, "requiredPlan": m.plan} for m in models]
+            for category, models in provider_type.models.items()
+        },
+    }
+
+
+def _provider_type(catalog: Catalog, key: str, category: str) -> ProviderType:
+    provider_type = catalog.provider_types.get(key)
+    if provider_type is None:
+        raise bad_request(f"providerKey: unknown provider {key!r} (see /api/dashboard/providers/registry)")
+    if category not in provider_type.categories:
+        supported = ", ".join(provider_type.categories)
+        raise bad_request(f"category: {key} does not provide {category!r} (it provides: {supported})")
+    return provider_type
+
+
+def _reject_unknown(field: str, given: dict[str, Any], known: set[str], provider_key: str) -> None:
+    for key in given:
+        if key not in known:
+            expected = ", ".join(sorted(known)) or "none"
+            raise bad_request(f"{field}.{key}: not one of {provider_key}'s {field} (expected: {expected})")
+
+
+def _check_credentials(provider_type: ProviderType, credentials: dict[str, str]) -> None:
+    for field in provider_type.credentials:
+        if not credentials.get(field.key, "").strip():
+            raise bad_request(f"credentials.{field.key}: required")
+    _reject_unknown("credentials", credentials, {c.key for c in provider_type.credentials}, provider_type.key)
+
+
+def _models(models: list[ModelIn]) -> list[dict[str, str]]:
+    seen: set[str] = set()
+    out = []
+    for index, model in enumerate(models):
+        if model.modelId in seen:
+            raise bad_request(f"models.{index}.modelId: duplicate {model.modelId!r}")
+        seen.add(model.modelId)
+        out.append({"modelId": model.modelId, "label": model.label or model.modelId})
+    return out
+
+
+def _encrypt(svc: Services, credentials: dict[str, str]) -> str | None:
+    return SecretBox(svc.settings.encryption_key or "").encrypt(credentials) if credentials else None
+
+
+async def _visible(svc: Services, org_id: ObjectId, id: str) -> Document:
+    """A global provider or one of the org's own; anything else (another org's included) is a 404."""
+    provider = await svc.db.providers.find_one({"_id": path_id(id, "provider"), "orgId": {"$in": [None, org_id]}})
+    if provider is None:
+        raise not_found("provider")
+    return provider
+
+
+async def _own(svc: Services, org_id: ObjectId, id: str) -> Document:
+    provider = await _visible(svc, org_id, id)
+    if provider.get("orgId") is None:
+        raise forbidden("global providers are read-only")
+    return provider
+
+
+async def _name_free(svc: Services, org_id: ObjectId, name: str, except_id: ObjectId | None = None) -> None:
+    query: dict[str, Any] = {"orgId": org_id, "name": name}
+    if except_id is not None:
+        query["_id"] = {"$ne": except_id}
+    if await svc.db.providers.find_one(query, projection={"_id": 1}):
+        raise conflict(f"a provider named {name!r} already exists")
+
+
+# --- handlers --------------------------------------------------------------------------------------
+
+
+@routes.get("/api/dashboard/providers/registry", allow_head=False)
+@endpoint
+async def get_registry(request: web.Request) -> r200[RegistryOut] | r401[ErrorOut] | r403[ErrorOut]:
+    """Every provider type Voicex supports: its categories, credential and setting fields, and models.
+
+    Tags: providers
+    Security: bearerAuth, apiKeyAuth
+    Status Codes:
+        200: The provider types
+    """
+    catalog = services(request).catalog
+    return json_response({"items": [registry_entry(p) for p in catalog.providers_file.providers]})
+
+
+@routes.get("/api/dashboard/providers", allow_head=False)
+@endpoint
+async def list_providers(
+    request: web.Request, client: bool = False, category: Category | None = None
+) -> r200[ProvidersOut] | r400[ErrorOut] | r401[ErrorOut] | r403[ErrorOut]:
+    """The global providers and the organization's own (``client=true``: only its own), globals first.
+
+    Tags: providers
+    Security: bearerAuth, apiKeyAuth
+    Status Codes:
+        200: The providers, without credentials
+        400: Unknown category
+    """
+    svc = services(request)
+    org_id = auth(request).org_id
+    query: dict[str, Any] = {"orgId": org_id} if client else {"orgId": {"$in": [None, org_id]}}
+    if category is not None:
+        query["category"] = category
+    cursor = svc.db.providers.find(query).sort([("orgId", 1), ("category", 1), ("name", 1)])
+    return json_response({"items": [public_provider(p, svc.catalog, svc.settings) async for p in cursor]})
+
+
+@routes.get("/api/dashboard/providers/{id}", allow_head=False)
+@endpoint
+async def get_provider(
+    request: web.Request, id: str, /
+) -> r200[ProviderOut] | r401[ErrorOut] | r403[ErrorOut] | r404[ErrorOut]:
+    """One global provider or one of the organization's own.
+
+    Tags: providers
+    Security: bearerAuth, apiKeyAuth
+    Status Codes:
+        200: The provider, without credentials
+        404: No such provider in this organization
+    """
+    svc = services(request)
+    provider = await _visible(svc, auth(request).org_id, id)
+    return json_response(public_provider(provider, svc.catalog, svc.settings))
+
+
+@routes.post("/api/dashboard/providers")
+@endpoint
+async def create_provider(
+    request: web.Request, body: ProviderIn
+) -> r201[ProviderOut] | r400[ErrorOut] | r401[ErrorOut] | r403[ErrorOut] | r409[ErrorOut]:
+    """Add a provider with the organization's own credentials (plans with custom providers only).
+
+    Tags: providers
+    Security: bearerAuth, apiKeyAuth
+    Status Codes:
+        201: The new provider, without credentials
+        400: Unknown provider type, unsupported category, or a missing credential
+        403: The plan does not allow (more) custom providers
+        409: A provider with this name exists
+    """
+    svc = services(request)
+    context = auth(request)
+    org_id = context.org_id
+    assert context.plan is not None
+    features = context.plan.features
+    if not features.customProviders:
+        raise forbidden("your plan does not allow custom providers")
+    limit_message = f"your plan allows at most {features.maxCustomProviders} custom providers"
+    if await svc.db.providers.count_documents({"orgId": org_id}) >= features.maxCustomProviders:
+        raise forbidden(limit_message)
+    provider_type = _provider_type(svc.catalog, body.providerKey, body.category)
+    _check_credentials(provider_type, body.credentials)
+    _reject_unknown("settings", body.settings, {x.key for x in provider_type.settings}, provider_type.key)
+    models = _models(body.models) if body.models is not None else None
+    await _name_free(svc, org_id, body.name)
+    if models is None:
+        models = [{"modelId": m.id, "label": m.label} for m in provider_type.models[body.category]]
+    now = dt.datetime.now(dt.UTC)
+    provider = {
+        "orgId": org_id,
+        "category": body.category,
+        "providerKey": provider_type.key,
+        "name": body.name,
+        "credentials": _encrypt(svc, body.credentials),
+        "models": models,
+        "settings": {**{s.key: s.default for s in provider_type.settings}, **body.settings},
+        "active": True,
+        "createdAt": now,
+        "updatedAt": now,
+    }
+    try:
+        provider["_id"] = (await svc.db.providers.insert_one(provider)).inserted_id
+    except DuplicateKeyError:
+        raise conflict(f"a provider named {body.name!r} already exists") from None
+    # Two concurrent creates can both pass the count check; the later one backs out.
+    if await svc.db.providers.count_documents({"orgId": org_id}) > features.maxCustomProviders:
+        await svc.db.providers.delete_one({"_id": provider["_id"]})
+        raise forbidden(limit_message)
+    return json_response(public_provider(provider, svc.catalog, svc.settings), status=201)
+
+
+@routes.patch("/api/dashboard/providers/{id}")
+@endpoint
+async def patch_provider(
+    request: web.Request, id: str, /, body: ProviderPatch
+) -> r200[ProviderOut] | r400[ErrorOut] | r401[ErrorOut] | r403[ErrorOut] | r404[ErrorOut] | r409[ErrorOut]:
+    """Rename, (de)activate, or replace the credentials, models or settings of one of the org's providers.
+
+    Tags: providers
+    Security: bearerAuth, apiKeyAuth
+    Status Codes:
+        200: The updated provider, without credentials
+        400: A field is invalid or nothing to update
+        403: Global providers are read-only
+        404: No such provider in this organization
+        409: A provider with this name exists
+    """
+    svc = services(request)
+    org_id = auth(request).org_id
+    provider = await _own(svc, org_id, id)
+    if not body.model_dump(exclude_none=True):
+        raise bad_request("nothing to update: send name, active, credentials, models and/or settings")
+    provider_type = _provider_type(svc.catalog, provider["providerKey"], provider["category"])
+    update: dict[str, Any] = {}
+    if body.name is not None and body.name != provider["name"]:
+        await _name_free(svc, org_id, body.name, except_id=provider["_id"])
+        update["name"] = body.name
+    if body.active is not None:
+        update["active"] = body.active
+    if body.credentials is not None:
+        _check_credentials(provider_type, body.credentials)
+        update["credentials"] = _encrypt(svc, body.credentials)
+    if body.models is not None:
+        update["models"] = _models(body.models)
+    if body.settings is not None:
+        _reject_unknown("settings", body.settings, {x.key for x in provider_type.settings}, provider_type.key)
+        update["settings"] = {**(provider.get("settings") or {}), **body.settings}
+    update["updatedAt"] = dt.datetime.now(dt.UTC)
+    try:
+        await svc.db.providers.update_one({"_id": provider["_id"], "orgId": org_id}, {"$set": update})
+    except DuplicateKeyError:
+        raise conflict(f"a provider named {body.name!r} already exists") from None
+    provider.update(update)
+    return json_response(public_provider(provider, svc.catalog, svc.settings))
+
+
+@routes.delete("/api/dashboard/providers/{id}")
+@endpoint
+async def delete_provider(
+    request: web.Request, id: str, /
+) -> r200[Deleted] | r401[ErrorOut] | r403[ErrorOut] | r404[ErrorOut] | r409[ProviderInUseOut]:
+    """Delete one of the organization's providers, unless an agent still uses it.
+
+    Tags: providers
+    Security: bearerAuth, apiKeyAuth
+    Status Codes:
+        200: Deleted
+        403: Global providers are read-only
+        404: No such provider in this organization
+        409: Agents use the provider; the body lists them
+    """
+    svc = services(request)
+    org_id = auth(request).org_id
+    provider = await _own(svc, org_id, id)
+    ids = [provider["_id"], str(provider["_id"])]  # tolerate agents that stored the id as a string
+    users = {"orgId": org_id, "$or": [{field: {"$in": ids}} for field in AGENT_PROVIDER_FIELDS]}
+    cursor = svc.db.agents.find(users, projection={"name": 1}).sort("name", 1).limit(100)
+    agents = [{"_id": agent["_id"], "name": agent.get("name", "")} async for agent in cursor]
+    if agents:
+        raise conflict("provider is used by agents", agents=agents)
+    await svc.db.providers.delete_one({"_id": provider["_id"], "orgId": org_id})
+    return json_response({"deleted": True})

@@ -1,0 +1,92 @@
+"""Global providers: one read-only provider document per global provider type and category, shared by all orgs.
+
+They are written from ``config/providers.yaml`` at every start, keyed by ``{orgId: None, providerKey, category}``
+so their ids stay stable across restarts and agents can keep referencing them. Their credentials are never
+stored: they come from the environment (``settings.openai_api_key`` ...) when a call uses them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from voicex.catalog import Catalog, Category, ProviderType
+from voicex.db import Database, Document
+from voicex.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def global_provider_name(provider_type: ProviderType, category: Category) -> str:
+    """``"OpenAI LLM"``, ``"Deepgram STT"`` (``"Microsoft Edge TTS"`` stays as it is): unique among globals."""
+    suffix = category.upper()
+    return provider_type.name if provider_type.name.endswith(f" {suffix}") else f"{provider_type.name} {suffix}"
+
+
+def global_credentials(provider_type: ProviderType, settings: Settings) -> dict[str, str] | None:
+    """The credentials a global provider uses, read from the settings named by each field's ``env``.
+
+    None when any field is missing, so a caller can refuse instead of sending a half-filled request.
+    """
+    values: dict[str, str] = {}
+    for credential in provider_type.credentials:
+        value = getattr(settings, credential.env.lower(), None) if credential.env else None
+        if not value:
+            return None
+        values[credential.key] = value
+    return values
+
+
+def credentials_set(provider: Document, catalog: Catalog, settings: Settings) -> bool:
+    """Whether the provider can authenticate: env vars for globals, stored credentials for an org's own."""
+    provider_type = catalog.provider_types.get(provider.get("providerKey", ""))
+    if provider_type is None:
+        return False
+    if provider.get("orgId") is None:
+        return global_credentials(provider_type, settings) is not None
+    return not provider_type.credentials or bool(provider.get("credentials"))
+
+
+def _wanted(provider_type: ProviderType, category: Category) -> dict[str, Any]:
+    return {
+        "name": global_provider_name(provider_type, category),
+        "models": [{"modelId": model.id, "label": model.label} for model in provider_type.models[category]],
+        "settings": {setting.key: setting.default for setting in provider_type.settings},
+        "active": True,
+        "credentials": None,
+    }
+
+
+async def sync_global_providers(db: Database, catalog: Catalog, settings: Settings) -> None:
+    """Make the global provider documents match the catalog; a no-op when they already do.
+
+    Safe to run from several processes at once: the unique (orgId, name) index turns a lost insert race
+    into a DuplicateKeyError, after which the winner's document is simply updated. Globals that left the
+    catalog are deactivated rather than deleted, since agents may still reference them.
+    """
+    now = dt.datetime.now(dt.UTC)
+    kept: list[dict[str, Any]] = []
+    for provider_type in catalog.providers_file.providers:
+        if not provider_type.global_:
+            continue
+        for category in provider_type.categories:
+            key = {"orgId": None, "providerKey": provider_type.key, "category": category}
+            kept.append({"providerKey": provider_type.key, "category": category})
+            wanted = _wanted(provider_type, category)
+            current = await db.providers.find_one(key)
+            if current is not None and all(current.get(field) == value for field, value in wanted.items()):
+                continue
+            update = {"$set": {**wanted, "updatedAt": now}, "$setOnInsert": {"createdAt": now}}
+            try:
+                await db.providers.update_one(key, update, upsert=True)
+            except DuplicateKeyError:
+                result = await db.providers.update_one(key, {"$set": {**wanted, "updatedAt": now}})
+                if result.matched_count == 0:
+                    log.warning("global provider %r clashes with another global's name", wanted["name"])
+    stale = {"orgId": None, "active": True, "$nor": kept} if kept else {"orgId": None, "active": True}
+    result = await db.providers.update_many(stale, {"$set": {"active": False, "updatedAt": now}})
+    if result.modified_count:
+        log.info("deactivated %d global providers no longer in the catalog", result.modified_count)
