@@ -92,3 +92,16 @@ def public_provider(provider: Document, catalog: Catalog, settings: Settings) ->
         "createdAt": provider.get("createdAt"),
         "updatedAt": provider.get("updatedAt"),
     }
+
+
+_AGENT_FIELDS = ("name", "persona", "llmProviderId", "llmModelId", "llmConfig", "ttsProviderId", "ttsModelId",
+                 "ttsConfig", "sttProviderId", "sttModelId", "thresholds", "openingMode", "phoneNumbers", "active",
+                 "createdAt", "updatedAt")  # fmt: skip
+
+
+def public_agent(agent: Document, status: str, pause_reason: str | None) -> dict[str, Any]:
+    """An agent with its server-computed status (see voicex/agent_status.py); agents hold no secrets."""
+    data = {"_id": agent["_id"], **{name: agent.get(name) for name in _AGENT_FIELDS}}
+    data["status"] = status
+    data["pauseReason"] = pause_reason
+    return data

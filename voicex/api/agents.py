@@ -1,7 +1,213 @@
-"""(being written)"""
+"""Voice agents (``/api/dashboard/agents``): CRUD, each agent returned with its server-computed status.
+
+Validation lives in voicex/agent_validation.py, the status rule in voicex/agent_status.py and the maxAgents
+counter in voicex/agent_quota.py; this file only wires them to HTTP. Every query is scoped by the caller's
+org, so another org's agent is a 404.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Annotated, Literal
+
 from aiohttp import web
+from aiohttp_pydantic.oas.typing import r200, r201, r400, r401, r403, r404, r409
+from pydantic import Field
+
+from voicex.agent_quota import claim_agent_slot, release_agent_slot
+from voicex.agent_status import load_status, load_statuses
+from voicex.agent_validation import (
+    AgentIn,
+    AgentLlmConfig,
+    AgentPatch,
+    AgentPersona,
+    AgentThresholds,
+    AgentTtsConfig,
+    build_agent,
+    merge_patch,
+    parse_agent,
+    stored_as_input,
+)
+from voicex.api.openapi import ErrorOut, endpoint
+from voicex.api.schemas import Deleted, Out, Page
+from voicex.auth import auth
+from voicex.context import services
+from voicex.errors import bad_request, conflict, forbidden, not_found
+from voicex.http import json_response
+from voicex.ids import path_id
+from voicex.public import public_agent
 
 routes = web.RouteTableDef()
+
+
+class AgentOut(Out):
+    id: str = Field(alias="_id")
+    name: str
+    persona: AgentPersona
+    llmProviderId: str
+    llmModelId: str
+    llmConfig: AgentLlmConfig
+    ttsProviderId: str
+    ttsModelId: str
+    ttsConfig: AgentTtsConfig
+    sttProviderId: str
+    sttModelId: str
+    thresholds: AgentThresholds
+    openingMode: Literal["agent_first", "callee_first"]
+    phoneNumbers: list[str]
+    active: bool
+    status: Literal["active", "paused"] = Field(description="whether the agent can take calls right now")
+    pauseReason: str | None = Field(description="why it cannot, e.g. 'monthly minutes exhausted'; null when active")
+    createdAt: str
+    updatedAt: str
+
+
+class AgentsPage(Page):
+    items: list[AgentOut]
+
+
+@routes.get("/api/dashboard/agents", allow_head=False)
+@endpoint
+async def list_agents(
+    request: web.Request,
+    skip: Annotated[int, Field(ge=0)] = 0,
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100,
+) -> r200[AgentsPage] | r401[ErrorOut] | r403[ErrorOut]:
+    """The organization's agents, newest first, each with its status and pause reason.
+
+    Tags: agents
+    Security: bearerAuth, apiKeyAuth
+    Status Codes:
+        200: A page of agents
+    """
+    context = auth(request)
+    svc = services(request)
+    assert context.org is not None
+    query = {"orgId": context.org_id}
+    total = await svc.db.agents.count_documents(query)
+    agents = await svc.db.agents.find(query).sort([("createdAt", -1), ("_id", -1)]).skip(skip).limit(limit).to_list()
+    statuses = await load_statuses(svc.db, svc.catalog, context.org, agents)
+    items = [public_agent(agent, *status) for agent, status in zip(agents, statuses, strict=True)]
+    return json_response({"items": items, "total": total, "skip": skip, "limit": limit})
+
+
+@routes.post("/api/dashboard/agents")
+@endpoint
+async def create_agent(
+    request: web.Request, body: AgentIn
+) -> r201[AgentOut] | r400[ErrorOut] | r401[ErrorOut] | r403[ErrorOut] | r409[ErrorOut]:
+    """Create an agent; omitted thresholds take the defaults of config/turn_taking.yaml.
+
+    Tags: agents
+    Security: bearerAuth, apiKeyAuth
+    Status Codes:
+        201: The new agent
+        400: A field is invalid, or a provider or model does not exist
+        403: The plan does not allow this model or call duration, or its maxAgents is reached
+        409: A phone number already belongs to another agent of the organization
+    """
+    context = auth(request)
+    svc = services(request)
+    assert context.org is not None and context.plan is not None
+    plan = context.plan
+    fields, providers = await build_agent(svc.db, svc.catalog, context.org_id, plan, body)
+    if not await claim_agent_slot(svc.db, context.org_id, plan.limits.maxAgents):
+        limit = plan.limits.maxAgents
+        raise forbidden(f"the {plan.name} plan allows at most {limit} agent{'s' if limit != 1 else ''}", limit=limit)
+    now = dt.datetime.now(dt.UTC)
+    agent = {"orgId": context.org_id, **fields, "createdAt": now, "updatedAt": now}
+    try:
+        await svc.db.agents.insert_one(agent)
+    except BaseException:
+        await release_agent_slot(svc.db, context.org_id)
+        raise
+    [status] = await load_statuses(svc.db, svc.catalog, context.org, [agent], providers)
+    return json_response(public_agent(agent, *status), status=201)
+
+
+@routes.get("/api/dashboard/agents/{id}", allow_head=False)
+@endpoint
+async def get_agent(
+    request: web.Request, id: str, /
+) -> r200[AgentOut] | r401[ErrorOut] | r403[ErrorOut] | r404[ErrorOut]:
+    """One agent with its status and pause reason.
+
+    Tags: agents
+    Security: bearerAuth, apiKeyAuth
+    Status Codes:
+        200: The agent
+        404: No such agent in this organization
+    """
+    context = auth(request)
+    svc = services(request)
+    assert context.org is not None
+    agent = await svc.db.agents.find_one({"_id": path_id(id, "agent"), "orgId": context.org_id})
+    if agent is None:
+        raise not_found("agent")
+    return json_response(public_agent(agent, *await load_status(svc.db, svc.catalog, context.org, agent)))
+
+
+@routes.patch("/api/dashboard/agents/{id}")
+@endpoint
+async def patch_agent(
+    request: web.Request, id: str, /, body: AgentPatch
+) -> r200[AgentOut] | r400[ErrorOut] | r401[ErrorOut] | r403[ErrorOut] | r404[ErrorOut] | r409[ErrorOut]:
+    """Change any subset of an agent's fields; the merged agent is validated like a new one.
+
+    Objects (persona, llmConfig, ttsConfig, thresholds) merge key by key; null resets a field to its default.
+    Changing sttProviderId without sttModelId picks the new provider's first model.
+
+    Tags: agents
+    Security: bearerAuth, apiKeyAuth
+    Status Codes:
+        200: The updated agent
+        400: A field is invalid, or a provider or model does not exist
+        403: The plan does not allow this model or call duration
+        404: No such agent in this organization
+        409: A phone number already belongs to another agent, or the agent changed meanwhile (retry)
+    """
+    context = auth(request)
+    svc = services(request)
+    assert context.org is not None and context.plan is not None
+    agent_id = path_id(id, "agent")
+    stored = await svc.db.agents.find_one({"_id": agent_id, "orgId": context.org_id})
+    if stored is None:
+        raise not_found("agent")
+    patch = body.model_dump(exclude_unset=True)
+    if not patch:
+        raise bad_request("nothing to update: send at least one field")
+    merged = parse_agent(merge_patch(stored_as_input(stored), patch))
+    fields, providers = await build_agent(svc.db, svc.catalog, context.org_id, context.plan, merged, agent_id)
+    fields["updatedAt"] = dt.datetime.now(dt.UTC)
+    # Compare-and-set on updatedAt: a concurrent PATCH must not be silently overwritten by a stale merge.
+    guard = {"_id": agent_id, "orgId": context.org_id, "updatedAt": stored.get("updatedAt")}
+    result = await svc.db.agents.update_one(guard, {"$set": fields})
+    if result.matched_count == 0:
+        if await svc.db.agents.count_documents({"_id": agent_id, "orgId": context.org_id}, limit=1) == 0:
+            raise not_found("agent")
+        raise conflict("agent was changed by another request; fetch it and try again")
+    agent = {**stored, **fields}
+    [status] = await load_statuses(svc.db, svc.catalog, context.org, [agent], providers)
+    return json_response(public_agent(agent, *status))
+
+
+@routes.delete("/api/dashboard/agents/{id}")
+@endpoint
+async def delete_agent(
+    request: web.Request, id: str, /
+) -> r200[Deleted] | r401[ErrorOut] | r403[ErrorOut] | r404[ErrorOut]:
+    """Delete an agent; its past calls keep their records.
+
+    Tags: agents
+    Security: bearerAuth, apiKeyAuth
+    Status Codes:
+        200: Deleted
+        404: No such agent in this organization
+    """
+    context = auth(request)
+    svc = services(request)
+    result = await svc.db.agents.delete_one({"_id": path_id(id, "agent"), "orgId": context.org_id})
+    if result.deleted_count == 0:
+        raise not_found("agent")
+    await release_agent_slot(svc.db, context.org_id)
+    return json_response({"deleted": True})

@@ -1,0 +1,379 @@
+"""Agents API over the real server and database: validation, plan limits, status, isolation, OpenAPI."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from bson import ObjectId
+from openapi_spec_validator import validate
+
+from tests.factories import Tenant, make_tenant
+from voicex.agent_quota import claim_agent_slot, release_agent_slot
+from voicex.agent_status import compute_status
+from voicex.usage import day_key
+
+AGENTS = "/api/dashboard/agents"
+
+
+@dataclass
+class World:
+    tenant: Tenant
+    llm: str  # global openai LLM: gpt-4o-mini (free), gpt-4.1-mini (starter), gpt-4.1 (pro)
+    tts: str  # global edge TTS
+    stt: str  # global deepgram STT
+    own_llm: str  # the tenant's own openai LLM (its own key: no plan gating)
+    foreign_tts: str  # another organization's TTS provider
+
+
+async def _provider(services, org_id: ObjectId | None, category: str, key: str, name: str, models: list[str]) -> str:
+    now = dt.datetime.now(dt.UTC)
+    result = await services.db.providers.insert_one(
+        {
+            "orgId": org_id,
+            "category": category,
+            "providerKey": key,
+            "name": name,
+            "credentials": None,
+            "models": [{"modelId": model, "label": model} for model in models],
+            "settings": {},
+            "active": True,
+            "createdAt": now,
+            "updatedAt": now,
+        }
+    )
+    return str(result.inserted_id)
+
+
+async def make_world(client, services, plan: str = "starter", same_globals_as: World | None = None) -> World:
+    """A tenant with providers; a second tenant in the same test shares the first one's global providers."""
+    tenant = await make_tenant(client, services, plan=plan)
+    org = ObjectId(tenant.org_id)
+    if same_globals_as is None:
+        llm = await _provider(
+            services, None, "llm", "openai", "Test OpenAI", ["gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1"]
+        )
+        tts = await _provider(services, None, "tts", "edge", "Test Edge", ["en-US-AriaNeural", "en-US-GuyNeural"])
+        stt = await _provider(services, None, "stt", "deepgram", "Test Deepgram", ["nova-2-phonecall", "nova-2"])
+    else:
+        llm, tts, stt = same_globals_as.llm, same_globals_as.tts, same_globals_as.stt
+    return World(
+        tenant=tenant,
+        llm=llm,
+        tts=tts,
+        stt=stt,
+        own_llm=await _provider(services, org, "llm", "openai", "Our OpenAI", ["gpt-4.1"]),
+        foreign_tts=await _provider(services, ObjectId(), "tts", "edge", "Their Edge", ["en-US-AriaNeural"]),
+    )
+
+
+def body(world: World, **overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": "Front desk",
+        "persona": {"systemPrompt": "You answer the phone for a dental clinic.", "greeting": "Hello!"},
+        "llmProviderId": world.llm,
+        "llmModelId": "gpt-4o-mini",
+        "ttsProviderId": world.tts,
+        "ttsModelId": "en-US-AriaNeural",
+        "sttProviderId": world.stt,
+    }
+    data.update(overrides)
+    return data
+
+
+async def create(client, world: World, **overrides: Any) -> dict[str, Any]:
+    response = await client.post(AGENTS, json=body(world, **overrides), headers=world.tenant.jwt)
+    assert response.status == 201, await response.text()
+    return await response.json()
+
+
+async def fetch(client, world: World, agent_id: str) -> dict[str, Any]:
+    response = await client.get(f"{AGENTS}/{agent_id}", headers=world.tenant.key)
+    assert response.status == 200, await response.text()
+    return await response.json()
+
+
+# --- create -----------------------------------------------------------------------------------------
+
+
+async def test_create_fills_defaults_from_turn_taking_yaml(client, services) -> None:
+    world = await make_world(client, services)
+    agent = await create(client, world, phoneNumbers=["+15550001111", "+15550001111"])
+    knobs = services.catalog.turn_taking.knobs
+    assert agent["thresholds"] == {
+        name: knobs[name].default
+        for name in ("silenceTimeoutMs", "maxCallDurationSec", "interruptionSensitivity", "endpointingMs", "vad")
+    }
+    assert agent["thresholds"]["endpointingMs"] == 500 and agent["thresholds"]["vad"] == "webrtc"
+    assert agent["sttModelId"] == "nova-2-phonecall"  # the provider's first model
+    assert agent["openingMode"] == "agent_first" and agent["active"] is True
+    assert agent["phoneNumbers"] == ["+15550001111"]
+    assert agent["persona"]["systemPrompt"].startswith("You answer") and agent["persona"]["language"] == "en-US"
+    assert agent["llmConfig"]["temperature"] == 0.7 and agent["ttsConfig"]["speed"] == 1.0
+    assert (agent["status"], agent["pauseReason"]) == ("active", None)
+    assert await fetch(client, world, agent["_id"]) == agent
+    listed = await (await client.get(AGENTS, headers=world.tenant.jwt)).json()
+    assert [item["_id"] for item in listed["items"]] == [agent["_id"]] and listed["total"] == 1
+
+
+async def test_default_call_duration_is_capped_by_a_smaller_plan(client, services) -> None:
+    world = await make_world(client, services, plan="free")
+    agent = await create(client, world)
+    assert agent["thresholds"]["maxCallDurationSec"] == services.catalog.plans["free"].limits.maxCallDurationSec
+
+
+async def test_own_provider_models_are_not_plan_gated(client, services) -> None:
+    world = await make_world(client, services, plan="free")
+    agent = await create(client, world, llmProviderId=world.own_llm, llmModelId="gpt-4.1")
+    assert agent["llmModelId"] == "gpt-4.1" and agent["status"] == "active"
+
+
+INVALID = [
+    # (overrides built from the world, status, expected error message)
+    (lambda w: {"llmProviderId": "not-an-id"}, 400, "llmProviderId must be a 24-character hex id"),
+    (lambda w: {"sttProviderId": str(ObjectId())}, 400, "sttProviderId: provider not found"),
+    (lambda w: {"ttsProviderId": w.foreign_tts}, 400, "ttsProviderId: provider not found"),
+    (lambda w: {"llmProviderId": w.stt}, 400, "llmProviderId: provider 'Test Deepgram' is a stt provider, not llm"),
+    (lambda w: {"llmModelId": "gpt-9"}, 400, "llmModelId: provider 'Test OpenAI' has no model 'gpt-9'"),
+    (lambda w: {"sttModelId": "nova-9"}, 400, "sttModelId: provider 'Test Deepgram' has no model 'nova-9'"),
+    (
+        lambda w: {"llmModelId": "gpt-4.1"},
+        403,
+        "llmModelId: model openai/gpt-4.1 needs the Pro plan (this organization is on Starter)",
+    ),
+    (
+        lambda w: {"thresholds": {"endpointingMs": 50}},
+        400,
+        "thresholds.endpointingMs: must be between 100 and 5000",
+    ),
+    (lambda w: {"thresholds": {"vad": "energy"}}, 400, "thresholds.vad: must be one of webrtc, silero"),
+    (
+        lambda w: {"thresholds": {"maxCallDurationSec": 1000}},
+        403,
+        "thresholds.maxCallDurationSec: 1000 s exceeds the Starter plan's limit of 900 s",
+    ),
+    (lambda w: {"thresholds": {"vadAggressiveness": 3}}, 400, "thresholds.vadAggressiveness: Extra inputs"),
+    (lambda w: {"llmConfig": {"temperature": 2.5}}, 400, "llmConfig.temperature: Input should be less than or"),
+    (lambda w: {"ttsConfig": {"pitch": 2}}, 400, "ttsConfig.pitch: Extra inputs are not permitted"),
+    (lambda w: {"phoneNumbers": ["5550001111"]}, 400, "phoneNumbers.0: String should match pattern"),
+    (lambda w: {"openingMode": "whenever"}, 400, "openingMode: Input should be 'agent_first' or 'callee_first'"),
+    (lambda w: {"name": "   "}, 400, "name: must not be blank"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "status", "message"), INVALID)
+async def test_create_refuses_invalid_agent(client, services, overrides, status: int, message: str) -> None:
+    world = await make_world(client, services)
+    response = await client.post(AGENTS, json=body(world, **overrides(world)), headers=world.tenant.jwt)
+    assert response.status == status
+    assert (await response.json())["error"].startswith(message)
+    assert await services.db.agents.count_documents({}) == 0
+
+
+async def test_plan_gate_names_the_cheapest_plan(client, services) -> None:
+    world = await make_world(client, services, plan="free")
+    response = await client.post(AGENTS, json=body(world, llmModelId="gpt-4.1-mini"), headers=world.tenant.jwt)
+    assert response.status == 403
+    error = await response.json()
+    assert "needs the Starter plan" in error["error"] and error["requiredPlan"] == "starter"
+
+
+async def test_max_agents_reached_then_freed_by_delete(client, services) -> None:
+    world = await make_world(client, services, plan="free")  # maxAgents: 1
+    first = await create(client, world)
+    response = await client.post(AGENTS, json=body(world, name="Second"), headers=world.tenant.jwt)
+    assert response.status == 403
+    assert (await response.json())["error"] == "the Free plan allows at most 1 agent"
+    deleted = await client.delete(f"{AGENTS}/{first['_id']}", headers=world.tenant.jwt)
+    assert deleted.status == 200 and await deleted.json() == {"deleted": True}
+    await create(client, world, name="Second")
+
+
+async def test_simultaneous_creates_never_exceed_max_agents(client, services) -> None:
+    world = await make_world(client, services)  # starter: maxAgents 5
+    responses = await asyncio.gather(
+        *(client.post(AGENTS, json=body(world, name=f"Agent {n}"), headers=world.tenant.jwt) for n in range(20))
+    )
+    assert sorted(response.status for response in responses) == [201] * 5 + [403] * 15
+    assert await services.db.agents.count_documents({"orgId": ObjectId(world.tenant.org_id)}) == 5
+
+
+async def test_agent_slots_are_claimed_atomically_and_count_existing_agents(services) -> None:
+    org_id = (await services.db.organizations.insert_one({"name": "Quota", "status": "active"})).inserted_id
+    await services.db.agents.insert_many([{"orgId": org_id, "name": "old 1"}, {"orgId": org_id, "name": "old 2"}])
+    claims = await asyncio.gather(*(claim_agent_slot(services.db, org_id, 5) for _ in range(20)))
+    assert claims.count(True) == 3  # 2 agents existed before the counter did
+    await release_agent_slot(services.db, org_id)
+    assert await claim_agent_slot(services.db, org_id, 5) is True
+    assert await claim_agent_slot(services.db, org_id, 5) is False
+
+
+async def test_phone_number_belongs_to_one_agent_per_org(client, services) -> None:
+    world = await make_world(client, services)
+    first = await create(client, world, phoneNumbers=["+15550001111"])
+    response = await client.post(
+        AGENTS, json=body(world, name="B", phoneNumbers=["+15550002222", "+15550001111"]), headers=world.tenant.jwt
+    )
+    assert response.status == 409
+    error = await response.json()
+    assert error["error"] == "phoneNumbers: +15550001111 is already used by agent 'Front desk'"
+    assert error["agentId"] == first["_id"]
+    # The agent itself keeps its number on PATCH; another organization may use the same number.
+    patched = await client.patch(f"{AGENTS}/{first['_id']}", json={"name": "Desk"}, headers=world.tenant.jwt)
+    assert patched.status == 200
+    other = await make_world(client, services, same_globals_as=world)
+    await create(client, other, phoneNumbers=["+15550001111"])
+
+
+# --- patch ------------------------------------------------------------------------------------------
+
+
+async def test_patch_merges_nested_objects_and_revalidates(client, services) -> None:
+    world = await make_world(client, services)
+    agent = await create(client, world, thresholds={"endpointingMs": 800})
+    url = f"{AGENTS}/{agent['_id']}"
+    response = await client.patch(
+        url, json={"persona": {"greeting": "Hi there"}, "thresholds": {"vad": "silero"}}, headers=world.tenant.jwt
+    )
+    assert response.status == 200, await response.text()
+    patched = await response.json()
+    assert patched["persona"]["greeting"] == "Hi there"
+    assert patched["persona"]["systemPrompt"] == agent["persona"]["systemPrompt"]
+    assert patched["thresholds"]["vad"] == "silero" and patched["thresholds"]["endpointingMs"] == 800
+    assert patched["updatedAt"] > agent["updatedAt"] and patched["createdAt"] == agent["createdAt"]
+
+    refused = await client.patch(url, json={"llmModelId": "gpt-4.1"}, headers=world.tenant.jwt)
+    assert refused.status == 403 and "needs the Pro plan" in (await refused.json())["error"]
+    too_fast = await client.patch(url, json={"thresholds": {"endpointingMs": 6000}}, headers=world.tenant.jwt)
+    assert too_fast.status == 400
+    assert (await too_fast.json())["error"] == "thresholds.endpointingMs: must be between 100 and 5000"
+    unchanged = await fetch(client, world, agent["_id"])
+    assert unchanged["llmModelId"] == "gpt-4o-mini" and unchanged["thresholds"]["endpointingMs"] == 800
+
+    reset = await client.patch(url, json={"thresholds": {"endpointingMs": None}}, headers=world.tenant.jwt)
+    assert (await reset.json())["thresholds"]["endpointingMs"] == services.catalog.turn_taking.knobs[
+        "endpointingMs"
+    ].default
+    blank = await client.patch(url, json={"persona": {"systemPrompt": None}}, headers=world.tenant.jwt)
+    assert blank.status == 400 and (await blank.json())["error"] == "persona.systemPrompt: Field required"
+    empty = await client.patch(url, json={}, headers=world.tenant.jwt)
+    assert empty.status == 400
+
+
+async def test_patch_to_own_provider_and_new_stt_provider_defaults_its_model(client, services) -> None:
+    world = await make_world(client, services)
+    agent = await create(client, world, sttModelId="nova-2")
+    other_stt = await _provider(services, None, "stt", "local", "Test Local", ["whisper-tiny.en"])
+    response = await client.patch(
+        f"{AGENTS}/{agent['_id']}",
+        json={"sttProviderId": other_stt, "llmProviderId": world.own_llm, "llmModelId": "gpt-4.1"},
+        headers=world.tenant.jwt,
+    )
+    assert response.status == 200, await response.text()
+    patched = await response.json()
+    assert (patched["sttProviderId"], patched["sttModelId"]) == (other_stt, "whisper-tiny.en")
+    assert patched["llmProviderId"] == world.own_llm
+
+
+# --- status -----------------------------------------------------------------------------------------
+
+
+async def _status(client, world: World, agent_id: str) -> tuple[str, str | None]:
+    listed = await (await client.get(AGENTS, headers=world.tenant.jwt)).json()
+    [item] = [item for item in listed["items"] if item["_id"] == agent_id]
+    single = await fetch(client, world, agent_id)
+    assert (single["status"], single["pauseReason"]) == (item["status"], item["pauseReason"])
+    return item["status"], item["pauseReason"]
+
+
+async def test_inactive_agent_is_paused(client, services) -> None:
+    world = await make_world(client, services)
+    agent = await create(client, world, active=False)
+    assert (agent["status"], agent["pauseReason"]) == ("paused", "agent inactive")
+    response = await client.patch(f"{AGENTS}/{agent['_id']}", json={"active": True}, headers=world.tenant.jwt)
+    assert (await response.json())["status"] == "active"
+
+
+async def test_exhausted_monthly_minutes_pause_every_agent(client, services) -> None:
+    world = await make_world(client, services)  # starter: 1000 minutes a month
+    agent = await create(client, world)
+    org_id = ObjectId(world.tenant.org_id)
+    now = dt.datetime.now(dt.UTC)
+    last_month = now.replace(day=1) - dt.timedelta(days=1)
+    await services.db.usage_daily.insert_one({"orgId": org_id, "date": day_key(last_month), "minutes": 5000})
+    await services.db.usage_daily.insert_one({"orgId": org_id, "date": day_key(now), "minutes": 999})
+    assert await _status(client, world, agent["_id"]) == ("active", None)
+    await services.db.usage_daily.update_one({"orgId": org_id, "date": day_key(now)}, {"$inc": {"minutes": 1}})
+    assert await _status(client, world, agent["_id"]) == ("paused", "monthly minutes exhausted")
+
+
+async def test_inactive_or_deleted_provider_pauses_the_agent(client, services) -> None:
+    world = await make_world(client, services)
+    agent = await create(client, world)
+    await services.db.providers.update_one({"_id": ObjectId(world.stt)}, {"$set": {"active": False}})
+    assert await _status(client, world, agent["_id"]) == ("paused", "STT provider inactive")
+    await services.db.providers.update_one({"_id": ObjectId(world.stt)}, {"$set": {"active": True}})
+    await services.db.providers.delete_one({"_id": ObjectId(world.tts)})
+    assert await _status(client, world, agent["_id"]) == ("paused", "TTS provider deleted")
+
+
+async def test_plan_downgrade_pauses_agent_on_a_model_it_no_longer_allows(client, services) -> None:
+    world = await make_world(client, services)
+    agent = await create(client, world, llmModelId="gpt-4.1-mini")
+    await services.db.organizations.update_one({"_id": ObjectId(world.tenant.org_id)}, {"$set": {"planSlug": "free"}})
+    assert await _status(client, world, agent["_id"]) == ("paused", "plan no longer allows model openai/gpt-4.1-mini")
+
+
+def test_compute_status_pauses_agents_of_a_suspended_org(services) -> None:
+    catalog = services.catalog
+    plan = catalog.plans["starter"]
+    llm, tts, stt = ObjectId(), ObjectId(), ObjectId()
+    providers = {
+        pid: {"_id": pid, "orgId": None, "category": category, "providerKey": key, "models": [{"modelId": model}]}
+        for pid, category, key, model in (
+            (llm, "llm", "openai", "gpt-4o-mini"),
+            (tts, "tts", "edge", "en-US-GuyNeural"),
+            (stt, "stt", "deepgram", "nova-2"),
+        )
+    }
+    agent = {"active": True, "llmProviderId": llm, "llmModelId": "gpt-4o-mini", "ttsProviderId": tts,
+             "ttsModelId": "en-US-GuyNeural", "sttProviderId": stt, "sttModelId": "nova-2"}  # fmt: skip
+    org = {"_id": ObjectId(), "status": "active"}
+    assert compute_status(agent, org, plan, providers, 0, catalog) == ("active", None)
+    for status in ("suspended", "pending"):
+        result = compute_status(agent, {**org, "status": status}, plan, providers, 0, catalog)
+        assert result == ("paused", "organization not active")
+    inactive = compute_status({**agent, "active": False}, {**org, "status": "suspended"}, plan, providers, 0, catalog)
+    assert inactive == ("paused", "agent inactive")
+    assert compute_status(agent, org, plan, {}, 0, catalog) == ("paused", "LLM provider deleted")
+
+
+# --- isolation and documentation --------------------------------------------------------------------
+
+
+async def test_another_org_never_sees_or_touches_the_agent(client, services) -> None:
+    world = await make_world(client, services)
+    agent = await create(client, world)
+    intruder = await make_world(client, services, same_globals_as=world)
+    url = f"{AGENTS}/{agent['_id']}"
+    for headers in (intruder.tenant.jwt, intruder.tenant.key):
+        assert (await client.get(url, headers=headers)).status == 404
+        assert (await client.patch(url, json={"name": "Mine now"}, headers=headers)).status == 404
+        assert (await client.delete(url, headers=headers)).status == 404
+        listed = await (await client.get(AGENTS, headers=headers)).json()
+        assert listed["items"] == [] and listed["total"] == 0
+    assert (await client.get(f"{AGENTS}/not-an-id", headers=world.tenant.jwt)).status == 404
+    assert (await fetch(client, world, agent["_id"]))["name"] == "Front desk"
+    assert (await client.get(AGENTS)).status == 401
+
+
+async def test_openapi_documents_the_agent_endpoints(client) -> None:
+    response = await client.get("/api/openapi.json")
+    spec = await response.json()
+    validate(spec)
+    assert set(spec["paths"][AGENTS]) >= {"get", "post"}
+    assert set(spec["paths"][f"{AGENTS}/{{id}}"]) >= {"get", "patch", "delete"}
+    assert "403" in spec["paths"][AGENTS]["post"]["responses"]

@@ -1,0 +1,338 @@
+"""What makes an agent valid: the body shapes, and the checks that need the catalog, the plan and providers.
+
+Create and PATCH share one path: a PATCH is merged into the stored agent (nested objects key by key) and the
+result is validated exactly like a new agent, so no sequence of PATCHes can reach a state a create refuses.
+Shapes and fixed ranges live in the pydantic models; turn-taking ranges come from config/turn_taking.yaml;
+plan limits and model gating from the catalog. Everything here is pure except :func:`build_agent`, which
+reads the referenced providers (one query) and the org's other agents' phone numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from bson import ObjectId
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from voicex.api.openapi import describe_validation_error
+from voicex.catalog import CATEGORIES, Catalog, Category, Knob, Plan
+from voicex.db import Database, Document
+from voicex.errors import bad_request, conflict, forbidden
+from voicex.ids import body_id
+
+E164 = r"^\+[1-9]\d{6,14}$"
+
+# The turn-taking knobs an agent may set; the others in config/turn_taking.yaml tune the engine itself and
+# stay out of the API so they can change without breaking clients.
+AGENT_KNOBS = ("silenceTimeoutMs", "maxCallDurationSec", "interruptionSensitivity", "endpointingMs", "vad")
+
+Temperature = Annotated[float, Field(ge=0, le=2)]
+MaxTokens = Annotated[int, Field(ge=1, le=4096)]
+Speed = Annotated[float, Field(ge=0.5, le=2.0)]
+Language = Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", description="BCP 47 tag")]
+PhoneNumbers = Annotated[list[Annotated[str, Field(pattern=E164)]], Field(max_length=50, description="E.164")]
+SystemPrompt = Annotated[str, Field(min_length=1, max_length=20000)]
+Name = Annotated[str, Field(min_length=1, max_length=120)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgentPersona(_Body):
+    systemPrompt: SystemPrompt
+    greeting: str = Field("", max_length=1000, description="first words when openingMode is agent_first")
+    personality: str = Field("", max_length=2000)
+    language: Language = "en-US"
+    guardrails: str = Field("", max_length=5000, description="what the agent must never do or say")
+
+
+class AgentLlmConfig(_Body):
+    temperature: Temperature = 0.7
+    maxTokens: MaxTokens = 512
+
+
+class AgentTtsConfig(_Body):
+    speed: Speed = 1.0
+    voice: str | None = Field(None, max_length=200)
+    language: Language | None = None
+
+
+class AgentThresholds(_Body):
+    """Turn-taking overrides; an omitted (or null) knob takes its default from config/turn_taking.yaml."""
+
+    silenceTimeoutMs: int | None = None
+    maxCallDurationSec: int | None = Field(None, description="also capped by the plan's maxCallDurationSec")
+    interruptionSensitivity: str | None = Field(None, description="low | medium | high")
+    endpointingMs: int | None = None
+    vad: str | None = Field(None, description="webrtc | silero")
+
+
+class AgentIn(_Body):
+    name: Name
+    persona: AgentPersona
+    llmProviderId: str = Field(description="24-hex id of an LLM provider (global or the org's own)")
+    llmModelId: str = Field(min_length=1)
+    llmConfig: AgentLlmConfig = Field(default_factory=AgentLlmConfig)
+    ttsProviderId: str
+    ttsModelId: str = Field(min_length=1)
+    ttsConfig: AgentTtsConfig = Field(default_factory=AgentTtsConfig)
+    sttProviderId: str
+    sttModelId: str | None = Field(None, min_length=1, description="defaults to the provider's first model")
+    thresholds: AgentThresholds = Field(default_factory=AgentThresholds)
+    openingMode: Literal["agent_first", "callee_first"] = "agent_first"
+    phoneNumbers: PhoneNumbers = Field(default_factory=list)
+    active: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+    @field_validator("phoneNumbers")
+    @classmethod
+    def _dedupe(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+
+class AgentPersonaPatch(_Body):
+    systemPrompt: SystemPrompt | None = None
+    greeting: str | None = Field(None, max_length=1000)
+    personality: str | None = Field(None, max_length=2000)
+    language: Language | None = None
+    guardrails: str | None = Field(None, max_length=5000)
+
+
+class AgentLlmConfigPatch(_Body):
+    temperature: Temperature | None = None
+    maxTokens: MaxTokens | None = None
+
+
+class AgentTtsConfigPatch(_Body):
+    speed: Speed | None = None
+    voice: str | None = Field(None, max_length=200)
+    language: Language | None = None
+
+
+class AgentPatch(_Body):
+    """Any subset of an agent's fields; objects merge key by key, and null resets a field to its default."""
+
+    name: Name | None = None
+    persona: AgentPersonaPatch | None = None
+    llmProviderId: str | None = None
+    llmModelId: str | None = None
+    llmConfig: AgentLlmConfigPatch | None = None
+    ttsProviderId: str | None = None
+    ttsModelId: str | None = None
+    ttsConfig: AgentTtsConfigPatch | None = None
+    sttProviderId: str | None = None
+    sttModelId: str | None = None
+    thresholds: AgentThresholds | None = None
+    openingMode: Literal["agent_first", "callee_first"] | None = None
+    phoneNumbers: PhoneNumbers | None = None
+    active: bool | None = None
+
+
+# --- merging ----------------------------------------------------------------------------------------
+
+_NESTED: dict[str, type[BaseModel]] = {
+    "persona": AgentPersona,
+    "llmConfig": AgentLlmConfig,
+    "ttsConfig": AgentTtsConfig,
+    "thresholds": AgentThresholds,
+}
+
+
+def stored_as_input(agent: Document) -> dict[str, Any]:
+    """A stored agent in request form (ids as strings, only the fields a client may send)."""
+    data: dict[str, Any] = {}
+    for field in AgentIn.model_fields:
+        if field not in agent:
+            continue
+        value = agent[field]
+        if isinstance(value, ObjectId):
+            value = str(value)
+        elif field in _NESTED and isinstance(value, dict):
+            value = {key: item for key, item in value.items() if key in _NESTED[field].model_fields}
+        data[field] = value
+    return data
+
+
+def merge_patch(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """``current`` with ``patch`` applied: nested objects merge key by key, a null removes the key (→ default).
+
+    Changing ``sttProviderId`` without naming ``sttModelId`` drops the old model, so the new provider's
+    first model is used instead of one it probably does not offer.
+    """
+    merged = dict(current)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif key in _NESTED and isinstance(value, dict):
+            merged[key] = merge_patch(merged.get(key) or {}, value)
+        else:
+            merged[key] = value
+    if (
+        "sttProviderId" in patch
+        and "sttModelId" not in patch
+        and patch["sttProviderId"] != current.get("sttProviderId")
+    ):
+        merged.pop("sttModelId", None)
+    return merged
+
+
+def parse_agent(data: dict[str, Any]) -> AgentIn:
+    """Validate a merged agent; a 400 naming the first bad field (same wording as a bad request body)."""
+    try:
+        return AgentIn.model_validate(data)
+    except ValidationError as exc:
+        raise bad_request(describe_validation_error(exc)) from None
+
+
+# --- checks that need the catalog, the plan and the providers ---------------------------------------
+
+
+def provider_ids(agent: AgentIn) -> dict[Category, ObjectId]:
+    """The three provider ids as ObjectIds; a malformed one is a 400 naming its field."""
+    return {slot: body_id(getattr(agent, f"{slot}ProviderId"), f"{slot}ProviderId") for slot in CATEGORIES}
+
+
+def cheapest_plan_allowing(ref: str, category: Category, catalog: Catalog) -> Plan | None:
+    """The lowest-tier plan whose models include ``ref`` ("providerKey/modelId"), if any plan does."""
+    for plan in sorted(catalog.plans.values(), key=lambda plan: plan.tier):
+        if ref in catalog.plan_models(plan)[category]:
+            return plan
+    return None
+
+
+def check_model_allowed(provider: Document, model_id: str, slot: Category, plan: Plan, catalog: Catalog) -> None:
+    """Global providers' models are gated by plan (403 naming the cheapest plan that has it); own ones are not."""
+    if provider.get("orgId") is not None:
+        return
+    ref = f"{provider['providerKey']}/{model_id}"
+    if ref in catalog.plan_models(plan)[slot]:
+        return
+    needed = cheapest_plan_allowing(ref, slot, catalog)
+    if needed is None:
+        raise forbidden(f"{slot}ModelId: model {ref} is not available on any plan")
+    raise forbidden(
+        f"{slot}ModelId: model {ref} needs the {needed.name} plan (this organization is on {plan.name})",
+        requiredPlan=needed.slug,
+    )
+
+
+def check_slot(
+    slot: Category, agent: AgentIn, provider: Document | None, org_id: ObjectId, plan: Plan, catalog: Catalog
+) -> str:
+    """Check one provider slot (llm/tts/stt) and return the model id to store."""
+    field = f"{slot}ProviderId"
+    if provider is None or provider.get("orgId") not in (None, org_id):
+        raise bad_request(f"{field}: provider not found")
+    if provider.get("category") != slot:
+        raise bad_request(
+            f"{field}: provider '{provider.get('name')}' is a {provider.get('category')} provider, not {slot}"
+        )
+    offered = [model["modelId"] for model in provider.get("models") or []]
+    model_id = getattr(agent, f"{slot}ModelId")
+    if model_id is None:
+        if not offered:
+            raise bad_request(f"{slot}ModelId: provider '{provider.get('name')}' offers no models")
+        model_id = offered[0]
+    if model_id not in offered:
+        raise bad_request(f"{slot}ModelId: provider '{provider.get('name')}' has no model '{model_id}'")
+    check_model_allowed(provider, model_id, slot, plan, catalog)
+    return str(model_id)
+
+
+def _check_knob(name: str, knob: Knob, value: int | float | str) -> None:
+    field = f"thresholds.{name}"
+    if knob.choices is not None:
+        if value not in knob.choices:
+            raise bad_request(f"{field}: must be one of {', '.join(knob.choices)}")
+        return
+    if (
+        isinstance(value, str)
+        or (knob.min is not None and value < knob.min)
+        or (knob.max is not None and value > knob.max)
+    ):
+        raise bad_request(f"{field}: must be between {knob.min:g} and {knob.max:g}")
+
+
+def resolve_thresholds(given: AgentThresholds, plan: Plan, catalog: Catalog) -> dict[str, Any]:
+    """Every agent knob: the given value (range-checked against the YAML) or the YAML default.
+
+    The default ``maxCallDurationSec`` is lowered to the plan's limit, so an agent created without thresholds
+    is always valid on its plan; an explicit value above the limit is a 403 naming the plan.
+    """
+    knobs = catalog.turn_taking.knobs
+    limit = plan.limits.maxCallDurationSec
+    resolved: dict[str, Any] = {}
+    for name in AGENT_KNOBS:
+        knob = knobs.get(name)
+        if knob is None:  # not in the YAML: the engine does not know it, so there is nothing to store
+            continue
+        value = getattr(given, name)
+        if value is None:
+            value = knob.default
+            if name == "maxCallDurationSec" and isinstance(value, int | float):
+                value = min(value, limit)
+        else:
+            _check_knob(name, knob, value)
+            if name == "maxCallDurationSec" and isinstance(value, int | float) and value > limit:
+                raise forbidden(
+                    f"thresholds.maxCallDurationSec: {value:g} s exceeds the {plan.name} plan's limit of {limit} s",
+                    limit=limit,
+                )
+        resolved[name] = value
+    return resolved
+
+
+def agent_fields(
+    agent: AgentIn, providers: dict[ObjectId, Document], org_id: ObjectId, plan: Plan, catalog: Catalog
+) -> dict[str, Any]:
+    """The stored form of a valid agent (pure); raises the 400/403 ApiError of the first problem."""
+    ids = provider_ids(agent)
+    models = {slot: check_slot(slot, agent, providers.get(ids[slot]), org_id, plan, catalog) for slot in CATEGORIES}
+    return {
+        "name": agent.name,
+        "persona": agent.persona.model_dump(),
+        "llmProviderId": ids["llm"],
+        "llmModelId": models["llm"],
+        "llmConfig": agent.llmConfig.model_dump(),
+        "ttsProviderId": ids["tts"],
+        "ttsModelId": models["tts"],
+        "ttsConfig": agent.ttsConfig.model_dump(),
+        "sttProviderId": ids["stt"],
+        "sttModelId": models["stt"],
+        "thresholds": resolve_thresholds(agent.thresholds, plan, catalog),
+        "openingMode": agent.openingMode,
+        "phoneNumbers": list(agent.phoneNumbers),
+        "active": agent.active,
+    }
+
+
+async def build_agent(
+    db: Database, catalog: Catalog, org_id: ObjectId, plan: Plan, agent: AgentIn, agent_id: ObjectId | None = None
+) -> tuple[dict[str, Any], dict[ObjectId, Document]]:
+    """Validate ``agent`` against its providers and the org's other agents; the stored fields and providers.
+
+    A phone number may route to one agent per org only (409). Two simultaneous writes claiming the same
+    number can both pass this check; a unique (orgId, phoneNumbers) index would close that window.
+    """
+    ids = provider_ids(agent)
+    cursor = db.providers.find({"_id": {"$in": list(set(ids.values()))}, "orgId": {"$in": [None, org_id]}})
+    providers = {provider["_id"]: provider async for provider in cursor}
+    fields = agent_fields(agent, providers, org_id, plan, catalog)
+    if fields["phoneNumbers"]:
+        query: dict[str, Any] = {"orgId": org_id, "phoneNumbers": {"$in": fields["phoneNumbers"]}}
+        if agent_id is not None:
+            query["_id"] = {"$ne": agent_id}
+        other = await db.agents.find_one(query, {"name": 1, "phoneNumbers": 1})
+        if other is not None:
+            taken = next(number for number in fields["phoneNumbers"] if number in other.get("phoneNumbers", []))
+            raise conflict(
+                f"phoneNumbers: {taken} is already used by agent '{other.get('name')}'", agentId=str(other["_id"])
+            )
+    return fields, providers
