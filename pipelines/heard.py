@@ -80,6 +80,14 @@ class HeardTracker:
         self._cancelled.update(mark.name for mark in self._pending)
         self._pending.clear()
 
+    def owns(self, name: str) -> bool:
+        """Whether ``name`` is one of this tracker's marks still expected back (pending or cancelled)."""
+        return name in self._cancelled or any(mark.name == name for mark in self._pending)
+
+    @property
+    def cancelled_pending(self) -> bool:
+        return bool(self._cancelled)
+
     @property
     def pending(self) -> int:
         return len(self._pending)

@@ -339,8 +339,15 @@ def test_compute_status_pauses_agents_of_a_suspended_org(services) -> None:
             (stt, "stt", "deepgram", "nova-2"),
         )
     }
-    agent = {"active": True, "llmProviderId": llm, "llmModelId": "gpt-4o-mini", "ttsProviderId": tts,
-             "ttsModelId": "en-US-GuyNeural", "sttProviderId": stt, "sttModelId": "nova-2"}  # fmt: skip
+    agent = {
+        "active": True,
+        "llmProviderId": llm,
+        "llmModelId": "gpt-4o-mini",
+        "ttsProviderId": tts,
+        "ttsModelId": "en-US-GuyNeural",
+        "sttProviderId": stt,
+        "sttModelId": "nova-2",
+    }
     org = {"_id": ObjectId(), "status": "active"}
     assert compute_status(agent, org, plan, providers, 0, catalog) == ("active", None)
     for status in ("suspended", "pending"):

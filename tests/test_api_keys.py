@@ -108,11 +108,18 @@ async def test_keys_per_organization_are_capped(client, services) -> None:
     now = dt.datetime.now(dt.UTC)
     await services.db.api_keys.insert_many(
         [
-            {"orgId": ObjectId(tenant.org_id), "name": f"k{n}", "keyHash": f"{n:064x}", "keyPrefix": "vx_00000000",
-             "createdAt": now, "lastUsedAt": None, "createdBy": None}
+            {
+                "orgId": ObjectId(tenant.org_id),
+                "name": f"k{n}",
+                "keyHash": f"{n:064x}",
+                "keyPrefix": "vx_00000000",
+                "createdAt": now,
+                "lastUsedAt": None,
+                "createdBy": None,
+            }
             for n in range(MAX_API_KEYS_PER_ORG - 1)
         ]
-    )  # fmt: skip
+    )
     refused = await client.post("/api/dashboard/api-keys", json={"name": "one too many"}, headers=tenant.jwt)
     assert refused.status == 403
     assert "at most 100" in (await refused.json())["error"]

@@ -69,7 +69,9 @@ async def test_pending_org_is_403_on_dashboard_until_an_admin_activates_it(clien
     assert await pending.json() == {"error": "organization pending"}
 
     await create_platform_admin(services.db, "root@example.com", "root-password")
-    admin = await (await client.post("/api/auth/signin", json={"email": "root@example.com", "password": "root-password"})).json()
+    admin = await (
+        await client.post("/api/auth/signin", json={"email": "root@example.com", "password": "root-password"})
+    ).json()
     admin_headers = {"Authorization": f"Bearer {admin['token']}"}
     listed = await (await client.get("/api/admin/organizations?status=pending", headers=admin_headers)).json()
     assert [org["name"] for org in listed["items"]] == ["Acme"]
@@ -95,9 +97,13 @@ async def test_admin_endpoints_are_for_platform_admins_only(client, services) ->
         assert await response.json() == {"error": "platform admin only"}
     assert (await client.get("/api/admin/organizations")).status == 401
     await create_platform_admin(services.db, "root@example.com", "root-password")
-    admin = await (await client.post("/api/auth/signin", json={"email": "root@example.com", "password": "root-password"})).json()
+    admin = await (
+        await client.post("/api/auth/signin", json={"email": "root@example.com", "password": "root-password"})
+    ).json()
     headers = {"Authorization": f"Bearer {admin['token']}"}
-    bad_plan = await client.patch(f"/api/admin/organizations/{tenant.org_id}", json={"planSlug": "gold"}, headers=headers)
+    bad_plan = await client.patch(
+        f"/api/admin/organizations/{tenant.org_id}", json={"planSlug": "gold"}, headers=headers
+    )
     assert bad_plan.status == 400 and "planSlug" in (await bad_plan.json())["error"]
     missing = await client.patch(f"/api/admin/organizations/{ObjectId()}", json={"status": "active"}, headers=headers)
     assert missing.status == 404

@@ -68,8 +68,20 @@ async def test_calls_list_is_newest_first_filterable_pageable_and_without_transc
     assert [item["_id"] for item in page["items"]] == ids[::-1]
     assert (page["total"], page["skip"], page["limit"]) == (5, 0, 20)
     first = page["items"][0]
-    assert set(first) == {"_id", "agentId", "callSid", "from", "to", "direction", "status", "startedAt", "endedAt",
-                          "durationSec", "endReason", "sentiment"}  # fmt: skip
+    assert set(first) == {
+        "_id",
+        "agentId",
+        "callSid",
+        "from",
+        "to",
+        "direction",
+        "status",
+        "startedAt",
+        "endedAt",
+        "durationSec",
+        "endReason",
+        "sentiment",
+    }
     assert first["startedAt"] == "2026-03-01T12:40:00.000Z" and first["agentId"] == str(agent_a)
     assert foreign not in str(page)
 
@@ -89,8 +101,14 @@ async def test_calls_list_is_newest_first_filterable_pageable_and_without_transc
 
 async def test_calls_list_rejects_bad_parameters_naming_them(client, services) -> None:
     tenant = await make_tenant(client, services)
-    for query, field in (("limit=101", "limit"), ("limit=0", "limit"), ("skip=-1", "skip"), ("limit=ten", "limit"),
-                         ("agentId=nope", "agentId"), ("status=ringing", "status")):  # fmt: skip
+    for query, field in (
+        ("limit=101", "limit"),
+        ("limit=0", "limit"),
+        ("skip=-1", "skip"),
+        ("limit=ten", "limit"),
+        ("agentId=nope", "agentId"),
+        ("status=ringing", "status"),
+    ):
         body = await get_json(client, f"/api/dashboard/calls?{query}", tenant.jwt, status=400)
         assert body["error"].startswith(field), (query, body)
     body = await get_json(client, "/api/dashboard/calls/count?agentId=123", tenant.jwt, status=400)
@@ -153,8 +171,7 @@ async def test_usage_analytics_is_one_zero_filled_record_per_utc_day_oldest_firs
     expected_dates = [day_key(now - dt.timedelta(days=back)) for back in range(29, -1, -1)]
     assert [item["date"] for item in items] == expected_dates
     by_date = {item["date"]: item for item in items}
-    assert by_date[day_key(now)] == {"date": day_key(now), "calls": 3, "minutes": 4.75, "tokens": 1000,
-                                     "ttsChars": 500}  # fmt: skip
+    assert by_date[day_key(now)] == {"date": day_key(now), "calls": 3, "minutes": 4.75, "tokens": 1000, "ttsChars": 500}
     assert by_date[day_key(now - dt.timedelta(days=3))]["minutes"] == 10
     assert items[0] == {"date": expected_dates[0], "calls": 1, "minutes": 0.5, "tokens": 1, "ttsChars": 1}
     assert sum(item["calls"] for item in items) == 3 + 4 + 1  # not the 30- and 40-day-old days, not the other org
@@ -179,10 +196,12 @@ async def test_stats_count_calls_active_agents_and_finished_minutes(client, serv
 
     now = dt.datetime.now(dt.UTC)
     await services.db.agents.insert_many(
-        [{"orgId": ObjectId(tenant.org_id), "name": f"a{n}", "active": active, "createdAt": now}
-         for n, active in enumerate((True, True, False))]
+        [
+            {"orgId": ObjectId(tenant.org_id), "name": f"a{n}", "active": active, "createdAt": now}
+            for n, active in enumerate((True, True, False))
+        ]
         + [{"orgId": ObjectId(other.org_id), "name": "theirs", "active": True, "createdAt": now}]
-    )  # fmt: skip
+    )
     agent = ObjectId()
     await insert_call(services, tenant, agent, 0, durationSec=60)
     await insert_call(services, tenant, agent, 1, status="failed", durationSec=30)

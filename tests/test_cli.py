@@ -35,9 +35,13 @@ def test_version_and_help() -> None:
 
 def test_bad_setting_exits_1_naming_the_variable(tmp_path: Path) -> None:
     result = subprocess.run(
-        [*VOICEX, "serve"], capture_output=True, text=True, cwd=tmp_path, env=_clean_env(VOICEX_PORT="eighty"),
+        [*VOICEX, "serve"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=_clean_env(VOICEX_PORT="eighty"),
         timeout=30,
-    )  # fmt: skip
+    )
     assert result.returncode == 1
     assert "VOICEX_PORT" in result.stderr
     assert "Traceback" not in result.stderr
@@ -51,9 +55,13 @@ def _get_json(url: str) -> dict[str, object]:
 def test_serve_with_no_environment_uses_embedded_db_in_data_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     port = free_port()
     process = subprocess.Popen(
-        [*VOICEX, "serve", "--port", str(port)], cwd=tmp_path, env=_clean_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [*VOICEX, "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=_clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert process.stdout is not None
         first_line = process.stdout.readline()
@@ -103,6 +111,9 @@ def _admin_create_checks(env: dict[str, str]) -> None:
     assert "already exists" in again.stderr
     short = subprocess.run(
         [*VOICEX, "admin", "create", "--email", "x@example.com", "--password", "short"],
-        capture_output=True, text=True, env=env, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert short.returncode == 1 and "at least 8 characters" in short.stderr

@@ -52,16 +52,29 @@ async def test_a_richer_plan_unlocks_models(client, services) -> None:
 
 async def test_own_provider_models_are_always_allowed_and_inactive_ones_hidden(client, services) -> None:
     tenant = await make_tenant(client, services, plan="starter")
-    body = {"category": "llm", "providerKey": "openai", "name": "Our OpenAI", "credentials": {"apiKey": "sk-x"},
-            "models": [{"modelId": "gpt-4o", "label": "GPT-4o (ours)"}]}  # fmt: skip
+    body = {
+        "category": "llm",
+        "providerKey": "openai",
+        "name": "Our OpenAI",
+        "credentials": {"apiKey": "sk-x"},
+        "models": [{"modelId": "gpt-4o", "label": "GPT-4o (ours)"}],
+    }
     response = await client.post("/api/dashboard/providers", json=body, headers=tenant.jwt)
     provider = await response.json()
     items = (await search(client, tenant, category="llm", query="gpt-4o", limit=100))["items"]
     ours = [item for item in items if item["source"] == "client"]
     assert ours == [
-        {"providerId": provider["_id"], "providerKey": "openai", "providerName": "Our OpenAI", "modelId": "gpt-4o",
-         "label": "GPT-4o (ours)", "source": "client", "allowed": True, "requiredPlan": None}
-    ]  # fmt: skip
+        {
+            "providerId": provider["_id"],
+            "providerKey": "openai",
+            "providerName": "Our OpenAI",
+            "modelId": "gpt-4o",
+            "label": "GPT-4o (ours)",
+            "source": "client",
+            "allowed": True,
+            "requiredPlan": None,
+        }
+    ]
     theirs = next(item for item in items if item["source"] == "global" and item["modelId"] == "gpt-4o")
     assert theirs["allowed"] is False and theirs["requiredPlan"] == "pro"
     assert items.index(ours[0]) < items.index(theirs)

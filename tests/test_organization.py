@@ -42,9 +42,10 @@ async def test_twilio_credentials_are_write_only_and_encrypted(client, services)
     token = "f" * 32
     sid = "AC" + "0123456789abcdef" * 2
     response = await client.patch(
-        "/api/dashboard/organization", json={"name": "  Renamed  ", "twilio": {"accountSid": sid, "authToken": token}},
+        "/api/dashboard/organization",
+        json={"name": "  Renamed  ", "twilio": {"accountSid": sid, "authToken": token}},
         headers=tenant.jwt,
-    )  # fmt: skip
+    )
     assert response.status == 200
     body = await response.json()
     assert body["name"] == "Renamed"

@@ -13,9 +13,16 @@ from voicex.global_providers import sync_global_providers
 
 SECRET = "sk-very-secret-test-key-0123456789"
 GLOBALS = {
-    ("deepgram", "stt"), ("openai", "llm"), ("openai", "tts"), ("groq", "llm"), ("elevenlabs", "tts"),
-    ("edge", "tts"), ("local", "stt"), ("local", "llm"), ("local", "tts"),
-}  # fmt: skip
+    ("deepgram", "stt"),
+    ("openai", "llm"),
+    ("openai", "tts"),
+    ("groq", "llm"),
+    ("elevenlabs", "tts"),
+    ("edge", "tts"),
+    ("local", "stt"),
+    ("local", "llm"),
+    ("local", "tts"),
+}
 
 
 def openai_llm(name: str = "My OpenAI", **extra: object) -> dict[str, object]:
@@ -37,8 +44,9 @@ async def test_global_providers_are_synced_from_the_catalog_idempotently(service
     # A model dropped from the config and a provider type that is gone are cleaned up on the next start.
     stale = {"modelId": "gpt-3", "label": "GPT-3"}
     await services.db.providers.update_one({"_id": first[("openai", "llm")]["_id"]}, {"$push": {"models": stale}})
-    await services.db.providers.insert_one({"orgId": None, "providerKey": "gone", "category": "llm",
-                                            "name": "Gone LLM", "models": [], "active": True})  # fmt: skip
+    await services.db.providers.insert_one(
+        {"orgId": None, "providerKey": "gone", "category": "llm", "name": "Gone LLM", "models": [], "active": True}
+    )
     await sync_global_providers(services.db, services.catalog, services.settings)
     await sync_global_providers(services.db, services.catalog, services.settings)
     again = {(p["providerKey"], p["category"]): p async for p in services.db.providers.find({"orgId": None})}
@@ -144,8 +152,12 @@ async def test_patch_updates_own_provider_and_refuses_globals(client, services) 
     provider = await create(client, tenant, openai_llm())
     await create(client, tenant, openai_llm("Taken"))
     url = f"/api/dashboard/providers/{provider['_id']}"
-    body = {"name": "Renamed", "active": False, "models": [{"modelId": "ft:gpt-4o:acme"}],
-            "settings": {"baseUrl": "https://proxy.example.com/v1"}}  # fmt: skip
+    body = {
+        "name": "Renamed",
+        "active": False,
+        "models": [{"modelId": "ft:gpt-4o:acme"}],
+        "settings": {"baseUrl": "https://proxy.example.com/v1"},
+    }
     response = await client.patch(url, json=body, headers=tenant.jwt)
     assert response.status == 200, await response.text()
     updated = await response.json()
@@ -179,8 +191,13 @@ async def test_delete_refuses_while_agents_use_the_provider(client, services) ->
     provider = await create(client, tenant, openai_llm())
     url = f"/api/dashboard/providers/{provider['_id']}"
     now = dt.datetime.now(dt.UTC)
-    agent = {"orgId": ObjectId(tenant.org_id), "name": "Receptionist", "llmProviderId": ObjectId(provider["_id"]),
-             "llmModelId": "gpt-4o-mini", "createdAt": now}  # fmt: skip
+    agent = {
+        "orgId": ObjectId(tenant.org_id),
+        "name": "Receptionist",
+        "llmProviderId": ObjectId(provider["_id"]),
+        "llmModelId": "gpt-4o-mini",
+        "createdAt": now,
+    }
     agent_id = (await services.db.agents.insert_one(agent)).inserted_id
     response = await client.delete(url, headers=tenant.jwt)
     assert response.status == 409

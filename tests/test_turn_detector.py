@@ -17,11 +17,20 @@ from pipelines.turn_detector import (
 )
 from pipelines.turn_settings import TurnSettings, meaningful_words
 
-RULES = {"high": {"minSpeechMs": 150, "minWords": 0}, "medium": {"minSpeechMs": 300, "minWords": 0},
-         "low": {"minSpeechMs": 600, "minWords": 2}}  # fmt: skip
+RULES = {
+    "high": {"minSpeechMs": 150, "minWords": 0},
+    "medium": {"minSpeechMs": 300, "minWords": 0},
+    "low": {"minSpeechMs": 600, "minWords": 2},
+}
 BACKCHANNELS = ["uh-huh", "uh huh", "mm-hmm", "yeah", "okay", "ok", "right", "got it", "yes"]
-DEFAULTS = {"endpointingMs": 500, "silenceTimeoutMs": 8000, "interruptionSensitivity": "medium",
-            "speechStartMs": 60, "speechGapToleranceMs": 80, "falseInterruptionTimeoutMs": 1000}  # fmt: skip
+DEFAULTS = {
+    "endpointingMs": 500,
+    "silenceTimeoutMs": 8000,
+    "interruptionSensitivity": "medium",
+    "speechStartMs": 60,
+    "speechGapToleranceMs": 80,
+    "falseInterruptionTimeoutMs": 1000,
+}
 
 
 def settings(**overrides: object) -> TurnSettings:
@@ -206,10 +215,12 @@ def test_meaningful_words_skip_backchannels() -> None:
 
 def test_settings_resolve_agent_overrides_and_the_plan_cap() -> None:
     resolved = TurnSettings.resolve(
-        {**DEFAULTS, "maxCallDurationSec": 600}, RULES, BACKCHANNELS,
+        {**DEFAULTS, "maxCallDurationSec": 600},
+        RULES,
+        BACKCHANNELS,
         {"interruptionSensitivity": "low", "maxCallDurationSec": 3600, "endpointingMs": None},
         max_call_duration_cap_sec=900,
-    )  # fmt: skip
+    )
     assert resolved.barge_in.min_speech_ms == 600 and resolved.barge_in.min_words == 2
     assert resolved.max_call_duration_sec == 900
     assert resolved.endpointing_ms == 500

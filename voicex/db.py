@@ -27,9 +27,16 @@ class IndexSpec:
 
 # Every collection the server uses, by attribute name on Database.
 COLLECTIONS = (
-    "organizations", "users", "agents", "providers", "api_keys", "calls", "usage_daily", "call_slots",
+    "organizations",
+    "users",
+    "agents",
+    "providers",
+    "api_keys",
+    "calls",
+    "usage_daily",
+    "call_slots",
     "rate_limits",
-)  # fmt: skip
+)
 
 INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec("users", (("email", ASCENDING),), "email_unique", {"unique": True}),

@@ -95,19 +95,29 @@ class EmbeddedMongo:
         if self.port is None:
             self.port = free_port(self.host)
         command = [
-            sys.executable, "-m", "secantus",
-            "--host", self.host,
-            "--port", str(self.port),
-            "--storage-path", str(self.data_dir),
-            "--cache-size", self.cache_size,
-            "--log-level", "WARNING",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "secantus",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--storage-path",
+            str(self.data_dir),
+            "--cache-size",
+            self.cache_size,
+            "--log-level",
+            "WARNING",
+        ]
         log_file = self.log_path.open("ab")
         try:
             self._process = subprocess.Popen(
-                command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                command,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         except OSError as exc:
             raise EmbeddedDatabaseError(f"cannot run the embedded database ({exc}). {_HOW_TO_USE_REAL_MONGO}") from exc
         finally:

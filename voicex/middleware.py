@@ -94,9 +94,14 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
             request.method,
             request.path,
             status,
-            extra={"method": request.method, "path": request.path, "status": status,
-                   "durationMs": round(elapsed * 1000, 2), "remote": request.remote},
-        )  # fmt: skip
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": status,
+                "durationMs": round(elapsed * 1000, 2),
+                "remote": request.remote,
+            },
+        )
         request_id_var.reset(token)
 
 

@@ -57,8 +57,19 @@ def public_api_key(key: Document) -> dict[str, Any]:
     }
 
 
-_CALL_SUMMARY_FIELDS = ("agentId", "callSid", "from", "to", "direction", "status", "startedAt", "endedAt",
-                        "durationSec", "endReason", "sentiment")  # fmt: skip
+_CALL_SUMMARY_FIELDS = (
+    "agentId",
+    "callSid",
+    "from",
+    "to",
+    "direction",
+    "status",
+    "startedAt",
+    "endedAt",
+    "durationSec",
+    "endReason",
+    "sentiment",
+)
 _CALL_DETAIL_FIELDS = ("transcript", "summary", "metrics", "usage")
 
 
@@ -94,9 +105,24 @@ def public_provider(provider: Document, catalog: Catalog, settings: Settings) ->
     }
 
 
-_AGENT_FIELDS = ("name", "persona", "llmProviderId", "llmModelId", "llmConfig", "ttsProviderId", "ttsModelId",
-                 "ttsConfig", "sttProviderId", "sttModelId", "thresholds", "openingMode", "phoneNumbers", "active",
-                 "createdAt", "updatedAt")  # fmt: skip
+_AGENT_FIELDS = (
+    "name",
+    "persona",
+    "llmProviderId",
+    "llmModelId",
+    "llmConfig",
+    "ttsProviderId",
+    "ttsModelId",
+    "ttsConfig",
+    "sttProviderId",
+    "sttModelId",
+    "thresholds",
+    "openingMode",
+    "phoneNumbers",
+    "active",
+    "createdAt",
+    "updatedAt",
+)
 
 
 def public_agent(agent: Document, status: str, pause_reason: str | None) -> dict[str, Any]:

@@ -80,18 +80,34 @@ async def signup(request: web.Request, body: SignupIn) -> r201[SessionOut] | r40
     now = dt.datetime.now(dt.UTC)
     if await db.users.find_one({"email": body.email}, projection={"_id": 1}):
         raise conflict("email already registered")
-    org = {"name": body.orgName, "status": "pending", "planSlug": svc.catalog.default_plan.slug, "twilio": None,
-           "createdAt": now, "updatedAt": now}  # fmt: skip
+    org = {
+        "name": body.orgName,
+        "status": "pending",
+        "planSlug": svc.catalog.default_plan.slug,
+        "twilio": None,
+        "createdAt": now,
+        "updatedAt": now,
+    }
     org["_id"] = (await db.organizations.insert_one(org)).inserted_id
-    user = {"orgId": org["_id"], "email": body.email, "name": body.name, "role": "admin", "platformAdmin": False,
-            "passwordHash": hash_password(body.password), "createdAt": now}  # fmt: skip
+    user = {
+        "orgId": org["_id"],
+        "email": body.email,
+        "name": body.name,
+        "role": "admin",
+        "platformAdmin": False,
+        "passwordHash": hash_password(body.password),
+        "createdAt": now,
+    }
     try:
         user["_id"] = (await db.users.insert_one(user)).inserted_id
     except DuplicateKeyError:  # lost a race with another sign-up for the same email
         await db.organizations.delete_one({"_id": org["_id"]})
         raise conflict("email already registered") from None
-    body_out = {"user": public_user(user), "organization": public_org(org, svc.catalog),
-                "token": issue_jwt(svc.settings.jwt_secret or "", user)}  # fmt: skip
+    body_out = {
+        "user": public_user(user),
+        "organization": public_org(org, svc.catalog),
+        "token": issue_jwt(svc.settings.jwt_secret or "", user),
+    }
     return json_response(body_out, status=201)
 
 

@@ -89,10 +89,16 @@ async def stats(request: web.Request) -> r200[StatsOut] | r401[ErrorOut] | r403[
     cursor = await db.calls.aggregate(
         [
             {"$match": {"orgId": org_id}},
-            {"$group": {"_id": {"$in": ["$status", list(FINISHED_STATUSES)]}, "count": {"$sum": 1},
-                        "seconds": {"$sum": "$durationSec"}, "average": {"$avg": "$durationSec"}}},
+            {
+                "$group": {
+                    "_id": {"$in": ["$status", list(FINISHED_STATUSES)]},
+                    "count": {"$sum": 1},
+                    "seconds": {"$sum": "$durationSec"},
+                    "average": {"$avg": "$durationSec"},
+                }
+            },
         ]
-    )  # fmt: skip
+    )
     groups = {row["_id"]: row async for row in cursor}
     finished = groups.get(True, {})
     agents = await db.agents.aggregate([{"$match": {"orgId": org_id, "active": True}}, {"$count": "n"}])
