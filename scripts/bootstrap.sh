@@ -7,7 +7,7 @@ set -euo pipefail
 VOICEX_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VOICEX_VENV="${VOICEX_VENV:-$VOICEX_ROOT/.venv}"
 # Debian packages the project needs at run or test time (installed only when missing).
-VOICEX_APT_PACKAGES=()
+VOICEX_APT_PACKAGES=(espeak-ng)
 
 _voicex_as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
