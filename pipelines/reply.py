@@ -1,0 +1,174 @@
+"""One agent reply: LLM tokens → sentences → TTS → the call's audio format → paced playout.
+
+TTS starts on each sentence as soon as the splitter completes it and runs up to ``prefetch`` sentences
+ahead of playback, so the gap between sentences is hidden. All work runs in one TaskGroup: cancelling
+the reply (barge-in) cancels the LLM stream and every TTS stream with it, leaving no orphan tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from pipelines.convert import AudioConverter
+from pipelines.heard import HeardTracker, Segment
+from pipelines.metrics import TurnMetrics
+from pipelines.playout import Playout
+from pipelines.sentences import SentenceSplitter
+from providers.base import ChatMessage, LLMOptions, LLMProvider, ProviderError, TTSOptions, TTSProvider, Usage
+
+log = logging.getLogger(__name__)
+
+APOLOGY = "Sorry, I'm having trouble answering right now. Could you say that again?"
+
+
+@dataclass
+class ReplyResult:
+    sentences: list[str] = field(default_factory=list)
+    usage: Usage | None = None
+    tts_chars: int = 0
+    errors: list[str] = field(default_factory=list)
+    tracker: HeardTracker | None = None
+
+
+class Reply:
+    """Speak either a fixed text (greeting, reprompt, resumed sentences) or the LLM's answer to ``messages``."""
+
+    def __init__(
+        self,
+        *,
+        playout: Playout,
+        tts: TTSProvider,
+        tts_options: TTSOptions,
+        llm: LLMProvider | None = None,
+        messages: list[ChatMessage] | None = None,
+        llm_options: LLMOptions | None = None,
+        text: str | list[str] | None = None,
+        metrics: TurnMetrics | None = None,
+        prefetch: int = 2,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if (llm is None) == (text is None):
+            raise ValueError("a reply needs either an LLM or a fixed text")
+        self.playout = playout
+        self.tts = tts
+        self.tts_options = tts_options
+        self.llm = llm
+        self.messages = messages or []
+        self.llm_options = llm_options or LLMOptions()
+        self.text = text
+        self.metrics = metrics
+        self.prefetch = prefetch
+        self.result = ReplyResult()
+        self._clock = clock or asyncio.get_running_loop().time
+
+    async def run(self) -> ReplyResult:
+        self.result.tracker = self.playout.begin_reply()
+        sentences: asyncio.Queue[str | None] = asyncio.Queue()
+        ready: asyncio.Queue[tuple[Segment, asyncio.Queue[bytes | None]] | None] = asyncio.Queue(self.prefetch)
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._produce(sentences))
+                group.create_task(self._dispatch(sentences, ready, group))
+                group.create_task(self._write(ready))
+        finally:
+            self.playout.end_reply()
+        return self.result
+
+    # --- sentences ----------------------------------------------------------------------------------
+
+    async def _produce(self, sentences: asyncio.Queue[str | None]) -> None:
+        try:
+            if self.text is not None:
+                for sentence in self._fixed_sentences():
+                    await sentences.put(sentence)
+            else:
+                await self._produce_from_llm(sentences)
+        finally:
+            await sentences.put(None)
+
+    def _fixed_sentences(self) -> list[str]:
+        if isinstance(self.text, list):
+            return [sentence for sentence in self.text if sentence.strip()]
+        splitter = SentenceSplitter()
+        return [*splitter.push(self.text or ""), *splitter.flush()]
+
+    async def _produce_from_llm(self, sentences: asyncio.Queue[str | None]) -> None:
+        assert self.llm is not None
+        splitter = SentenceSplitter()
+        started = self._clock()
+        spoke = False
+        try:
+            stream: AsyncIterator = self.llm.stream_chat(self.messages, self.llm_options)
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    self.result.usage = chunk.usage
+                if not chunk.text:
+                    continue
+                if self.metrics is not None and self.metrics.llm_ttft is None:
+                    self.metrics.llm_ttft = (self._clock() - started) * 1000
+                for sentence in splitter.push(chunk.text):
+                    spoke = True
+                    await sentences.put(sentence)
+            for sentence in splitter.flush():
+                spoke = True
+                await sentences.put(sentence)
+        except ProviderError as exc:
+            self._error(f"llm: {exc.message}")
+            for sentence in splitter.flush() if spoke else []:
+                await sentences.put(sentence)
+            await sentences.put(APOLOGY)
+
+    # --- speech -------------------------------------------------------------------------------------
+
+    async def _dispatch(
+        self,
+        sentences: asyncio.Queue[str | None],
+        ready: asyncio.Queue[tuple[Segment, asyncio.Queue[bytes | None]] | None],
+        group: asyncio.TaskGroup,
+    ) -> None:
+        first = True
+        while (sentence := await sentences.get()) is not None:
+            self.result.sentences.append(sentence)
+            segment = self.playout.begin_segment(sentence)
+            audio: asyncio.Queue[bytes | None] = asyncio.Queue()
+            await ready.put((segment, audio))  # waits while ``prefetch`` sentences are ahead of playback
+            group.create_task(self._synthesize(sentence, audio, measure=first))
+            first = False
+        await ready.put(None)
+
+    async def _synthesize(self, sentence: str, audio: asyncio.Queue[bytes | None], *, measure: bool) -> None:
+        converter = AudioConverter(self.tts.output_format, self.playout.sink.format)
+        started = self._clock()
+        self.result.tts_chars += len(sentence)
+        try:
+            async for chunk in self.tts.synthesize(sentence, self.tts_options):
+                if not chunk:
+                    continue
+                if measure and self.metrics is not None and self.metrics.tts_ttfb is None:
+                    self.metrics.tts_ttfb = (self._clock() - started) * 1000
+                converted = converter.convert(chunk)
+                if converted:
+                    await audio.put(converted)
+            tail = converter.flush()
+            if tail:
+                await audio.put(tail)
+        except ProviderError as exc:
+            self._error(f"tts: {exc.message}")
+        finally:
+            await audio.put(None)
+
+    async def _write(self, ready: asyncio.Queue[tuple[Segment, asyncio.Queue[bytes | None]] | None]) -> None:
+        while (item := await ready.get()) is not None:
+            segment, audio = item
+            while (chunk := await audio.get()) is not None:
+                await self.playout.write(segment, chunk)
+            segment.complete = True
+
+    def _error(self, message: str) -> None:
+        log.warning("reply step failed", extra={"error": message})
+        self.result.errors.append(message)
+        if self.metrics is not None:
+            self.metrics.errors.append(message)

@@ -1,0 +1,341 @@
+"""One call's conversation: caller frames → VAD → turn detector → STT; end of turn → LLM → TTS → playout.
+
+The transport calls :meth:`CallSession.push_audio` for every 20 ms caller frame, :meth:`on_mark` for every
+echoed mark and :meth:`on_dtmf`; the session answers through its :class:`MediaSink`. Turn-taking time is
+media time (20 ms per frame), so the detector stays deterministic; latencies are measured on the loop clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipelines.audio import ulaw_to_pcm16
+from pipelines.context import Conversation, Persona
+from pipelines.convert import AudioConverter
+from pipelines.metrics import TurnMetrics, summarize
+from pipelines.output import MediaSink
+from pipelines.playout import Playout
+from pipelines.reply import Reply
+from pipelines.stt_stream import SttStream
+from pipelines.summary import summarize_call
+from pipelines.turn_detector import (
+    FRAME_MS,
+    BargeIn,
+    EndOfTurn,
+    Event,
+    FalseInterruption,
+    SilenceTimeout,
+    SpeechStarted,
+    TurnDetector,
+)
+from pipelines.turn_settings import TurnSettings
+from pipelines.vad import Vad
+from providers.base import LLMOptions, LLMProvider, STTProvider, TTSOptions, TTSProvider
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    persona: Persona = field(default_factory=Persona)
+    opening_mode: str = "agent_first"  # or "callee_first"
+    turn: TurnSettings = field(default_factory=TurnSettings)
+    llm_options: LLMOptions = field(default_factory=LLMOptions)
+    tts_options: TTSOptions = field(default_factory=TTSOptions)
+    reprompt: str = "Are you still there?"
+    goodbye_silence: str = "I haven't heard from you, so I'll hang up now. Goodbye!"
+    goodbye_max_duration: str = "We've reached the time limit for this call. Thank you for calling, goodbye!"
+    stt_final_wait_ms: int = 1200  # longest wait for STT's final after end of turn before using the interim
+    summarize: bool = True
+
+
+@dataclass
+class CallResult:
+    end_reason: str
+    transcript: list[dict[str, Any]]
+    turns: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    summary: str
+    sentiment: str
+    usage: dict[str, int]
+    errors: list[str]
+
+
+class CallSession:
+    def __init__(
+        self,
+        config: SessionConfig,
+        *,
+        stt: STTProvider,
+        llm: LLMProvider,
+        tts: TTSProvider,
+        sink: MediaSink,
+        vad: Vad,
+        on_turn: Callable[[TurnMetrics], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.llm, self.tts, self.sink, self.vad = llm, tts, sink, vad
+        self.conversation = Conversation(config.persona)
+        self.detector = TurnDetector(config.turn, 0, wait_for_caller=config.opening_mode == "callee_first")
+        self.stt = SttStream(
+            stt,
+            language=config.persona.language,
+            on_transcript=self._on_transcript,
+            on_late_final=self.conversation.amend_last_user,
+        )
+        self._stt_converter = AudioConverter(sink.format, stt.input_format)
+        self._loop = asyncio.get_running_loop()
+        self.playout = Playout(sink, on_started=self._agent_started, on_finished=self._agent_finished)
+        self._on_turn = on_turn
+        self._media_ms = 0  # media time: frames received × 20 ms
+        self._frame_wall: float = self._loop.time()
+        self._reply: asyncio.Task[None] | None = None
+        self._reply_ctx: tuple[Reply, TurnMetrics | None, float] | None = None
+        self._resume_sentences: list[str] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._turns: list[TurnMetrics] = []
+        self._current_turn: TurnMetrics | None = None
+        self._greeted = False
+        self._ended = asyncio.Event()
+        self.end_reason: str | None = None
+        self._tokens = 0
+        self._tts_chars = 0
+        self._errors: list[str] = []
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.stt.start()
+        self._spawn(self._max_duration_timer())
+        if self.config.opening_mode == "agent_first":
+            self._greet()
+
+    async def wait_ended(self) -> str:
+        """Until the session itself ends the call (goodbye said after silence or at max duration)."""
+        await self._ended.wait()
+        return self.end_reason or "agent_ended"
+
+    async def close(self, reason: str) -> CallResult:
+        """Stop everything (caller hung up, socket gone, or after :meth:`wait_ended`) and report the call."""
+        if self.end_reason is None:
+            self.end_reason = reason
+        self._ended.set()
+        await self._cancel_reply(record=True)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.stt.close()
+        summary, sentiment = "", "neutral"
+        if self.config.summarize and any(e.role == "user" for e in self.conversation.transcript):
+            summary, sentiment = await summarize_call(self.llm, self.conversation)
+        return CallResult(
+            end_reason=self.end_reason,
+            transcript=self.conversation.transcript_dicts(),
+            turns=[turn.as_dict() for turn in self._turns],
+            metrics=summarize(self._turns),
+            summary=summary,
+            sentiment=sentiment,
+            usage={"tokens": self._tokens, "ttsChars": self._tts_chars},
+            errors=self._errors + [e for turn in self._turns for e in turn.errors],
+        )
+
+    # --- transport inputs ---------------------------------------------------------------------------
+
+    def push_audio(self, payload: bytes) -> None:
+        """One caller frame (20 ms of μ-law at 8 kHz); called on the hot path, so it stays cheap."""
+        now = self._media_ms
+        self._media_ms += FRAME_MS
+        self._frame_wall = self._loop.time()
+        pcm = ulaw_to_pcm16(payload) if self.sink.format.encoding == "mulaw" else payload
+        is_speech = self.vad.is_speech(pcm)
+        self.stt.push(self._stt_converter.convert(payload))
+        for event in self.detector.on_frame(now, is_speech):
+            self._handle(event)
+
+    def on_mark(self, name: str) -> None:
+        self.playout.on_mark(name)
+
+    def on_dtmf(self, digit: str) -> None:
+        self.conversation.add_event(f"dtmf {digit}", self._media_ms, type="dtmf", digit=digit)
+
+    # --- events -------------------------------------------------------------------------------------
+
+    def _handle(self, event: Event) -> None:
+        if isinstance(event, SpeechStarted):
+            self._current_turn = TurnMetrics(turn=len(self._turns) + 1)
+        elif isinstance(event, EndOfTurn):
+            self._spawn(self._end_of_turn(event))
+        elif isinstance(event, BargeIn):
+            self._spawn(self._barge_in(event))
+        elif isinstance(event, FalseInterruption):
+            self._resume()
+        elif isinstance(event, SilenceTimeout):
+            self._silence(event)
+
+    def _on_transcript(self, text: str, is_final: bool) -> None:
+        for event in self.detector.on_transcript(text, is_final, self._media_ms):
+            self._handle(event)
+
+    def _agent_started(self) -> None:
+        self.detector.agent_started(self._media_ms)
+
+    def _agent_finished(self, interrupted: bool) -> None:
+        if not interrupted:
+            self.detector.agent_finished(self._media_ms)
+
+    def _wall_at(self, media_ms: int) -> float:
+        """Loop time at which media time ``media_ms`` was (or will be) received."""
+        return self._frame_wall + (media_ms - self._media_ms) / 1000
+
+    # --- behaviours ---------------------------------------------------------------------------------
+
+    async def _end_of_turn(self, event: EndOfTurn) -> None:
+        turn = self._current_turn or TurnMetrics(turn=len(self._turns) + 1)
+        self._current_turn = None
+        turn.end_of_turn_delay = float(event.at_ms - event.speech_end_ms)
+        decided = self._loop.time()
+        text = await self.stt.end_of_turn(self.config.stt_final_wait_ms / 1000)
+        turn.stt_final_latency = (self._loop.time() - decided) * 1000
+        if not text:
+            if event.after_barge_in:
+                self._resume()
+            else:
+                self.detector.rearm_silence_timer(self._media_ms)
+            return
+        self.conversation.add_user(text, event.speech_end_ms)
+        self._resume_sentences = []
+        speech_end_wall = self._wall_at(event.speech_end_ms)
+        self._start_reply(
+            Reply(
+                playout=self.playout, tts=self.tts, tts_options=self.config.tts_options, llm=self.llm,
+                messages=self.conversation.for_llm(), llm_options=self.config.llm_options, metrics=turn,
+            ),
+            turn=turn,
+            speech_end_wall=speech_end_wall,
+        )  # fmt: skip
+
+    async def _barge_in(self, event: BargeIn) -> None:
+        await self.playout.clear()
+        self.conversation.add_event("barge-in", event.at_ms, type="barge_in")
+        await self._cancel_reply(record=True, interrupted=True)
+
+    def _resume(self) -> None:
+        """False interruption: speak again from the first sentence the caller did not fully hear."""
+        if not self._resume_sentences:
+            self.detector.rearm_silence_timer(self._media_ms)
+            return
+        sentences, self._resume_sentences = self._resume_sentences, []
+        self.conversation.add_event("resumed after false interruption", self._media_ms, type="resume")
+        self._start_reply(self._fixed(sentences))
+
+    def _silence(self, event: SilenceTimeout) -> None:
+        if self.config.opening_mode == "callee_first" and not self._greeted:
+            self._greet()
+        elif event.count == 1:
+            self._start_reply(self._fixed(self.config.reprompt))
+        else:
+            self._spawn(self._say_goodbye(self.config.goodbye_silence, "silence_timeout"))
+
+    def _greet(self) -> None:
+        self._greeted = True
+        if self.config.persona.greeting.strip():
+            self._start_reply(self._fixed(self.config.persona.greeting))
+
+    async def _max_duration_timer(self) -> None:
+        await asyncio.sleep(self.config.turn.max_call_duration_sec)
+        await self._say_goodbye(self.config.goodbye_max_duration, "max_duration")
+
+    async def _say_goodbye(self, text: str, reason: str) -> None:
+        if self.end_reason is not None:
+            return
+        self.end_reason = reason
+        await self._cancel_reply(record=True, interrupted=self.playout.speaking)
+        if self.playout.speaking:
+            await self.playout.clear()
+        self._start_reply(self._fixed(text))
+        reply = self._reply
+        if reply is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await reply
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.playout.wait_idle(), 15)
+        self._ended.set()
+        await self.sink.close(reason)
+
+    # --- replies ------------------------------------------------------------------------------------
+
+    def _fixed(self, text: str | list[str]) -> Reply:
+        return Reply(playout=self.playout, tts=self.tts, tts_options=self.config.tts_options, text=text)
+
+    def _start_reply(self, reply: Reply, *, turn: TurnMetrics | None = None, speech_end_wall: float = 0.0) -> None:
+        if self._reply is not None and not self._reply.done():
+            self._reply.cancel()
+        self._reply_ctx = (reply, turn, speech_end_wall)
+        self._reply = self._spawn(self._run_reply(reply, turn, speech_end_wall))
+
+    async def _run_reply(self, reply: Reply, turn: TurnMetrics | None, speech_end_wall: float) -> None:
+        try:
+            await reply.run()
+            await self.playout.wait_idle()  # heard text is final once the audio has played
+        except Exception as exc:  # a failing provider must never kill the call silently
+            log.exception("agent reply failed")
+            self._errors.append(f"reply: {type(exc).__name__}: {exc}")
+        self._account(reply)
+        self._finish_turn(turn, speech_end_wall)
+        tracker = reply.result.tracker
+        self.conversation.add_assistant(tracker.heard_text() if tracker else "", self._media_ms)
+        self._reply_ctx = None
+        if not reply.result.sentences:
+            self.detector.rearm_silence_timer(self._media_ms)
+
+    async def _cancel_reply(self, *, record: bool, interrupted: bool = False) -> None:
+        task, context = self._reply, self._reply_ctx
+        if task is None or task.done() or context is None:
+            return
+        reply, turn, speech_end_wall = context
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        self._reply_ctx = None
+        self._account(reply)
+        tracker = reply.result.tracker
+        if tracker is not None:
+            start = tracker.unheard_from()
+            self._resume_sentences = [s.text for s in tracker.segments[start:]] if start is not None else []
+            if record:
+                self.conversation.add_assistant(tracker.heard_text(), self._media_ms, interrupted=interrupted)
+        if turn is not None:
+            turn.interrupted = interrupted
+            self._finish_turn(turn, speech_end_wall)
+
+    def _finish_turn(self, turn: TurnMetrics | None, speech_end_wall: float) -> None:
+        if turn is None:
+            return
+        if self.playout.first_audio_at is not None and turn.e2e_latency is None:
+            turn.e2e_latency = (self.playout.first_audio_at - speech_end_wall) * 1000
+        self._record_turn(turn)
+
+    def _account(self, reply: Reply) -> None:
+        if reply.result.usage is not None:
+            self._tokens += reply.result.usage.total_tokens
+            reply.result.usage = None
+        self._tts_chars += reply.result.tts_chars
+        reply.result.tts_chars = 0
+
+    def _record_turn(self, turn: TurnMetrics) -> None:
+        if turn in self._turns:
+            return
+        self._turns.append(turn)
+        if self._on_turn is not None:
+            self._on_turn(turn)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task

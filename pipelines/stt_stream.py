@@ -1,0 +1,116 @@
+"""The call's streaming STT session: audio in without blocking the frame path, transcripts out per turn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from providers.base import ProviderError, STTProvider, STTSession
+
+log = logging.getLogger(__name__)
+
+_MAX_QUEUED_CHUNKS = 500  # 10 s of 20 ms frames: beyond this the STT is down and audio is dropped
+
+
+class SttStream:
+    def __init__(
+        self,
+        provider: STTProvider,
+        *,
+        language: str,
+        on_transcript: Callable[[str, bool], None],
+        on_late_final: Callable[[str], None] | None = None,
+    ) -> None:
+        self.provider = provider
+        self.language = language
+        self._on_transcript = on_transcript
+        self._on_late_final = on_late_final
+        self._session: STTSession | None = None
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue(_MAX_QUEUED_CHUNKS)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._finals: list[str] = []
+        self._interim = ""
+        self._final_arrived = asyncio.Event()
+        self._late_final_expected = False
+        self.dropped_chunks = 0
+        self.errors: list[str] = []
+
+    async def start(self) -> None:
+        try:
+            self._session = await self.provider.open_session(language=self.language)
+        except ProviderError as exc:
+            self._fail(exc)
+            return
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._send()), loop.create_task(self._receive())]
+
+    def push(self, chunk: bytes) -> None:
+        """Queue caller audio (provider format); never blocks the frame path."""
+        if self._session is None or not chunk:
+            return
+        try:
+            self._queue.put_nowait(chunk)
+        except asyncio.QueueFull:
+            self.dropped_chunks += 1
+
+    async def end_of_turn(self, wait_sec: float) -> str:
+        """Ask for the final transcript of the turn; use the best interim if it does not come in time."""
+        if self._session is not None and not self._finals_cover_interim():
+            self._final_arrived.clear()
+            try:
+                await self._session.finalize()
+                await asyncio.wait_for(self._final_arrived.wait(), wait_sec)
+            except TimeoutError:
+                self._late_final_expected = bool(self._interim)
+            except ProviderError as exc:
+                self._fail(exc)
+        text = " ".join([*self._finals, self._interim]).strip()
+        self._finals, self._interim = [], ""
+        return " ".join(text.split())
+
+    def _finals_cover_interim(self) -> bool:
+        return not self._interim and bool(self._finals)
+
+    async def _send(self) -> None:
+        assert self._session is not None
+        try:
+            while True:
+                chunk = await self._queue.get()
+                await self._session.send_audio(chunk)
+        except ProviderError as exc:
+            self._fail(exc)
+
+    async def _receive(self) -> None:
+        assert self._session is not None
+        try:
+            async for transcript in self._session.transcripts():
+                text = transcript.text.strip()
+                if transcript.is_final:
+                    if self._late_final_expected and text and self._on_late_final is not None:
+                        self._late_final_expected = False
+                        self._on_late_final(text)
+                        continue
+                    if text:
+                        self._finals.append(text)
+                    self._interim = ""
+                    self._final_arrived.set()
+                else:
+                    self._interim = text
+                if text:
+                    self._on_transcript(" ".join([*self._finals, self._interim]), transcript.is_final)
+        except ProviderError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: ProviderError) -> None:
+        log.warning("speech recognition failed", extra={"provider": exc.provider, "error": exc.message})
+        self.errors.append(f"stt: {exc.message}")
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._session is not None:
+            with contextlib.suppress(Exception):
+                await self._session.close()

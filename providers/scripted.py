@@ -1,0 +1,195 @@
+"""Scripted providers: deterministic STT, LLM and TTS whose latencies the caller sets.
+
+For tests and benchmarks (like LiveKit's fake session): they run whole calls through the real engine and
+server with no vendor and no model, so what is measured is Voicex itself. The server exposes them as
+providerKey ``scripted`` only when VOICEX_ENABLE_SCRIPTED_PROVIDERS=true.
+
+The STT segments caller audio by energy: each run of loud audio after a quiet gap is one utterance and
+consumes the next scripted transcript (an empty one stands for a cough or noise: no words).
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import math
+from collections.abc import AsyncIterator, Sequence
+
+from providers.base import (
+    AudioFormat,
+    ChatMessage,
+    LLMChunk,
+    LLMOptions,
+    LLMProvider,
+    STTProvider,
+    STTSession,
+    Transcript,
+    TTSOptions,
+    TTSProvider,
+    Usage,
+)
+
+_PCM16_8K = AudioFormat("pcm16", 8000)
+_PCM16_16K = AudioFormat("pcm16", 16000)
+_LOUD_RMS = 500  # 16-bit PCM RMS above which a frame counts as sound
+_QUIET_GAP_MS = 300  # quiet that separates utterances
+_INTERIM_AFTER_MS = 100  # loud audio before the utterance's words show up as an interim transcript
+
+
+def _rms(pcm: bytes) -> float:
+    samples = array.array("h", pcm[: len(pcm) - len(pcm) % 2])
+    if not samples:
+        return 0.0
+    return math.sqrt(sum(s * s for s in samples) / len(samples))
+
+
+class _Script:
+    def __init__(self, items: str | Sequence[str]) -> None:
+        self._items = [items] if isinstance(items, str) else list(items)
+        self._index = -1
+
+    def next(self) -> str:
+        """The next item; the last one repeats once the script runs out."""
+        self._index += 1
+        if not self._items:
+            return ""
+        return self._items[min(self._index, len(self._items) - 1)]
+
+
+class ScriptedSTTSession(STTSession):
+    def __init__(self, provider: ScriptedSTT) -> None:
+        self.provider = provider
+        self._out: asyncio.Queue[Transcript | None] = asyncio.Queue()
+        self._loud_ms = 0
+        self._quiet_ms = _QUIET_GAP_MS
+        self._text: str | None = None  # the current utterance's scripted transcript
+        self._interim_sent = False
+        self._closed = False
+        self._bytes_per_ms = provider.input_format.bytes_per_second // 1000
+
+    async def send_audio(self, chunk: bytes) -> None:
+        duration_ms = len(chunk) // self._bytes_per_ms
+        if _rms(chunk) >= _LOUD_RMS:
+            if self._quiet_ms >= _QUIET_GAP_MS:
+                self._text, self._loud_ms, self._interim_sent = self.provider.script.next(), 0, False
+            self._loud_ms += duration_ms
+            self._quiet_ms = 0
+            if self._text and not self._interim_sent and self._loud_ms >= _INTERIM_AFTER_MS:
+                self._interim_sent = True
+                self._emit(Transcript(self._text, is_final=False))
+        else:
+            self._quiet_ms += duration_ms
+
+    async def finalize(self) -> None:
+        text, self._text = self._text or "", None
+        self._emit(Transcript(text, is_final=True))
+
+    def _emit(self, transcript: Transcript) -> None:
+        delay = self.provider.latency_ms / 1000
+        asyncio.get_running_loop().call_later(delay, self._out.put_nowait, transcript)
+
+    async def transcripts(self) -> AsyncIterator[Transcript]:
+        while (item := await self._out.get()) is not None:
+            yield item
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._out.put_nowait(None)
+
+
+class ScriptedSTT(STTProvider):
+    name = "scripted"
+
+    def __init__(
+        self,
+        transcripts: str | Sequence[str] = "Hello there.",
+        latency_ms: float = 0,
+        input_format: AudioFormat = _PCM16_8K,
+    ) -> None:
+        self.script = _Script(transcripts)
+        self.latency_ms = latency_ms
+        self.input_format = input_format
+        self.sessions: list[ScriptedSTTSession] = []
+
+    async def open_session(self, *, language: str = "en") -> STTSession:
+        session = ScriptedSTTSession(self)
+        self.sessions.append(session)
+        return session
+
+
+class ScriptedLLM(LLMProvider):
+    """Streams a fixed (or per-turn scripted) reply word by word after ``latency_ms``."""
+
+    name = "scripted"
+
+    def __init__(
+        self,
+        replies: str | Sequence[str] = "Sure, I can help with that.",
+        latency_ms: float = 0,
+        token_interval_ms: float = 0,
+    ) -> None:
+        self.script = _Script(replies)
+        self.latency_ms = latency_ms
+        self.token_interval_ms = token_interval_ms
+        self.requests: list[list[ChatMessage]] = []
+        self.active_streams = 0
+
+    async def stream_chat(self, messages: list[ChatMessage], options: LLMOptions) -> AsyncIterator[LLMChunk]:
+        self.requests.append(list(messages))
+        reply = self.script.next()
+        self.active_streams += 1
+        try:
+            await asyncio.sleep(self.latency_ms / 1000)
+            words = reply.split(" ")
+            for index, word in enumerate(words):
+                if index and self.token_interval_ms:
+                    await asyncio.sleep(self.token_interval_ms / 1000)
+                yield LLMChunk(text=word if index == 0 else " " + word)
+            prompt = sum(len(message.content.split()) for message in messages)
+            yield LLMChunk(usage=Usage(prompt_tokens=prompt, completion_tokens=len(words)))
+        finally:
+            self.active_streams -= 1
+
+
+class ScriptedTTS(TTSProvider):
+    """A 440 Hz tone per sentence: ``ms_per_char`` of audio per character, first bytes after ``latency_ms``."""
+
+    name = "scripted"
+
+    def __init__(
+        self,
+        latency_ms: float = 0,
+        ms_per_char: float = 60,
+        chunk_ms: int = 40,
+        output_format: AudioFormat = _PCM16_16K,
+        realtime_factor: float = 0,
+    ) -> None:
+        self.latency_ms = latency_ms
+        self.ms_per_char = ms_per_char
+        self.chunk_ms = chunk_ms
+        self.output_format = output_format
+        self.realtime_factor = realtime_factor  # 0: synthesize instantly; 0.1: 10x faster than real time
+        self.requests: list[str] = []
+        self.active_streams = 0
+
+    async def synthesize(self, text: str, options: TTSOptions) -> AsyncIterator[bytes]:
+        self.requests.append(text)
+        self.active_streams += 1
+        try:
+            await asyncio.sleep(self.latency_ms / 1000)
+            total_ms = max(self.chunk_ms, int(len(text) * self.ms_per_char))
+            rate = self.output_format.sample_rate
+            for start_ms in range(0, total_ms, self.chunk_ms):
+                samples = rate * min(self.chunk_ms, total_ms - start_ms) // 1000
+                offset = rate * start_ms // 1000
+                yield _tone(offset, samples, rate)
+                if self.realtime_factor:
+                    await asyncio.sleep(self.chunk_ms / 1000 * self.realtime_factor)
+        finally:
+            self.active_streams -= 1
+
+
+def _tone(offset: int, count: int, rate: int, freq: float = 440.0, amplitude: int = 8000) -> bytes:
+    step = 2 * math.pi * freq / rate
+    return array.array("h", (int(amplitude * math.sin(step * (offset + i))) for i in range(count))).tobytes()
