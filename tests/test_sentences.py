@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -304,9 +303,9 @@ def test_random_replies_are_chunking_independent_lossless_and_bounded(seed: int)
     assert all(clause and len(clause) <= max_chars + 2 for clause in expected)  # + a quote/bracket after the end
 
 
-def test_token_by_token_is_fast_even_for_a_flood_of_whitespace() -> None:
+def test_a_long_reply_and_a_flood_of_whitespace_split_correctly() -> None:
+    """Correctness only: speed is measured by scripts/bench_sentences.py, never asserted in tests."""
     text = "Your appointment with Dr. Patel is on Monday at 3:30 p.m., e.g. after lunch. Does that work for you? " * 500
-    started = time.perf_counter()
     splitter = SentenceSplitter()
     clauses = [clause for i in range(0, len(text), 3) for clause in splitter.push(text[i : i + 3])]
     for _ in range(25_000):  # after "you?": quadratic if every push re-read the pending whitespace
@@ -317,4 +316,4 @@ def test_token_by_token_is_fast_even_for_a_flood_of_whitespace() -> None:
         clauses += splitter.push(" ")
     clauses += splitter.flush()
     assert len(clauses) == 1000
-    assert time.perf_counter() - started < 2.0
+    assert clauses[0] == "Your appointment with Dr. Patel is on Monday at 3:30 p.m., e.g. after lunch."
