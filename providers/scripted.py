@@ -193,3 +193,15 @@ class ScriptedTTS(TTSProvider):
 def _tone(offset: int, count: int, rate: int, freq: float = 440.0, amplitude: int = 8000) -> bytes:
     step = 2 * math.pi * freq / rate
     return array.array("h", (int(amplitude * math.sin(step * (offset + i))) for i in range(count))).tobytes()
+
+
+def create(category: str, model: str, credentials: dict[str, object], settings: dict[str, object]) -> object:
+    """Registry factory; settings: latencyMs, transcripts ("a|b|c"), reply."""
+    latency = float(str(settings.get("latencyMs", 0) or 0))
+    if category == "stt":
+        return ScriptedSTT(str(settings.get("transcripts", "Hello there.")).split("|"), latency_ms=latency)
+    if category == "llm":
+        return ScriptedLLM(str(settings.get("reply", "Sure, I can help with that.")), latency_ms=latency)
+    if category == "tts":
+        return ScriptedTTS(latency_ms=latency)
+    raise ValueError(f"unknown category {category!r}")

@@ -21,10 +21,26 @@ from voicex.api import (
 from voicex.auth import auth_middleware
 from voicex.context import SERVICES, Services
 from voicex.cors import cors_middleware
+from voicex.janitor import janitor_ctx
 from voicex.middleware import METRICS_KEY, add_request_id_header, error_middleware, observe_middleware
 from voicex.ratelimit import ip_rate_limit_middleware, principal_rate_limit_middleware
+from voicex.telephony import stream, webhooks
 
-ROUTE_MODULES = (health, setup, auth, organization, admin, providers, models, agents, api_keys, calls, usage)
+ROUTE_MODULES = (
+    health,
+    setup,
+    auth,
+    organization,
+    admin,
+    providers,
+    models,
+    agents,
+    api_keys,
+    calls,
+    usage,
+    webhooks,
+    stream,
+)
 
 
 def create_app(services: Services) -> web.Application:
@@ -51,4 +67,5 @@ def create_app(services: Services) -> web.Application:
     for module in ROUTE_MODULES:
         app.add_routes(module.routes)
     openapi.install(app)
+    app.cleanup_ctx.append(janitor_ctx)
     return app

@@ -91,6 +91,7 @@ class ProviderType(_Strict):
     name: str
     categories: tuple[Category, ...] = Field(min_length=1)
     global_: bool = Field(alias="global")
+    enabledBy: str | None = None  # a boolean setting that must be true for this type to exist
     credentials: tuple[CredentialField, ...] = ()
     settings: tuple[SettingField, ...] = ()
     models: dict[Category, tuple[ModelEntry, ...]]
@@ -224,10 +225,15 @@ def _parse(model: type[BaseModel], path: Path) -> Any:
         raise ConfigError(f"{path}: {problems}") from None
 
 
-def load_catalog(config_dir: Path) -> Catalog:
-    """Load and validate ``plans.yaml``, ``providers.yaml`` and ``turn_taking.yaml`` from ``config_dir``."""
+def load_catalog(config_dir: Path, enabled: frozenset[str] = frozenset()) -> Catalog:
+    """Load and validate ``plans.yaml``, ``providers.yaml`` and ``turn_taking.yaml`` from ``config_dir``.
+
+    Provider types with ``enabledBy`` exist only when that setting's name is in ``enabled``.
+    """
+    providers: ProvidersFile = _parse(ProvidersFile, config_dir / "providers.yaml")
+    kept = tuple(p for p in providers.providers if p.enabledBy is None or p.enabledBy in enabled)
     return Catalog(
         plans=_parse(PlansFile, config_dir / "plans.yaml"),
-        providers=_parse(ProvidersFile, config_dir / "providers.yaml"),
+        providers=providers.model_copy(update={"providers": kept}),
         turn_taking=_parse(TurnTakingFile, config_dir / "turn_taking.yaml"),
     )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, PlatformCollector, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_TURN_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+_TURN_FIELDS = ("e2e_latency", "llm_ttft", "tts_ttfb", "end_of_turn_delay", "stt_final_latency")
 
 
 class Metrics:
@@ -30,6 +32,36 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+
+        self.turn_latency = {
+            name: Histogram(
+                f"voicex_turn_{name}_seconds",
+                f"Per caller turn: {name.replace('_', ' ')}.",
+                buckets=_TURN_BUCKETS,
+                registry=self.registry,
+            )
+            for name in _TURN_FIELDS
+        }
+        self.turns = Counter(
+            "voicex_turns",
+            "Caller turns answered, by whether the caller interrupted the answer.",
+            ("interrupted",),
+            registry=self.registry,
+        )
+        self.stream_malformed = Counter(
+            "voicex_media_stream_malformed_messages",
+            "Media Stream messages skipped as malformed.",
+            registry=self.registry,
+        )
+        self.active_calls = Gauge("voicex_active_calls", "Calls with an open media stream.", registry=self.registry)
+
+    def observe_turn(self, turn: object) -> None:
+        """Called by the engine once per finished caller turn (pipelines.metrics.TurnMetrics)."""
+        for name, histogram in self.turn_latency.items():
+            value = getattr(turn, name, None)
+            if value is not None:
+                histogram.observe(value / 1000)
+        self.turns.labels(str(bool(getattr(turn, "interrupted", False))).lower()).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -27,7 +27,8 @@ class Runtime:
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
         settings = ensure_secrets(settings)
-        catalog = load_catalog(settings.config_dir)
+        enabled = frozenset({"enable_scripted_providers"} if settings.enable_scripted_providers else ())
+        catalog = load_catalog(settings.config_dir, enabled)
         embedded: EmbeddedMongo | None = None
         uri = settings.mongodb_uri
         if uri is None:

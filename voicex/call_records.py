@@ -1,0 +1,120 @@
+"""The call record's life: created active at admission, lease renewed while it runs, finalized exactly once.
+
+Finalizing flips ``status`` from ``active`` in one conditional update, so whichever path gets there first
+(stream stop, socket drop, silence, max duration, status callback, the janitor after a crash) wins and
+the others do nothing. Usage is then added to the org's day and the concurrency slot released.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+
+from voicex.db import Database, Document
+from voicex.slots import LEASE, release_slot, renew_slot
+from voicex.usage import add_usage
+
+log = logging.getLogger(__name__)
+
+FAILED_REASONS = frozenset({"error", "server_lost", "provider_error", "stream_refused"})
+
+
+@dataclass
+class CallOutcome:
+    end_reason: str
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    turns: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    summary: str = ""
+    sentiment: str = "neutral"
+    tokens: int = 0
+    tts_chars: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+async def create_call(db: Database, call: Document, now: dt.datetime) -> None:
+    call.update(
+        {
+            "status": "active",
+            "startedAt": now,
+            "leaseExpiresAt": now + LEASE,
+            "streamTokenUsed": False,
+            "streamSid": None,
+            "transcript": [],
+        }
+    )
+    await db.calls.insert_one(call)
+
+
+async def renew_lease(db: Database, call_id: ObjectId, now: dt.datetime) -> None:
+    await db.calls.update_one({"_id": call_id, "status": "active"}, {"$set": {"leaseExpiresAt": now + LEASE}})
+    await renew_slot(db, call_id, now)
+
+
+async def finalize_call(db: Database, call_id: ObjectId, outcome: CallOutcome, ended_at: dt.datetime) -> bool:
+    """Finalize once; True if this call did it. Also counts usage and frees the slot."""
+    current = await db.calls.find_one({"_id": call_id}, projection={"startedAt": 1, "status": 1})
+    if current is None or current.get("status") != "active":
+        return False
+    duration = max(0.0, (ended_at - current["startedAt"]).total_seconds())
+    status = "failed" if outcome.end_reason in FAILED_REASONS else "completed"
+    usage = {"minutes": round(duration / 60, 4), "tokens": outcome.tokens, "ttsChars": outcome.tts_chars}
+    update = {
+        "status": status,
+        "endedAt": ended_at,
+        "durationSec": round(duration, 2),
+        "endReason": outcome.end_reason,
+        "transcript": outcome.transcript,
+        "turns": outcome.turns,
+        "metrics": outcome.metrics,
+        "summary": outcome.summary,
+        "sentiment": outcome.sentiment,
+        "usage": usage,
+        "errors": outcome.errors,
+        "usagePending": True,
+        "leaseExpiresAt": None,
+    }
+    done = await db.calls.find_one_and_update(
+        {"_id": call_id, "status": "active"}, {"$set": update}, return_document=ReturnDocument.AFTER
+    )
+    if done is None:
+        return False  # another path finalized it meanwhile
+    await _count_usage(db, done)
+    await release_slot(db, call_id)
+    log.info("call finalized", extra={"callId": str(call_id), "endReason": outcome.end_reason, "status": status})
+    return True
+
+
+async def _count_usage(db: Database, call: Document) -> None:
+    """Add the call's usage to its org's day, then clear ``usagePending`` (the janitor retries a crash here)."""
+    usage = call.get("usage") or {}
+    await add_usage(
+        db,
+        call["orgId"],
+        call["startedAt"],
+        calls=1,
+        minutes=usage.get("minutes", 0),
+        tokens=usage.get("tokens", 0),
+        ttsChars=usage.get("ttsChars", 0),
+    )
+    await db.calls.update_one({"_id": call["_id"]}, {"$set": {"usagePending": False}})
+
+
+async def reap_lost_calls(db: Database, now: dt.datetime) -> int:
+    """Finalize calls whose lease expired (their process died) as ``server_lost``; finish pending usage."""
+    reaped = 0
+    async for call in db.calls.find(
+        {"status": "active", "leaseExpiresAt": {"$lt": now}}, projection={"_id": 1, "leaseExpiresAt": 1}
+    ):
+        last_alive = call["leaseExpiresAt"] - LEASE
+        if await finalize_call(db, call["_id"], CallOutcome(end_reason="server_lost"), last_alive):
+            reaped += 1
+    stale = now - dt.timedelta(minutes=1)
+    async for call in db.calls.find({"usagePending": True, "status": {"$ne": "active"}, "endedAt": {"$lt": stale}}):
+        await _count_usage(db, call)
+    return reaped

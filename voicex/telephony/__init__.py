@@ -1,0 +1,1 @@
+"""Twilio: voice webhooks answered with TwiML, and bidirectional Media Streams carrying the call's audio."""

@@ -1,0 +1,140 @@
+"""Twilio Media Streams messages, both ways, behind one small interface (facts: shared/TWILIO.md §1).
+
+Inbound text frames become typed events or a :class:`ProtocolError` (counted and skipped by the caller);
+outbound messages carry exactly the documented fields.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+MAX_MEDIA_PAYLOAD = 16_000  # bytes of μ-law (2 s); Twilio sends 160 (20 ms)
+
+
+class ProtocolError(ValueError):
+    """A message that does not follow the protocol; the stream goes on without it."""
+
+
+@dataclass(frozen=True)
+class Connected:
+    protocol: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Start:
+    stream_sid: str
+    call_sid: str
+    account_sid: str
+    encoding: str
+    sample_rate: int
+    channels: int
+    custom_parameters: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Media:
+    payload: bytes
+    timestamp_ms: int | None
+
+
+@dataclass(frozen=True)
+class Mark:
+    name: str
+
+
+@dataclass(frozen=True)
+class Dtmf:
+    digit: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    pass
+
+
+Inbound = Connected | Start | Media | Mark | Dtmf | Stop
+
+
+def _str(container: dict[str, Any], key: str) -> str:
+    value = container.get(key)
+    if not isinstance(value, str):
+        raise ProtocolError(f"{key} must be a string")
+    return value
+
+
+def _obj(container: dict[str, Any], key: str) -> dict[str, Any]:
+    value = container.get(key)
+    if not isinstance(value, dict):
+        raise ProtocolError(f"{key} must be an object")
+    return value
+
+
+def parse(text: str | bytes) -> Inbound:
+    """One inbound text frame → an event; ProtocolError for anything malformed or unknown."""
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise ProtocolError("not JSON") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("not a JSON object")
+    event = message.get("event")
+    if event == "media":
+        media = _obj(message, "media")
+        try:
+            payload = base64.b64decode(_str(media, "payload"), validate=True)
+        except (binascii.Error, ValueError):
+            raise ProtocolError("media.payload is not base64") from None
+        if not payload or len(payload) > MAX_MEDIA_PAYLOAD:
+            raise ProtocolError(f"media.payload has {len(payload)} bytes")
+        timestamp = media.get("timestamp")
+        return Media(payload, int(timestamp) if isinstance(timestamp, str) and timestamp.isdigit() else None)
+    if event == "mark":
+        return Mark(_str(_obj(message, "mark"), "name"))
+    if event == "dtmf":
+        digit = _str(_obj(message, "dtmf"), "digit")
+        if len(digit) != 1 or digit not in "0123456789*#ABCD":
+            raise ProtocolError("dtmf.digit is not a key")
+        return Dtmf(digit)
+    if event == "start":
+        start = _obj(message, "start")
+        media_format = _obj(start, "mediaFormat")
+        rate, channels = media_format.get("sampleRate"), media_format.get("channels")
+        if not isinstance(rate, int) or not isinstance(channels, int):
+            raise ProtocolError("mediaFormat.sampleRate and channels must be numbers")
+        params = start.get("customParameters") or {}
+        if not isinstance(params, dict):
+            raise ProtocolError("customParameters must be an object")
+        return Start(
+            stream_sid=_str(start, "streamSid"),
+            call_sid=_str(start, "callSid"),
+            account_sid=_str(start, "accountSid"),
+            encoding=_str(media_format, "encoding"),
+            sample_rate=rate,
+            channels=channels,
+            custom_parameters={str(k): str(v) for k, v in params.items()},
+        )
+    if event == "stop":
+        return Stop()
+    if event == "connected":
+        return Connected(str(message.get("protocol", "")), str(message.get("version", "")))
+    raise ProtocolError(f"unknown event {event!r}")
+
+
+def media_message(stream_sid: str, payload: bytes) -> str:
+    return orjson.dumps(
+        {"event": "media", "streamSid": stream_sid, "media": {"payload": base64.b64encode(payload).decode()}}
+    ).decode()
+
+
+def mark_message(stream_sid: str, name: str) -> str:
+    return orjson.dumps({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}}).decode()
+
+
+def clear_message(stream_sid: str) -> str:
+    return orjson.dumps({"event": "clear", "streamSid": stream_sid}).decode()

@@ -1,0 +1,49 @@
+"""The engine's MediaSink over a Twilio Media Stream: media, mark and clear, with send timeouts.
+
+A slow or dead socket must never block other calls: every send is bounded, and a send that times out
+closes this stream (the call is then finalized like any dropped socket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from pipelines.output import MediaSink
+from voicex.telephony import protocol
+
+log = logging.getLogger(__name__)
+
+SEND_TIMEOUT_SEC = 2.0
+
+
+class TwilioSink(MediaSink):
+    def __init__(self, ws: web.WebSocketResponse, stream_sid: str) -> None:
+        self.ws = ws
+        self.stream_sid = stream_sid
+        self.broken = False
+
+    async def _send(self, text: str) -> None:
+        if self.broken or self.ws.closed:
+            return
+        try:
+            await asyncio.wait_for(self.ws.send_str(text), SEND_TIMEOUT_SEC)
+        except (TimeoutError, ConnectionError, RuntimeError) as exc:
+            self.broken = True
+            log.warning("media stream send failed; closing it", extra={"error": type(exc).__name__})
+            asyncio.get_running_loop().create_task(self.ws.close())
+
+    async def send_audio(self, payload: bytes) -> None:
+        await self._send(protocol.media_message(self.stream_sid, payload))
+
+    async def send_mark(self, name: str) -> None:
+        await self._send(protocol.mark_message(self.stream_sid, name))
+
+    async def send_clear(self) -> None:
+        await self._send(protocol.clear_message(self.stream_sid))
+
+    async def close(self, reason: str) -> None:
+        if not self.ws.closed:
+            await self.ws.close()

@@ -1,0 +1,223 @@
+"""``GET /api/twilio/stream``: one Twilio Media Stream (WebSocket) carrying one call.
+
+Reads ``connected``/``start`` (token, signature and media format checked before any audio is processed),
+feeds every ``media`` frame to the call session, returns marks and DTMF, and finalizes the call exactly
+once however it ends: ``stop``, socket close, the agent ending the call, or an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+
+from aiohttp import WSMsgType, web
+from bson import ObjectId
+from bson.errors import InvalidId
+
+from pipelines.session import CallSession
+from providers.base import ProviderError
+from voicex.call_builder import build_parts
+from voicex.call_records import CallOutcome, finalize_call, renew_lease
+from voicex.context import Services, services
+from voicex.db import Document
+from voicex.telephony import protocol, tokens
+from voicex.telephony.signature import valid_upgrade
+from voicex.telephony.sink import TwilioSink
+from voicex.telephony.twiml import stream_url
+from voicex.telephony.webhooks import twilio_token
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+START_TIMEOUT_SEC = 10
+RENEW_EVERY_SEC = 10
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+class StreamRefused(Exception):
+    """The stream may not carry this call (bad token, signature, format); it is closed before any audio."""
+
+
+@routes.get("/api/twilio/stream", allow_head=False)
+async def media_stream(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=None)
+    await ws.prepare(request)
+    handler = StreamHandler(services(request), ws, request.headers.get("X-Twilio-Signature"))
+    await handler.run()
+    return ws
+
+
+class StreamHandler:
+    def __init__(self, svc: Services, ws: web.WebSocketResponse, signature: str | None) -> None:
+        self.svc = svc
+        self.ws = ws
+        self.signature = signature
+        self.call: Document | None = None
+        self.session: CallSession | None = None
+        self.sink: TwilioSink | None = None
+        self.malformed = 0
+        self.end_reason = "socket_closed"
+
+    async def run(self) -> None:
+        try:
+            start = await asyncio.wait_for(self._await_start(), START_TIMEOUT_SEC)
+            await self._accept(start)
+        except (TimeoutError, StreamRefused) as exc:
+            log.warning("media stream refused", extra={"reason": str(exc) or "no start message"})
+            await self.ws.close()
+            return
+        except Exception:
+            log.exception("media stream could not start")  # the janitor finalizes a claimed call
+            await self.ws.close()
+            return
+        self.svc.metrics.active_calls.inc()
+        assert self.session is not None
+        tasks = [asyncio.create_task(self._renew_lease()), asyncio.create_task(self._watch_agent_end())]
+        try:
+            await self._pump()
+        except Exception:
+            log.exception("media stream failed")
+            self.end_reason = "error"
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.svc.metrics.active_calls.dec()
+            await self._finish()
+
+    async def _await_start(self) -> protocol.Start:
+        async for message in self.ws:
+            event = self._parse(message)
+            if isinstance(event, protocol.Start):
+                return event
+            if isinstance(event, protocol.Stop):
+                raise StreamRefused("stopped before start")
+        raise StreamRefused("closed before start")
+
+    def _parse(self, message: object) -> protocol.Inbound | None:
+        kind = getattr(message, "type", None)
+        if kind != WSMsgType.TEXT:
+            if kind in (WSMsgType.BINARY,):
+                self.malformed += 1
+            return None
+        try:
+            return protocol.parse(message.data)  # type: ignore[attr-defined]
+        except protocol.ProtocolError as exc:
+            self.malformed += 1
+            if self.malformed <= 5 or self.malformed % 1000 == 0:
+                log.warning(
+                    "malformed media stream message skipped", extra={"error": str(exc), "count": self.malformed}
+                )
+            return None
+
+    async def _accept(self, start: protocol.Start) -> None:
+        if (start.encoding, start.sample_rate, start.channels) != ("audio/x-mulaw", 8000, 1):
+            raise StreamRefused(f"unsupported media format {start.encoding}/{start.sample_rate}/{start.channels}")
+        call_id_text = start.custom_parameters.get("callId", "")
+        try:
+            call_id = ObjectId(call_id_text)
+        except (InvalidId, TypeError):
+            raise StreamRefused("no call id") from None
+        problem = tokens.verify(
+            self.svc.settings.jwt_secret or "", start.custom_parameters.get("token", ""), call_id_text
+        )
+        if problem:
+            raise StreamRefused(problem)
+        org_agent = await self._load(call_id)
+        org, agent = org_agent
+        if self.svc.settings.twilio_validate_signature:
+            token = twilio_token(self.svc, org)
+            if not token or not valid_upgrade(token, stream_url(self.svc.settings.base_url), self.signature):
+                raise StreamRefused("invalid Twilio signature on the stream upgrade")
+        claimed = await self.svc.db.calls.find_one_and_update(
+            {"_id": call_id, "status": "active", "streamTokenUsed": False},
+            {"$set": {"streamTokenUsed": True, "streamSid": start.stream_sid}},
+        )
+        if claimed is None:
+            raise StreamRefused("stream token already used or call ended")
+        self.call = claimed
+        self.sink = TwilioSink(self.ws, start.stream_sid)
+        try:
+            parts = await build_parts(self.svc, agent, org)
+        except ProviderError as exc:
+            await self._fail_call(f"provider_error: {exc}")
+            raise StreamRefused(f"cannot build the agent's providers: {exc}") from exc
+        self.session = CallSession(
+            parts.config,
+            stt=parts.stt,
+            llm=parts.llm,
+            tts=parts.tts,
+            sink=self.sink,
+            vad=parts.vad,
+            on_turn=self.svc.metrics.observe_turn,
+        )
+        await self.session.start()
+
+    async def _load(self, call_id: ObjectId) -> tuple[Document, Document]:
+        call = await self.svc.db.calls.find_one({"_id": call_id})
+        if call is None or call.get("status") != "active":
+            raise StreamRefused("unknown or finished call")
+        org = await self.svc.db.organizations.find_one({"_id": call["orgId"]})
+        agent = await self.svc.db.agents.find_one({"_id": call["agentId"], "orgId": call["orgId"]})
+        if org is None or agent is None:
+            raise StreamRefused("the call's organization or agent is gone")
+        return org, agent
+
+    async def _pump(self) -> None:
+        session = self.session
+        assert session is not None
+        async for message in self.ws:
+            event = self._parse(message)
+            if event is None:
+                continue
+            if isinstance(event, protocol.Media):
+                session.push_audio(event.payload)
+            elif isinstance(event, protocol.Mark):
+                session.on_mark(event.name)
+            elif isinstance(event, protocol.Dtmf):
+                session.on_dtmf(event.digit)
+            elif isinstance(event, protocol.Stop):
+                self.end_reason = "caller_hangup"
+                return
+
+    async def _watch_agent_end(self) -> None:
+        assert self.session is not None
+        self.end_reason = await self.session.wait_ended()
+        await self.ws.close()  # Twilio then runs what follows </Connect>: <Hangup/>
+
+    async def _renew_lease(self) -> None:
+        assert self.call is not None
+        while True:
+            await asyncio.sleep(RENEW_EVERY_SEC)
+            with contextlib.suppress(Exception):  # a DB blip must not end the call; the next renewal retries
+                await renew_lease(self.svc.db, self.call["_id"], dt.datetime.now(dt.UTC))
+
+    async def _finish(self) -> None:
+        assert self.session is not None and self.call is not None
+        result = await self.session.close(self.end_reason)
+        self.svc.metrics.stream_malformed.inc(self.malformed)
+        outcome = CallOutcome(
+            end_reason=result.end_reason,
+            transcript=result.transcript,
+            turns=result.turns,
+            metrics=result.metrics,
+            summary=result.summary,
+            sentiment=result.sentiment,
+            tokens=result.usage["tokens"],
+            tts_chars=result.usage["ttsChars"],
+            errors=result.errors + ([f"{self.malformed} malformed messages skipped"] if self.malformed else []),
+        )
+        await finalize_call(self.svc.db, self.call["_id"], outcome, dt.datetime.now(dt.UTC))
+        if not self.ws.closed:
+            await self.ws.close()
+
+    async def _fail_call(self, reason: str) -> None:
+        assert self.call is not None
+        await finalize_call(
+            self.svc.db,
+            self.call["_id"],
+            CallOutcome(end_reason="provider_error", errors=[reason]),
+            dt.datetime.now(dt.UTC),
+        )

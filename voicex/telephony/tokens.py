@@ -1,0 +1,41 @@
+"""Short-lived stream tokens: the webhook hands one to Twilio in a <Parameter>, the stream must return it.
+
+``<callId>.<expiry>.<hmac>`` signed with a key derived from the JWT secret. Single use is enforced in the
+database (the call record's ``streamTokenUsed`` flips once), so a token cannot open a second stream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+TOKEN_LIFETIME_SEC = 60
+
+
+def _key(secret: str) -> bytes:
+    return hashlib.sha256(b"voicex-stream-token:" + secret.encode()).digest()
+
+
+def _mac(secret: str, call_id: str, expiry: int) -> str:
+    return hmac.new(_key(secret), f"{call_id}.{expiry}".encode(), hashlib.sha256).hexdigest()
+
+
+def issue(secret: str, call_id: str, now: float | None = None) -> str:
+    expiry = int((now if now is not None else time.time()) + TOKEN_LIFETIME_SEC)
+    return f"{call_id}.{expiry}.{_mac(secret, call_id, expiry)}"
+
+
+def verify(secret: str, token: str, call_id: str, now: float | None = None) -> str | None:
+    """None when the token is good for ``call_id``; otherwise why it is not."""
+    parts = token.split(".")
+    if len(parts) != 3 or not parts[1].isdigit():
+        return "malformed token"
+    token_call, expiry_text, mac = parts
+    if token_call != call_id:
+        return "token is for another call"
+    if not hmac.compare_digest(mac, _mac(secret, call_id, int(expiry_text))):
+        return "bad token signature"
+    if int(expiry_text) < (now if now is not None else time.time()):
+        return "token expired"
+    return None

@@ -1,0 +1,138 @@
+"""Twilio's webhooks: the voice URL (answer with TwiML) and call status callbacks. Both are signed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from aiohttp import web
+from bson import ObjectId
+from bson.errors import InvalidId
+from multidict import MultiDictProxy
+
+from voicex.auth import API_KEY_PATTERN, hash_api_key
+from voicex.call_records import CallOutcome, create_call, finalize_call
+from voicex.context import Services, services
+from voicex.crypto import SecretBox
+from voicex.db import Document
+from voicex.errors import ApiError
+from voicex.slots import release_slot
+from voicex.telephony import tokens, twiml
+from voicex.telephony.admission import admit
+from voicex.telephony.signature import public_request_url, valid_webhook
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+_TERMINAL = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+
+def _xml(body: str) -> web.Response:
+    return web.Response(text=body, content_type="text/xml")
+
+
+def twilio_token(svc: Services, org: Document) -> str | None:
+    """The org's stored Twilio auth token, else VOICEX_TWILIO_AUTH_TOKEN."""
+    stored = (org.get("twilio") or {}).get("authToken")
+    if stored:
+        return str(SecretBox(svc.settings.encryption_key or "").decrypt(stored))
+    return svc.settings.twilio_auth_token
+
+
+async def _org_for_key(svc: Services, raw_key: str | None) -> Document:
+    if not raw_key or not API_KEY_PATTERN.match(raw_key):
+        raise ApiError(403, "invalid or missing api_key")
+    key = await svc.db.api_keys.find_one({"keyHash": hash_api_key(raw_key)}, projection={"orgId": 1})
+    org = await svc.db.organizations.find_one({"_id": key["orgId"]}) if key else None
+    if org is None:
+        raise ApiError(403, "invalid or missing api_key")
+    return org
+
+
+async def _check_signature(request: web.Request, svc: Services, org: Document, form: MultiDictProxy[Any]) -> None:
+    if not svc.settings.twilio_validate_signature:
+        return
+    token = twilio_token(svc, org)
+    if not token:
+        log.warning(
+            "Twilio request refused: no auth token configured; store one with PATCH"
+            " /api/dashboard/organization {twilio: {accountSid, authToken}} or set VOICEX_TWILIO_AUTH_TOKEN",
+            extra={"orgId": str(org["_id"])},
+        )
+        raise ApiError(403, "no Twilio auth token configured")
+    url = public_request_url(svc.settings.base_url, request.raw_path)
+    if not valid_webhook(token, url, form, request.headers.get("X-Twilio-Signature")):
+        raise ApiError(403, "invalid Twilio signature")
+
+
+async def _find_agent(svc: Services, org: Document, agent_id: str | None, to: str) -> Document | None:
+    if agent_id:
+        try:
+            return await svc.db.agents.find_one({"_id": ObjectId(agent_id), "orgId": org["_id"]})
+        except InvalidId:
+            return None
+    if to:
+        return await svc.db.agents.find_one({"orgId": org["_id"], "phoneNumbers": to})
+    return None
+
+
+@routes.post("/api/twilio/voice")
+async def voice(request: web.Request) -> web.Response:
+    """Answer an incoming call: admit it and open a Media Stream, or say why not and hang up."""
+    svc = services(request)
+    org = await _org_for_key(svc, request.query.get("api_key"))
+    form = await request.post()
+    await _check_signature(request, svc, org, form)
+    agent = await _find_agent(svc, org, request.query.get("agentId"), str(form.get("To", "")))
+    if agent is None:
+        return _xml(twiml.refuse("Sorry, this number is not connected to an agent. Goodbye."))
+    call_id = ObjectId()
+    refusal = await admit(svc, org, agent, call_id)
+    if refusal is not None:
+        log.info("call refused", extra={"orgId": str(org["_id"]), "reason": refusal.reason})
+        return _xml(twiml.refuse(refusal.spoken))
+    call = {
+        "_id": call_id,
+        "orgId": org["_id"],
+        "agentId": agent["_id"],
+        "callSid": str(form.get("CallSid", "")),
+        "from": str(form.get("From", "")),
+        "to": str(form.get("To", "")),
+        "direction": str(form.get("Direction", "inbound")),
+    }
+    try:
+        await create_call(svc.db, call, dt.datetime.now(dt.UTC))
+    except Exception:
+        await release_slot(svc.db, call_id)
+        raise
+    token = tokens.issue(svc.settings.jwt_secret or "", str(call_id))
+    url = twiml.stream_url(svc.settings.base_url)
+    return _xml(twiml.connect_stream(url, {"callId": str(call_id), "token": token}))
+
+
+@routes.post("/api/twilio/status")
+async def status_callback(request: web.Request) -> web.Response:
+    """Record Twilio's call progress idempotently, in whatever order the callbacks arrive."""
+    svc = services(request)
+    org = await _org_for_key(svc, request.query.get("api_key"))
+    form = await request.post()
+    await _check_signature(request, svc, org, form)
+    call_sid, status = str(form.get("CallSid", "")), str(form.get("CallStatus", ""))
+    try:
+        sequence = int(str(form.get("SequenceNumber", "0")))
+    except ValueError:
+        sequence = 0
+    call = await svc.db.calls.find_one({"orgId": org["_id"], "callSid": call_sid})
+    if call is None:
+        return web.Response(status=204)
+    event = {"status": status, "sequence": sequence, "duration": str(form.get("CallDuration", "")) or None}
+    await svc.db.calls.update_one(
+        {"_id": call["_id"], "$or": [{"twilio.sequence": {"$lt": sequence}}, {"twilio": {"$exists": False}}]},
+        {"$set": {"twilio": event}},
+    )
+    if status in _TERMINAL and call.get("status") == "active" and not call.get("streamSid"):
+        # The caller hung up before the stream ever started: nothing else will finalize this call.
+        reason = "caller_hangup" if status == "completed" else f"twilio_{status.replace('-', '_')}"
+        await finalize_call(svc.db, call["_id"], CallOutcome(end_reason=reason), dt.datetime.now(dt.UTC))
+    return web.Response(status=204)
