@@ -111,6 +111,8 @@ class CallSession:
 
     async def start(self) -> None:
         await self.stt.start()
+        # A fallback chain knows its input format only once a provider accepted the session.
+        self._stt_converter = AudioConverter(self.sink.format, self.stt.provider.input_format)
         self._spawn(self._max_duration_timer())
         if self.config.opening_mode == "agent_first":
             self._greet()
