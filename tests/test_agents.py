@@ -384,3 +384,28 @@ async def test_openapi_documents_the_agent_endpoints(client) -> None:
     assert set(spec["paths"][AGENTS]) >= {"get", "post"}
     assert set(spec["paths"][f"{AGENTS}/{{id}}"]) >= {"get", "patch", "delete"}
     assert "403" in spec["paths"][AGENTS]["post"]["responses"]
+
+
+async def test_fallback_providers_are_validated_like_the_main_ones(client, services) -> None:
+    world = await make_world(client, services)
+    agent = await create(client, world, fallbacks={"llm": [{"providerId": world.own_llm, "modelId": "gpt-4.1"}]})
+    assert agent["fallbacks"]["llm"] == [{"providerId": world.own_llm, "modelId": "gpt-4.1"}]
+    fetched = await fetch(client, world, agent["_id"])
+    assert fetched["fallbacks"] == agent["fallbacks"]
+    patched = await client.patch(f"{AGENTS}/{agent['_id']}", json={"name": "Renamed"}, headers=world.tenant.jwt)
+    assert patched.status == 200 and (await patched.json())["fallbacks"] == agent["fallbacks"]
+    wrong_category = await client.post(
+        AGENTS, json=body(world, fallbacks={"llm": [{"providerId": world.tts}]}), headers=world.tenant.jwt
+    )
+    assert wrong_category.status == 400
+    assert (await wrong_category.json())["error"].startswith("fallbacks.llm[0].providerId:")
+    foreign = await client.post(
+        AGENTS, json=body(world, fallbacks={"tts": [{"providerId": world.foreign_tts}]}), headers=world.tenant.jwt
+    )
+    assert await foreign.json() == {"error": "fallbacks.tts[0].providerId: provider not found"}
+    gated = await client.post(
+        AGENTS,
+        json=body(world, fallbacks={"llm": [{"providerId": world.llm, "modelId": "gpt-4.1"}]}),
+        headers=world.tenant.jwt,
+    )
+    assert gated.status == 403 and (await gated.json())["error"].startswith("fallbacks.llm[0].modelId:")

@@ -206,7 +206,8 @@ async def test_delete_refuses_while_agents_use_the_provider(client, services) ->
         "agents": [{"_id": str(agent_id), "name": "Receptionist"}],
     }
     # A fallback reference counts too.
-    fallback_only = {"$unset": {"llmProviderId": ""}, "$set": {"fallbacks": [{"providerId": agent["llmProviderId"]}]}}
+    fallback = {"llm": [{"providerId": agent["llmProviderId"], "modelId": "gpt-4o-mini"}]}
+    fallback_only = {"$unset": {"llmProviderId": ""}, "$set": {"fallbacks": fallback}}
     await services.db.agents.update_one({"_id": agent_id}, fallback_only)
     assert (await client.delete(url, headers=tenant.jwt)).status == 409
 

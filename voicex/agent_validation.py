@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from voicex.api.openapi import describe_validation_error
 from voicex.catalog import CATEGORIES, Catalog, Category, Knob, Plan
 from voicex.db import Database, Document
-from voicex.errors import bad_request, conflict, forbidden
+from voicex.errors import ApiError, bad_request, conflict, forbidden
 from voicex.ids import body_id
 
 E164 = r"^\+[1-9]\d{6,14}$"
@@ -68,6 +68,19 @@ class AgentThresholds(_Body):
     vad: str | None = Field(None, description="webrtc | silero")
 
 
+class FallbackRef(_Body):
+    providerId: str = Field(description="24-hex id of a provider of the same category (global or the org's own)")
+    modelId: str | None = Field(None, min_length=1, description="defaults to the provider's first model")
+
+
+class AgentFallbacks(_Body):
+    """Providers tried in order when the main one of a category fails before producing anything."""
+
+    llm: list[FallbackRef] = Field(default_factory=list, max_length=3)
+    tts: list[FallbackRef] = Field(default_factory=list, max_length=3)
+    stt: list[FallbackRef] = Field(default_factory=list, max_length=3)
+
+
 class AgentIn(_Body):
     name: Name
     persona: AgentPersona
@@ -83,6 +96,7 @@ class AgentIn(_Body):
     openingMode: Literal["agent_first", "callee_first"] = "agent_first"
     phoneNumbers: PhoneNumbers = Field(default_factory=list)
     active: bool = True
+    fallbacks: AgentFallbacks = Field(default_factory=AgentFallbacks)
 
     @field_validator("name")
     @classmethod
@@ -133,6 +147,7 @@ class AgentPatch(_Body):
     openingMode: Literal["agent_first", "callee_first"] | None = None
     phoneNumbers: PhoneNumbers | None = None
     active: bool | None = None
+    fallbacks: AgentFallbacks | None = Field(None, description="replaces the stored fallbacks as a whole")
 
 
 # --- merging ----------------------------------------------------------------------------------------
@@ -154,6 +169,11 @@ def stored_as_input(agent: Document) -> dict[str, Any]:
         value = agent[field]
         if isinstance(value, ObjectId):
             value = str(value)
+        elif field == "fallbacks" and isinstance(value, dict):
+            value = {
+                slot: [{"providerId": str(ref["providerId"]), "modelId": ref.get("modelId")} for ref in refs]
+                for slot, refs in value.items()
+            }
         elif field in _NESTED and isinstance(value, dict):
             value = {key: item for key, item in value.items() if key in _NESTED[field].model_fields}
         data[field] = value
@@ -227,23 +247,73 @@ def check_slot(
     slot: Category, agent: AgentIn, provider: Document | None, org_id: ObjectId, plan: Plan, catalog: Catalog
 ) -> str:
     """Check one provider slot (llm/tts/stt) and return the model id to store."""
-    field = f"{slot}ProviderId"
+    model_id = getattr(agent, f"{slot}ModelId")
+    return check_provider_model(slot, f"{slot}ProviderId", f"{slot}ModelId", provider, model_id, org_id, plan, catalog)
+
+
+def check_provider_model(
+    slot: Category,
+    provider_field: str,
+    model_field: str,
+    provider: Document | None,
+    model_id: str | None,
+    org_id: ObjectId,
+    plan: Plan,
+    catalog: Catalog,
+) -> str:
+    """A provider of the right category the org may use, offering the model the plan allows; the model id."""
     if provider is None or provider.get("orgId") not in (None, org_id):
-        raise bad_request(f"{field}: provider not found")
+        raise bad_request(f"{provider_field}: provider not found")
     if provider.get("category") != slot:
         raise bad_request(
-            f"{field}: provider '{provider.get('name')}' is a {provider.get('category')} provider, not {slot}"
+            f"{provider_field}: provider '{provider.get('name')}' is a {provider.get('category')} provider, not {slot}"
         )
     offered = [model["modelId"] for model in provider.get("models") or []]
-    model_id = getattr(agent, f"{slot}ModelId")
     if model_id is None:
         if not offered:
-            raise bad_request(f"{slot}ModelId: provider '{provider.get('name')}' offers no models")
+            raise bad_request(f"{model_field}: provider '{provider.get('name')}' offers no models")
         model_id = offered[0]
     if model_id not in offered:
-        raise bad_request(f"{slot}ModelId: provider '{provider.get('name')}' has no model '{model_id}'")
-    check_model_allowed(provider, model_id, slot, plan, catalog)
+        raise bad_request(f"{model_field}: provider '{provider.get('name')}' has no model '{model_id}'")
+    try:
+        check_model_allowed(provider, model_id, slot, plan, catalog)
+    except ApiError as exc:
+        exc.message = exc.message.replace(f"{slot}ModelId:", f"{model_field}:", 1)
+        raise
     return str(model_id)
+
+
+def fallback_ids(agent: AgentIn) -> dict[Category, list[ObjectId]]:
+    return {
+        slot: [
+            body_id(ref.providerId, f"fallbacks.{slot}[{i}].providerId")
+            for i, ref in enumerate(getattr(agent.fallbacks, slot))
+        ]
+        for slot in CATEGORIES
+    }
+
+
+def check_fallbacks(
+    agent: AgentIn, providers: dict[ObjectId, Document], org_id: ObjectId, plan: Plan, catalog: Catalog
+) -> dict[str, list[dict[str, Any]]]:
+    ids = fallback_ids(agent)
+    stored: dict[str, list[dict[str, Any]]] = {}
+    for slot in CATEGORIES:
+        stored[slot] = []
+        for index, (ref, provider_id) in enumerate(zip(getattr(agent.fallbacks, slot), ids[slot], strict=True)):
+            prefix = f"fallbacks.{slot}[{index}]"
+            model = check_provider_model(
+                slot,
+                f"{prefix}.providerId",
+                f"{prefix}.modelId",
+                providers.get(provider_id),
+                ref.modelId,
+                org_id,
+                plan,
+                catalog,
+            )
+            stored[slot].append({"providerId": provider_id, "modelId": model})
+    return stored
 
 
 def _check_knob(name: str, knob: Knob, value: int | float | str) -> None:
@@ -310,6 +380,7 @@ def agent_fields(
         "openingMode": agent.openingMode,
         "phoneNumbers": list(agent.phoneNumbers),
         "active": agent.active,
+        "fallbacks": check_fallbacks(agent, providers, org_id, plan, catalog),
     }
 
 
@@ -322,7 +393,8 @@ async def build_agent(
     number can both pass this check; a unique (orgId, phoneNumbers) index would close that window.
     """
     ids = provider_ids(agent)
-    cursor = db.providers.find({"_id": {"$in": list(set(ids.values()))}, "orgId": {"$in": [None, org_id]}})
+    wanted = set(ids.values()) | {i for chain in fallback_ids(agent).values() for i in chain}
+    cursor = db.providers.find({"_id": {"$in": list(wanted)}, "orgId": {"$in": [None, org_id]}})
     providers = {provider["_id"]: provider async for provider in cursor}
     fields = agent_fields(agent, providers, org_id, plan, catalog)
     if fields["phoneNumbers"]:

@@ -13,6 +13,7 @@ from typing import Any
 from bson import ObjectId
 
 from pipelines.context import Persona
+from pipelines.fallback import FallbackLLM, FallbackSTT, FallbackTTS
 from pipelines.session import SessionConfig
 from pipelines.turn_settings import TurnSettings
 from pipelines.vad import Vad, make_vad
@@ -83,24 +84,50 @@ def _credentials(services: Services, provider: Document) -> dict[str, Any]:
 
 
 async def build_parts(services: Services, agent: Document, org: Document) -> CallParts:
-    """Providers for the agent's three slots (ProviderError says which failed) and its settings."""
-    ids = [agent.get(f"{slot}ProviderId") for slot in ("stt", "llm", "tts")]
+    """Providers for the agent's three slots, each a fallback chain when the agent lists fallbacks.
+
+    A provider that cannot even be built (missing key, extra not installed) is skipped in favour of its
+    fallbacks; ProviderError says which slot has none left.
+    """
+    fallbacks = agent.get("fallbacks") or {}
+    chains: dict[str, list[tuple[ObjectId, str]]] = {
+        slot: [(agent.get(f"{slot}ProviderId"), agent.get(f"{slot}ModelId") or "")]
+        + [(ref["providerId"], ref.get("modelId") or "") for ref in fallbacks.get(slot, [])]
+        for slot in ("stt", "llm", "tts")
+    }
+    ids = [provider_id for chain in chains.values() for provider_id, _ in chain]
     found = {
         doc["_id"]: doc
         async for doc in services.db.providers.find({"_id": {"$in": ids}, "orgId": {"$in": [None, org["_id"]]}})
     }
-    built: dict[str, Any] = {}
-    for slot, provider_id in zip(("stt", "llm", "tts"), ids, strict=True):
-        provider = found.get(provider_id) if isinstance(provider_id, ObjectId) else None
-        if provider is None or not provider.get("active", True):
-            raise ProviderError(slot, f"the agent's {slot.upper()} provider is missing or inactive", retryable=False)
-        built[slot] = build(
-            provider["providerKey"],
-            slot,
-            agent.get(f"{slot}ModelId") or "",
-            _credentials(services, provider),
-            provider.get("settings") or {},
-        )
+    built: dict[str, list[Any]] = {}
+    for slot, chain in chains.items():
+        built[slot], problems = [], []
+        for provider_id, model in chain:
+            provider = found.get(provider_id) if isinstance(provider_id, ObjectId) else None
+            if provider is None or not provider.get("active", True):
+                problems.append(f"{slot.upper()} provider missing or inactive")
+                continue
+            try:
+                built[slot].append(
+                    build(
+                        provider["providerKey"],
+                        slot,
+                        model,
+                        _credentials(services, provider),
+                        provider.get("settings") or {},
+                    )
+                )
+            except ProviderError as exc:
+                problems.append(str(exc))
+        if not built[slot]:
+            raise ProviderError(slot, "; ".join(problems) or "no provider", retryable=False)
     config = session_config(services, agent, org)
     vad = await asyncio.to_thread(make_vad, config.turn.vad, config.turn.vad_aggressiveness)  # Silero loads a model
-    return CallParts(config=config, stt=built["stt"], llm=built["llm"], tts=built["tts"], vad=vad)
+    return CallParts(
+        config=config,
+        stt=built["stt"][0] if len(built["stt"]) == 1 else FallbackSTT(built["stt"]),
+        llm=built["llm"][0] if len(built["llm"]) == 1 else FallbackLLM(built["llm"]),
+        tts=built["tts"][0] if len(built["tts"]) == 1 else FallbackTTS(built["tts"]),
+        vad=vad,
+    )

@@ -17,6 +17,7 @@ from pydantic import Field
 from voicex.agent_quota import claim_agent_slot, release_agent_slot
 from voicex.agent_status import load_status, load_statuses
 from voicex.agent_validation import (
+    AgentFallbacks,
     AgentIn,
     AgentLlmConfig,
     AgentPatch,
@@ -56,6 +57,7 @@ class AgentOut(Out):
     openingMode: Literal["agent_first", "callee_first"]
     phoneNumbers: list[str]
     active: bool
+    fallbacks: AgentFallbacks
     status: Literal["active", "paused"] = Field(description="whether the agent can take calls right now")
     pauseReason: str | None = Field(description="why it cannot, e.g. 'monthly minutes exhausted'; null when active")
     createdAt: str

@@ -32,7 +32,14 @@ routes = web.RouteTableDef()
 SettingValue = str | int | float | bool | None
 Credential = Annotated[str, Field(max_length=4096)]
 # Where an agent document may point at a provider; deleting a provider it names would break the agent.
-AGENT_PROVIDER_FIELDS = ("llmProviderId", "ttsProviderId", "sttProviderId", "fallbacks.providerId")
+AGENT_PROVIDER_FIELDS = (
+    "llmProviderId",
+    "ttsProviderId",
+    "sttProviderId",
+    "fallbacks.llm.providerId",
+    "fallbacks.tts.providerId",
+    "fallbacks.stt.providerId",
+)
 
 
 # --- request and response shapes -----------------------------------------------------------------
