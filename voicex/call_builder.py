@@ -68,7 +68,7 @@ def session_config(services: Services, agent: Document, org: Document) -> Sessio
     )
 
 
-def _credentials(services: Services, provider: Document) -> dict[str, Any]:
+def provider_credentials(services: Services, provider: Document) -> dict[str, Any]:
     if provider.get("orgId") is None:
         provider_type = services.catalog.provider_types.get(provider["providerKey"])
         if provider_type is None:
@@ -114,7 +114,7 @@ async def build_parts(services: Services, agent: Document, org: Document) -> Cal
                         provider["providerKey"],
                         slot,
                         model,
-                        _credentials(services, provider),
+                        provider_credentials(services, provider),
                         provider.get("settings") or {},
                     )
                 )

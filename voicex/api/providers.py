@@ -194,7 +194,7 @@ def _encrypt(svc: Services, credentials: dict[str, str]) -> str | None:
     return SecretBox(svc.settings.encryption_key or "").encrypt(credentials) if credentials else None
 
 
-async def _visible(svc: Services, org_id: ObjectId, id: str) -> Document:
+async def visible_provider(svc: Services, org_id: ObjectId, id: str) -> Document:
     """A global provider or one of the org's own; anything else (another org's included) is a 404."""
     provider = await svc.db.providers.find_one({"_id": path_id(id, "provider"), "orgId": {"$in": [None, org_id]}})
     if provider is None:
@@ -203,7 +203,7 @@ async def _visible(svc: Services, org_id: ObjectId, id: str) -> Document:
 
 
 async def _own(svc: Services, org_id: ObjectId, id: str) -> Document:
-    provider = await _visible(svc, org_id, id)
+    provider = await visible_provider(svc, org_id, id)
     if provider.get("orgId") is None:
         raise forbidden("global providers are read-only")
     return provider
@@ -270,7 +270,7 @@ async def get_provider(
         404: No such provider in this organization
     """
     svc = services(request)
-    provider = await _visible(svc, auth(request).org_id, id)
+    provider = await visible_provider(svc, auth(request).org_id, id)
     return json_response(public_provider(provider, svc.catalog, svc.settings))
 
 
