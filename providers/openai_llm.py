@@ -1,0 +1,109 @@
+"""Streaming chat completions through the official ``openai`` SDK — for OpenAI and, via its
+OpenAI-compatible ``/v1`` API, for Ollama.
+
+The SDK's retries are off by default: a caller is waiting on the line, and a fallback provider (or the
+engine's apology) serves them sooner than a backed-off second attempt would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from openai import AsyncOpenAI
+
+from providers.base import ChatMessage, LLMChunk, LLMOptions, LLMProvider, ProviderError, Usage
+from providers.openai_compat import (
+    MALFORMED_ERRORS,
+    OPENAI_ERRORS,
+    chunk_text,
+    cut_short,
+    finish_reason,
+    malformed,
+    openai_error,
+    usage_of,
+)
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+OLLAMA_BASE_URL = "http://127.0.0.1:11434/v1"
+OLLAMA_API_KEY = "ollama"  # Ollama ignores the key, but the SDK insists on one
+DEFAULT_TIMEOUT = 10.0
+
+
+class OpenAILLM(LLMProvider):
+    """One model on one OpenAI-compatible endpoint; ``name`` is what errors and logs call it."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        model: str,
+        base_url: str = OPENAI_BASE_URL,
+        name: str = "openai",
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = 0,
+    ) -> None:
+        self.name = name
+        self.model = model
+        # ``timeout`` bounds connecting and each read, so it also catches a stream that stalls mid-reply.
+        self._client = AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
+
+    async def stream_chat(self, messages: list[ChatMessage], options: LLMOptions) -> AsyncIterator[LLMChunk]:
+        try:
+            stream = await self._client.chat.completions.create(
+                model=self.model,
+                messages=[_message(message) for message in messages],
+                temperature=options.temperature,
+                max_tokens=options.max_tokens,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        except OPENAI_ERRORS as exc:
+            raise openai_error(self.name, exc) from exc
+        usage: Usage | None = None
+        finished = False
+        # ``async with`` closes the HTTP response however the iteration ends — including when the engine
+        # cancels it on barge-in — so the server stops generating and the connection is not leaked.
+        async with stream:
+            iterator = aiter(stream)
+            while True:
+                try:
+                    chunk = await anext(iterator)
+                except StopAsyncIteration:
+                    break
+                except OPENAI_ERRORS as exc:
+                    raise openai_error(self.name, exc) from exc
+                try:
+                    text = chunk_text(chunk)
+                    finished = finished or finish_reason(chunk) is not None
+                    usage = usage_of(chunk.usage) or usage
+                except MALFORMED_ERRORS as exc:
+                    raise malformed(self.name, exc) from exc
+                if text:
+                    yield LLMChunk(text=text)
+        if not finished:
+            raise cut_short(self.name)
+        if usage is not None:
+            yield LLMChunk(usage=usage)
+
+    async def aclose(self) -> None:
+        """Close the client's connection pool."""
+        await self._client.close()
+
+
+def _message(message: ChatMessage) -> Any:
+    return {"role": message.role, "content": message.content}
+
+
+def create(category: str, model: str, credentials: dict[str, Any], settings: dict[str, Any]) -> OpenAILLM:
+    """Factory for providerKey ``openai`` and ``ollama`` (category ``llm``).
+
+    The two are told apart by their credentials: the catalog gives OpenAI an API key and Ollama none, so a
+    keyless provider is Ollama, at ``settings["baseUrl"]`` or its local default, with a placeholder key.
+    """
+    if category != "llm":
+        raise ProviderError("openai", f"no {category} adapter in openai_llm", retryable=False)
+    api_key = str(credentials.get("apiKey") or "")
+    base_url = settings.get("baseUrl") or (OPENAI_BASE_URL if api_key else OLLAMA_BASE_URL)
+    name = "openai" if api_key else "ollama"
+    return OpenAILLM(api_key=api_key or OLLAMA_API_KEY, model=model, base_url=str(base_url), name=name)

@@ -1,0 +1,86 @@
+"""OpenAI text to speech through the official ``openai`` SDK, streamed as raw PCM.
+
+``response_format="pcm"`` is headerless 24 kHz 16-bit little-endian mono, so bytes can go to the resampler
+the moment they arrive: ``with_streaming_response`` hands them over without buffering the whole reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from openai import AsyncOpenAI
+
+from providers.base import AudioFormat, ProviderError, TTSOptions, TTSProvider
+from providers.openai_compat import OPENAI_ERRORS, openai_error
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_VOICE = "alloy"
+DEFAULT_TIMEOUT = 10.0
+_NOT_AUDIO = ("application/json", "text/")  # a 200 with one of these is a proxy's page, not speech
+
+
+class OpenAITTS(TTSProvider):
+    """One OpenAI speech model (``tts-1``, ``tts-1-hd``, ``gpt-4o-mini-tts``) with a default voice."""
+
+    name = "openai"
+    output_format = AudioFormat("pcm16", 24000)
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        model: str = "tts-1",
+        voice: str = DEFAULT_VOICE,
+        base_url: str = OPENAI_BASE_URL,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = 0,
+    ) -> None:
+        self.model = model
+        self.voice = voice
+        # ``timeout`` bounds connecting and each read, so a reply that stalls mid-sentence fails too.
+        self._client = AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
+
+    async def synthesize(self, text: str, options: TTSOptions) -> AsyncIterator[bytes]:
+        """Yield whole 16-bit samples as they arrive (a network chunk may end mid-sample; the byte waits)."""
+        request: dict[str, Any] = {
+            "model": self.model,
+            "voice": options.voice or self.voice,
+            "input": text,
+            "response_format": "pcm",
+        }
+        if options.speed != 1.0:
+            request["speed"] = options.speed
+        carry = b""
+        try:
+            async with self._client.audio.speech.with_streaming_response.create(**request) as response:
+                content_type = response.headers.get("content-type", "")
+                if content_type.startswith(_NOT_AUDIO):
+                    raise ProviderError(self.name, f"malformed response: expected PCM audio, got {content_type}")
+                async for chunk in response.iter_bytes():
+                    data = carry + chunk
+                    whole = len(data) - len(data) % 2
+                    carry = data[whole:]
+                    if whole:
+                        yield data[:whole]
+        except OPENAI_ERRORS as exc:
+            raise openai_error(self.name, exc) from exc
+
+    async def aclose(self) -> None:
+        """Close the client's connection pool."""
+        await self._client.close()
+
+
+def create(category: str, model: str, credentials: dict[str, Any], settings: dict[str, Any]) -> OpenAITTS:
+    """Factory for providerKey ``openai`` (category ``tts``); ``settings`` may carry ``baseUrl`` and ``voice``."""
+    if category != "tts":
+        raise ProviderError("openai", f"no {category} adapter in openai_tts", retryable=False)
+    api_key = str(credentials.get("apiKey") or "")
+    if not api_key:
+        raise ProviderError("openai", "no API key configured", retryable=False, status=401)
+    return OpenAITTS(
+        api_key=api_key,
+        model=model,
+        voice=str(settings.get("voice") or DEFAULT_VOICE),
+        base_url=str(settings.get("baseUrl") or OPENAI_BASE_URL),
+    )
