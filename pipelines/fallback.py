@@ -24,6 +24,11 @@ from providers.base import (
 )
 
 
+async def _close_all(providers: Sequence[LLMProvider | TTSProvider | STTProvider]) -> None:
+    for provider in providers:
+        await provider.aclose()
+
+
 class FallbackLLM(LLMProvider):
     def __init__(self, providers: Sequence[LLMProvider]) -> None:
         if not providers:
@@ -31,6 +36,9 @@ class FallbackLLM(LLMProvider):
         self.providers = list(providers)
         self.name = "+".join(p.name for p in self.providers)
         self.failures: list[str] = []
+
+    async def aclose(self) -> None:
+        await _close_all(self.providers)
 
     async def stream_chat(self, messages: list[ChatMessage], options: LLMOptions) -> AsyncIterator[LLMChunk]:
         last: ProviderError | None = None
@@ -60,6 +68,9 @@ class FallbackTTS(TTSProvider):
         self.name = "+".join(p.name for p in self.providers)
         self.output_format = TELEPHONY_FORMAT
         self.failures: list[str] = []
+
+    async def aclose(self) -> None:
+        await _close_all(self.providers)
 
     async def synthesize(self, text: str, options: TTSOptions) -> AsyncIterator[bytes]:
         last: ProviderError | None = None
@@ -96,6 +107,9 @@ class FallbackSTT(STTProvider):
         self.input_format = self.providers[0].input_format
         self.failures: list[str] = []
         self.chosen: STTProvider | None = None
+
+    async def aclose(self) -> None:
+        await _close_all(self.providers)
 
     async def open_session(self, *, language: str = "en") -> STTSession:
         last: ProviderError | None = None

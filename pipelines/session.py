@@ -135,6 +135,11 @@ class CallSession:
         summary, sentiment = "", "neutral"
         if self.config.summarize and any(e.role == "user" for e in self.conversation.transcript):
             summary, sentiment = await summarize_call(self.llm, self.conversation)
+        for provider in (self.stt.provider, self.llm, self.tts):
+            try:
+                await provider.aclose()
+            except Exception:  # closing is best effort; the call is already over
+                log.warning("provider did not close cleanly", extra={"provider": provider.name})
         return CallResult(
             end_reason=self.end_reason,
             transcript=self.conversation.transcript_dicts(),

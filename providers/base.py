@@ -73,7 +73,12 @@ class STTSession(ABC):
         """Release the connection; idempotent."""
 
 
-class STTProvider(ABC):
+class _Closable:
+    async def aclose(self) -> None:
+        """Release pooled connections; called when the call that built this adapter ends."""
+
+
+class STTProvider(_Closable, ABC):
     name: str = "stt"
     input_format: AudioFormat = AudioFormat("pcm16", 16000)
 
@@ -116,7 +121,7 @@ class LLMOptions:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-class LLMProvider(ABC):
+class LLMProvider(_Closable, ABC):
     name: str = "llm"
 
     @abstractmethod
@@ -134,7 +139,7 @@ class TTSOptions:
     language: str = "en"
 
 
-class TTSProvider(ABC):
+class TTSProvider(_Closable, ABC):
     name: str = "tts"
     output_format: AudioFormat = AudioFormat("pcm16", 16000)
 
