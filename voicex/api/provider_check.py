@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from aiohttp import web
@@ -32,14 +33,16 @@ class ProviderCheckOut(BaseModel):
 async def _probe(provider: object, category: str) -> None:
     if category == "llm" and isinstance(provider, LLMProvider):
         messages = [ChatMessage("user", "Reply with the single word OK.")]
-        async for chunk in provider.stream_chat(messages, LLMOptions(temperature=0, max_tokens=3)):
-            if chunk.text:
-                return
+        async with contextlib.aclosing(provider.stream_chat(messages, LLMOptions(temperature=0, max_tokens=3))) as s:
+            async for chunk in s:
+                if chunk.text:
+                    return
         return
     if category == "tts" and isinstance(provider, TTSProvider):
-        async for chunk in provider.synthesize("Test.", TTSOptions()):
-            if chunk:
-                return
+        async with contextlib.aclosing(provider.synthesize("Test.", TTSOptions())) as audio:
+            async for chunk in audio:
+                if chunk:
+                    return
         raise ProviderError(category, "no audio returned")
     if category == "stt" and isinstance(provider, STTProvider):
         session = await provider.open_session()
@@ -75,7 +78,10 @@ async def check_provider(
             provider_credentials(svc, provider),
             provider.get("settings") or {},
         )
-        await asyncio.wait_for(_probe(adapter, provider["category"]), CHECK_TIMEOUT_SEC)
+        try:
+            await asyncio.wait_for(_probe(adapter, provider["category"]), CHECK_TIMEOUT_SEC)
+        finally:
+            await adapter.aclose()
     except ProviderError as exc:
         return _result(False, None, exc.message)
     except TimeoutError:

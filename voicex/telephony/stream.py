@@ -34,6 +34,7 @@ routes = web.RouteTableDef()
 START_TIMEOUT_SEC = 10
 RENEW_EVERY_SEC = 10
 MAX_MESSAGE_BYTES = 64 * 1024
+_RUNNING: set[asyncio.Task[None]] = set()
 
 
 class StreamRefused(Exception):
@@ -45,7 +46,12 @@ async def media_stream(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=None)
     await ws.prepare(request)
     handler = StreamHandler(services(request), ws, request.headers.get("X-Twilio-Signature"))
-    await handler.run()
+    # aiohttp cancels a handler whose client vanished; the call must still be finalized, so the stream's
+    # life runs in its own task that the handler only waits for.
+    task = asyncio.create_task(handler.run())
+    _RUNNING.add(task)
+    task.add_done_callback(_RUNNING.discard)
+    await asyncio.shield(task)
     return ws
 
 
