@@ -158,3 +158,20 @@ async def test_the_janitor_finalizes_calls_whose_lease_expired(server, services)
     assert usage["calls"] == 1
     again = parse_twiml(await (await post_signed(server, voice_path(line), call_params(line.number))).text())
     assert "stream" in again  # no slot leaked
+
+
+async def test_a_call_reaped_while_still_alive_keeps_its_transcript_and_counts_once(server, services) -> None:
+    from voicex.call_records import CallOutcome, finalize_call
+
+    line = await make_line(server, services, plan="free")
+    twiml = parse_twiml(await (await post_signed(server, voice_path(line), call_params(line.number))).text())
+    call_id = ObjectId(twiml["params"]["callId"])
+    later = dt.datetime.now(dt.UTC) + LEASE + dt.timedelta(seconds=1)
+    assert await reap_lost_calls(services.db, later) == 1  # the process looked dead (a long stall) …
+    outcome = CallOutcome(end_reason="caller_hangup", transcript=[{"role": "user", "text": "hi", "atMs": 0}])
+    assert await finalize_call(services.db, call_id, outcome, later)  # … but it finishes the call after all
+    assert not await finalize_call(services.db, call_id, outcome, later)
+    call = await services.db.calls.find_one({"_id": call_id})
+    assert (call["status"], call["endReason"], call["transcript"][0]["text"]) == ("completed", "caller_hangup", "hi")
+    usage = await services.db.usage_daily.find_one({"orgId": ObjectId(line.tenant.org_id)})
+    assert usage["calls"] == 1

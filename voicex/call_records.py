@@ -57,9 +57,19 @@ async def renew_lease(db: Database, call_id: ObjectId, now: dt.datetime) -> None
 
 
 async def finalize_call(db: Database, call_id: ObjectId, outcome: CallOutcome, ended_at: dt.datetime) -> bool:
-    """Finalize once; True if this call did it. Also counts usage and frees the slot."""
-    current = await db.calls.find_one({"_id": call_id}, projection={"startedAt": 1, "status": 1})
-    if current is None or current.get("status") != "active":
+    """Finalize once; True if this call did it. Also counts usage and frees the slot.
+
+    One exception to "once": a call the janitor gave up on (``server_lost``, e.g. its process stalled past
+    the lease) may still be finalized by the process that was really running it, so its transcript is kept.
+    Usage is not counted twice.
+    """
+    current = await db.calls.find_one(
+        {"_id": call_id}, projection={"startedAt": 1, "status": 1, "endReason": 1, "usage": 1}
+    )
+    if current is None:
+        return False
+    reclaimed = current.get("status") != "active"
+    if reclaimed and (current.get("endReason") != "server_lost" or outcome.end_reason == "server_lost"):
         return False
     duration = max(0.0, (ended_at - current["startedAt"]).total_seconds())
     status = "failed" if outcome.end_reason in FAILED_REASONS else "completed"
@@ -79,11 +89,18 @@ async def finalize_call(db: Database, call_id: ObjectId, outcome: CallOutcome, e
         "usagePending": True,
         "leaseExpiresAt": None,
     }
+    if reclaimed:
+        update.pop("usagePending")
+        update["usage"]["minutes"] = current.get("usage", {}).get("minutes", usage["minutes"])
+    match = {"status": "active"} if not reclaimed else {"endReason": "server_lost"}
     done = await db.calls.find_one_and_update(
-        {"_id": call_id, "status": "active"}, {"$set": update}, return_document=ReturnDocument.AFTER
+        {"_id": call_id, **match}, {"$set": update}, return_document=ReturnDocument.AFTER
     )
     if done is None:
         return False  # another path finalized it meanwhile
+    if reclaimed:
+        log.warning("call reclaimed from the janitor with its transcript", extra={"callId": str(call_id)})
+        return True
     await _count_usage(db, done)
     await release_slot(db, call_id)
     log.info("call finalized", extra={"callId": str(call_id), "endReason": outcome.end_reason, "status": status})

@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from voicex import __version__
 from voicex.errors import VoicexError
@@ -26,6 +27,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the server (embedded database unless VOICEX_MONGODB_URI is set)")
     serve.add_argument("--host", help="listen address (VOICEX_HOST, default 0.0.0.0)")
     serve.add_argument("--port", type=int, help="listen port (VOICEX_PORT, default 3001)")
+
+    demo = commands.add_parser(
+        "demo", help="run the server offline and place a simulated phone call to a demo agent (prints the transcript)"
+    )
+    demo.add_argument("--port", type=int, help="port for the demo server (default: a free one)")
+    demo.add_argument("--wav", type=Path, help="where to write what the caller heard (default: DATA_DIR/demo-call.wav)")
 
     admin = commands.add_parser("admin", help="platform administration")
     admin_commands = admin.add_subparsers(dest="admin_command", metavar="ACTION", required=True)
@@ -67,6 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             asyncio.run(serve(settings))
             return 0
+        if args.command == "demo":
+            from voicex.demo import run_demo
+
+            return asyncio.run(run_demo(settings, args.port, args.wav))
         return asyncio.run(_admin_create(args, overrides))
     except VoicexError as exc:
         print(f"voicex: error: {exc}", file=sys.stderr)
