@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# README Quick start, command 1: install everything into .venv and run Voicex on embedded defaults.
+# README Quick start, command 1: install everything (offline models included) into .venv and run the demo:
+# the server on embedded defaults and a simulated phone call to an agent on the offline models.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
-voicex_bootstrap ""
+voicex_bootstrap "local"
 cd "$VOICEX_ROOT"
-exec voicex serve "$@"
+exec voicex demo "$@"

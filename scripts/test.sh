@@ -3,7 +3,7 @@
 # Fails on a lint error, a failed test, and when no test ran (pytest exit 5).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
-voicex_bootstrap "dev"
+voicex_bootstrap "dev,local"
 cd "$VOICEX_ROOT"
 echo "voicex: ruff check"
 ruff check .
