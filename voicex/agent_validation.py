@@ -1,154 +1,31 @@
-"""What makes an agent valid: the body shapes, and the checks that need the catalog, the plan and providers.
+"""What makes an agent valid: the checks that need the catalog, the plan and the providers.
 
 Create and PATCH share one path: a PATCH is merged into the stored agent (nested objects key by key) and the
 result is validated exactly like a new agent, so no sequence of PATCHes can reach a state a create refuses.
-Shapes and fixed ranges live in the pydantic models; turn-taking ranges come from config/turn_taking.yaml;
-plan limits and model gating from the catalog. Everything here is pure except :func:`build_agent`, which
-reads the referenced providers (one query) and the org's other agents' phone numbers.
+Shapes and fixed ranges live in the pydantic models (voicex/agent_schemas.py); turn-taking ranges come from
+config/turn_taking.yaml; plan limits and model gating from the catalog. Everything here is pure except
+:func:`build_agent`, which reads the referenced providers (one query) and the org's other agents' numbers.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from bson import ObjectId
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError
 
-from voicex.api.openapi import describe_validation_error
+from voicex.agent_schemas import (
+    AGENT_KNOBS,
+    AgentIn,
+    AgentLlmConfig,
+    AgentPersona,
+    AgentThresholds,
+    AgentTtsConfig,
+)
 from voicex.catalog import CATEGORIES, Catalog, Category, Knob, Plan
 from voicex.db import Database, Document
-from voicex.errors import ApiError, bad_request, conflict, forbidden
+from voicex.errors import ApiError, bad_request, conflict, describe_validation_error, forbidden
 from voicex.ids import body_id
-
-E164 = r"^\+[1-9]\d{6,14}$"
-
-# The turn-taking knobs an agent may set; the others in config/turn_taking.yaml tune the engine itself and
-# stay out of the API so they can change without breaking clients.
-AGENT_KNOBS = ("silenceTimeoutMs", "maxCallDurationSec", "interruptionSensitivity", "endpointingMs", "vad")
-
-Temperature = Annotated[float, Field(ge=0, le=2)]
-MaxTokens = Annotated[int, Field(ge=1, le=4096)]
-Speed = Annotated[float, Field(ge=0.5, le=2.0)]
-Language = Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", description="BCP 47 tag")]
-PhoneNumbers = Annotated[list[Annotated[str, Field(pattern=E164)]], Field(max_length=50, description="E.164")]
-SystemPrompt = Annotated[str, Field(min_length=1, max_length=20000)]
-Name = Annotated[str, Field(min_length=1, max_length=120)]
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class AgentPersona(_Body):
-    systemPrompt: SystemPrompt
-    greeting: str = Field("", max_length=1000, description="first words when openingMode is agent_first")
-    personality: str = Field("", max_length=2000)
-    language: Language = "en-US"
-    guardrails: str = Field("", max_length=5000, description="what the agent must never do or say")
-
-
-class AgentLlmConfig(_Body):
-    temperature: Temperature = 0.7
-    maxTokens: MaxTokens = 512
-
-
-class AgentTtsConfig(_Body):
-    speed: Speed = 1.0
-    voice: str | None = Field(None, max_length=200)
-    language: Language | None = None
-
-
-class AgentThresholds(_Body):
-    """Turn-taking overrides; an omitted (or null) knob takes its default from config/turn_taking.yaml."""
-
-    silenceTimeoutMs: int | None = None
-    maxCallDurationSec: int | None = Field(None, description="also capped by the plan's maxCallDurationSec")
-    interruptionSensitivity: str | None = Field(None, description="low | medium | high")
-    endpointingMs: int | None = None
-    vad: str | None = Field(None, description="webrtc | silero")
-
-
-class FallbackRef(_Body):
-    providerId: str = Field(description="24-hex id of a provider of the same category (global or the org's own)")
-    modelId: str | None = Field(None, min_length=1, description="defaults to the provider's first model")
-
-
-class AgentFallbacks(_Body):
-    """Providers tried in order when the main one of a category fails before producing anything."""
-
-    llm: list[FallbackRef] = Field(default_factory=list, max_length=3)
-    tts: list[FallbackRef] = Field(default_factory=list, max_length=3)
-    stt: list[FallbackRef] = Field(default_factory=list, max_length=3)
-
-
-class AgentIn(_Body):
-    name: Name
-    persona: AgentPersona
-    llmProviderId: str = Field(description="24-hex id of an LLM provider (global or the org's own)")
-    llmModelId: str = Field(min_length=1)
-    llmConfig: AgentLlmConfig = Field(default_factory=AgentLlmConfig)
-    ttsProviderId: str
-    ttsModelId: str = Field(min_length=1)
-    ttsConfig: AgentTtsConfig = Field(default_factory=AgentTtsConfig)
-    sttProviderId: str
-    sttModelId: str | None = Field(None, min_length=1, description="defaults to the provider's first model")
-    thresholds: AgentThresholds = Field(default_factory=AgentThresholds)
-    openingMode: Literal["agent_first", "callee_first"] = "agent_first"
-    phoneNumbers: PhoneNumbers = Field(default_factory=list)
-    active: bool = True
-    fallbacks: AgentFallbacks = Field(default_factory=AgentFallbacks)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value.strip()
-
-    @field_validator("phoneNumbers")
-    @classmethod
-    def _dedupe(cls, value: list[str]) -> list[str]:
-        return list(dict.fromkeys(value))
-
-
-class AgentPersonaPatch(_Body):
-    systemPrompt: SystemPrompt | None = None
-    greeting: str | None = Field(None, max_length=1000)
-    personality: str | None = Field(None, max_length=2000)
-    language: Language | None = None
-    guardrails: str | None = Field(None, max_length=5000)
-
-
-class AgentLlmConfigPatch(_Body):
-    temperature: Temperature | None = None
-    maxTokens: MaxTokens | None = None
-
-
-class AgentTtsConfigPatch(_Body):
-    speed: Speed | None = None
-    voice: str | None = Field(None, max_length=200)
-    language: Language | None = None
-
-
-class AgentPatch(_Body):
-    """Any subset of an agent's fields; objects merge key by key, and null resets a field to its default."""
-
-    name: Name | None = None
-    persona: AgentPersonaPatch | None = None
-    llmProviderId: str | None = None
-    llmModelId: str | None = None
-    llmConfig: AgentLlmConfigPatch | None = None
-    ttsProviderId: str | None = None
-    ttsModelId: str | None = None
-    ttsConfig: AgentTtsConfigPatch | None = None
-    sttProviderId: str | None = None
-    sttModelId: str | None = None
-    thresholds: AgentThresholds | None = None
-    openingMode: Literal["agent_first", "callee_first"] | None = None
-    phoneNumbers: PhoneNumbers | None = None
-    active: bool | None = None
-    fallbacks: AgentFallbacks | None = Field(None, description="replaces the stored fallbacks as a whole")
-
 
 # --- merging ----------------------------------------------------------------------------------------
 

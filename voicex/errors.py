@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 
 class VoicexError(Exception):
     """Base class for errors the server reports in words rather than tracebacks."""
@@ -53,3 +55,11 @@ def not_found(what: str = "resource") -> ApiError:
 
 def conflict(message: str, **extra: Any) -> ApiError:
     return ApiError(409, message, **extra)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """``"persona.greeting: String should have at most 500 characters"``: the field, then the problem."""
+    first = exc.errors(include_url=False)[0]
+    location = ".".join(str(part) for part in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{location}: {message}" if location else message

@@ -15,8 +15,7 @@ from aiohttp_pydantic.oas.typing import r200, r201, r400, r401, r403, r404, r409
 from pydantic import Field
 
 from voicex.agent_quota import claim_agent_slot, release_agent_slot
-from voicex.agent_status import load_status, load_statuses
-from voicex.agent_validation import (
+from voicex.agent_schemas import (
     AgentFallbacks,
     AgentIn,
     AgentLlmConfig,
@@ -24,11 +23,9 @@ from voicex.agent_validation import (
     AgentPersona,
     AgentThresholds,
     AgentTtsConfig,
-    build_agent,
-    merge_patch,
-    parse_agent,
-    stored_as_input,
 )
+from voicex.agent_status import load_status, load_statuses
+from voicex.agent_validation import build_agent, merge_patch, parse_agent, stored_as_input
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import Deleted, Out, Page
 from voicex.auth import auth

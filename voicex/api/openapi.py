@@ -17,6 +17,7 @@ from aiohttp_pydantic.oas.view import generate_oas
 from pydantic import BaseModel, ValidationError
 
 from voicex import __version__
+from voicex.errors import describe_validation_error
 from voicex.http import dumps, json_response
 
 # aiohttp-pydantic 2.6 labels its output 3.0.0 and rewrites pydantic's schemas to 3.0 (dropping nullable
@@ -34,14 +35,6 @@ class ErrorOut(BaseModel):
     """Every error response: a human-readable message (some add fields, e.g. ``agents`` on a 409)."""
 
     error: str
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """``"persona.greeting: String should have at most 500 characters"``: the field, then the problem."""
-    first = exc.errors(include_url=False)[0]
-    location = ".".join(str(part) for part in first["loc"])
-    message = first["msg"].removeprefix("Value error, ")
-    return f"{location}: {message}" if location else message
 
 
 async def _on_validation_error(exc: ValidationError, context: str) -> web.StreamResponse:
