@@ -47,8 +47,15 @@ def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, mongo_uri: str) -> Settings:
-    return load_settings(data_dir=tmp_path / "data", mongodb_uri=mongo_uri, db_name=f"test_{uuid.uuid4().hex[:12]}")
+def settings(request: pytest.FixtureRequest, tmp_path: Path, mongo_uri: str) -> Settings:
+    """Per-test settings; ``@pytest.mark.scripted_providers`` enables the scripted test providers."""
+    scripted = request.node.get_closest_marker("scripted_providers") is not None
+    return load_settings(
+        data_dir=tmp_path / "data",
+        mongodb_uri=mongo_uri,
+        db_name=f"test_{uuid.uuid4().hex[:12]}",
+        enable_scripted_providers=scripted,
+    )
 
 
 @pytest.fixture
@@ -59,6 +66,16 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
     finally:
         await runtime.services.db.client.drop_database(settings.db_name)
         await runtime.close()
+
+
+@pytest.fixture
+async def server(services: Services) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """The real app on a fixed loopback port that is also its public URL (so Twilio signatures match)."""
+    from tests.telephony import start_server
+
+    client = await start_server(services)
+    yield client
+    await client.close()
 
 
 AppHook = Callable[[web.Application], None]

@@ -7,10 +7,7 @@ from bson import ObjectId
 
 from tests.factories import make_tenant
 
-
-@pytest.fixture
-def settings(settings):
-    return settings.model_copy(update={"enable_scripted_providers": True})
+pytestmark = pytest.mark.scripted_providers
 
 
 async def _provider_id(client, tenant, key: str, category: str) -> str:

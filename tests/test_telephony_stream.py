@@ -15,19 +15,9 @@ import pytest
 from bson import ObjectId
 
 from scripts.twilio_sim import CallConfig, SimulatedCall, sign, synthesize
-from tests.telephony import AUTH_TOKEN, call_params, make_line, parse_twiml, post_signed, start_server
+from tests.telephony import AUTH_TOKEN, call_params, make_line, parse_twiml, post_signed
 
-
-@pytest.fixture
-def settings(settings):
-    return settings.model_copy(update={"enable_scripted_providers": True})
-
-
-@pytest.fixture
-async def server(services):
-    client = await start_server(services)
-    yield client
-    await client.close()
+pytestmark = pytest.mark.scripted_providers
 
 
 @cache

@@ -8,22 +8,12 @@ import datetime as dt
 import pytest
 from bson import ObjectId
 
-from tests.telephony import AUTH_TOKEN, call_params, make_line, parse_twiml, post_signed, start_server
+from tests.telephony import AUTH_TOKEN, call_params, make_line, parse_twiml, post_signed
 from voicex.call_records import reap_lost_calls
 from voicex.slots import LEASE
 from voicex.usage import add_usage
 
-
-@pytest.fixture
-def settings(settings):
-    return settings.model_copy(update={"enable_scripted_providers": True})
-
-
-@pytest.fixture
-async def server(services):
-    client = await start_server(services)
-    yield client
-    await client.close()
+pytestmark = pytest.mark.scripted_providers
 
 
 def voice_path(line) -> str:
