@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from bson import ObjectId
 
-from tests.telephony import AUTH_TOKEN, call_params, make_line, parse_twiml, post_signed
+from tests.telephony import AUTH_TOKEN, call_params, make_line, parse_twiml, post_signed, start_server
 from voicex.call_records import reap_lost_calls
 from voicex.slots import LEASE
 from voicex.usage import add_usage
@@ -165,3 +165,22 @@ async def test_a_call_reaped_while_still_alive_keeps_its_transcript_and_counts_o
     assert (call["status"], call["endReason"], call["transcript"][0]["text"]) == ("completed", "caller_hangup", "hi")
     usage = await services.db.usage_daily.find_one({"orgId": ObjectId(line.tenant.org_id)})
     assert usage["calls"] == 1
+
+
+async def test_signature_checks_can_be_disabled_for_development_with_a_warning(settings, caplog) -> None:
+    import logging
+
+    from voicex.runtime import Runtime
+
+    with caplog.at_level(logging.WARNING, logger="voicex.runtime"):
+        runtime = await Runtime.start(settings.model_copy(update={"twilio_validate_signature": False}))
+    try:
+        assert any("VOICEX_TWILIO_VALIDATE_SIGNATURE=false" in record.getMessage() for record in caplog.records)
+        client = await start_server(runtime.services)
+        line = await make_line(client, runtime.services)
+        unsigned = await client.post(voice_path(line), data=call_params(line.number))
+        assert "stream" in parse_twiml(await unsigned.text())
+        await client.close()
+    finally:
+        await runtime.services.db.client.drop_database(runtime.services.settings.db_name)
+        await runtime.close()

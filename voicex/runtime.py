@@ -44,6 +44,11 @@ class Runtime:
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
             raise VoicexError(f"cannot use the database at {_redact(uri)}: {exc}") from exc
+        if not settings.twilio_validate_signature:
+            log.warning(
+                "VOICEX_TWILIO_VALIDATE_SIGNATURE=false: Twilio webhook and stream signatures are NOT checked;"
+                " anyone who can reach this server can place calls. Use this for local development only."
+            )
         return cls(Services(settings=settings, catalog=catalog, db=db, metrics=Metrics()), embedded)
 
     async def close(self) -> None:
