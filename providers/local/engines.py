@@ -90,6 +90,10 @@ def _compression_ratio(text: str) -> float:
     return len(data) / len(zlib.compress(data))
 
 
+_USEFUL_PREFIX = 32  # tokens of cached prefix that make a context worth reusing for another conversation
+_TURN_SLACK = 16  # the end of the last reply (stop token, re-tokenized text) rarely matches the next prompt
+
+
 @dataclass(eq=False)
 class _Slot:
     llama: Any
@@ -222,13 +226,24 @@ class LlamaEngine:
             slot.llama.close()
 
     def _acquire(self, tokens: list[int]) -> _Slot:
+        """The free context whose cache serves ``tokens`` best; else the least recently used one.
+
+        A cache is worth keeping for this prompt when it is this conversation's (the prompt continues
+        nearly all of it) or shares a long prefix (the same agent's system prompt); a few common template
+        tokens are not worth evicting another conversation's history for.
+        """
         with self._lock:
             free = [slot for slot in self._slots if not slot.busy]
             if not free:
                 raise ProviderError(PROVIDER, "no free llama.cpp context", retryable=True, status=503)
-            slot = max(
-                free, key=lambda s: (self._prefix(s.llama.input_ids[: s.llama.n_tokens].tolist(), tokens), -s.last_used)
-            )
+
+            def score(slot: _Slot) -> tuple[bool, int, float]:
+                cached = slot.llama.n_tokens
+                matched = self._prefix(slot.llama.input_ids[:cached].tolist(), tokens)
+                useful = matched >= _USEFUL_PREFIX or (cached > 0 and matched >= cached - _TURN_SLACK)
+                return useful, matched if useful else 0, -slot.last_used
+
+            slot = max(free, key=score)
             slot.busy = True
             return slot
 
