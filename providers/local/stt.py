@@ -2,8 +2,9 @@
 
 Whisper is not a streaming model, so the session re-transcribes the growing utterance every
 ``interim_interval_ms`` of new speech (one pass in flight per session) and emits each new text as an
-interim. Because the last pass usually already covers the utterance when the turn ends (only silence
-came after it), ``finalize()`` can re-emit it as the final at once; otherwise one more pass runs.
+interim; a pause in the speech starts a pass at once. So when the turn ends (endpointing waits longer
+than that pause), the last pass usually already covers the utterance (only silence came after it), and
+``finalize()`` re-emits it as the final at once; otherwise one more pass runs.
 Energy gating keeps silence away from the model: nothing is buffered or transcribed until ~100 ms of
 loud audio arrive (with 300 ms of pre-roll so the first consonant is kept), a click followed by silence
 is forgotten, and a pass only runs when there is new loud audio. After ``finalize()`` (or 2 s of silence,
@@ -33,6 +34,7 @@ _FRAME_MS = 20
 _MIN_SPEECH_MS = 100  # loud audio needed before an utterance starts
 _PREROLL_MS = 300
 _UNSTARTED_KEEP_MS = 1000  # audio kept before an utterance starts (its pre-roll and first sounds)
+_PAUSE_PASS_MS = 160  # quiet after speech that starts a pass at once: the turn may be ending, have the final ready
 _AUTO_FINAL_SILENCE_MS = 2000  # the engine did not end the turn (noise, or talking over the agent)
 _MAX_UTTERANCE_MS = 28_000  # whisper's window is 30 s
 
@@ -145,7 +147,7 @@ class LocalSTTSession(STTSession):
         return (
             not self._closed
             and utt.loud_since_pass
-            and utt.since_pass_ms >= self.provider.interim_interval_ms
+            and (utt.since_pass_ms >= self.provider.interim_interval_ms or utt.quiet_ms >= _PAUSE_PASS_MS)
             and (utt.pass_task is None or utt.pass_task.done())
             and (self._finals is None or self._finals.done())  # the previous final goes first
         )
