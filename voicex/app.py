@@ -23,6 +23,7 @@ from voicex.auth import auth_middleware
 from voicex.context import SERVICES, Services
 from voicex.cors import cors_middleware
 from voicex.janitor import janitor_ctx
+from voicex.looplag import loop_lag_ctx
 from voicex.middleware import METRICS_KEY, add_request_id_header, error_middleware, observe_middleware
 from voicex.ratelimit import ip_rate_limit_middleware, principal_rate_limit_middleware
 from voicex.telephony import stream, webhooks
@@ -70,4 +71,5 @@ def create_app(services: Services) -> web.Application:
         app.add_routes(module.routes)
     openapi.install(app)
     app.cleanup_ctx.append(janitor_ctx)
+    app.cleanup_ctx.append(loop_lag_ctx)
     return app

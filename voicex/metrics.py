@@ -9,6 +9,8 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _TURN_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+# Per-frame and loop-lag times: a 20 ms frame budget, so resolution where it matters (0.1 ms .. 100 ms).
+_FAST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
 _TURN_FIELDS = ("e2e_latency", "llm_ttft", "tts_ttfb", "end_of_turn_delay", "stt_final_latency")
 
 
@@ -54,6 +56,18 @@ class Metrics:
             registry=self.registry,
         )
         self.active_calls = Gauge("voicex_active_calls", "Calls with an open media stream.", registry=self.registry)
+        self.frame_handling = Histogram(
+            "voicex_media_frame_handling_seconds",
+            "Time to process one inbound caller media frame (decode, VAD, STT feed, turn detector).",
+            buckets=_FAST_BUCKETS,
+            registry=self.registry,
+        )
+        self.loop_lag = Histogram(
+            "voicex_event_loop_lag_seconds",
+            "How late a periodic event-loop timer fires: the delay every call's audio handling sees.",
+            buckets=_FAST_BUCKETS,
+            registry=self.registry,
+        )
 
     def observe_turn(self, turn: object) -> None:
         """Called by the engine once per finished caller turn (pipelines.metrics.TurnMetrics)."""

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import time
 
 from aiohttp import WSMsgType, web
 from bson import ObjectId
@@ -174,12 +175,16 @@ class StreamHandler:
     async def _pump(self) -> None:
         session = self.session
         assert session is not None
+        observe_frame = self.svc.metrics.frame_handling.observe
+        clock = time.perf_counter
         async for message in self.ws:
             event = self._parse(message)
             if event is None:
                 continue
             if isinstance(event, protocol.Media):
+                began = clock()
                 session.push_audio(event.payload)
+                observe_frame(clock() - began)
             elif isinstance(event, protocol.Mark):
                 session.on_mark(event.name)
             elif isinstance(event, protocol.Dtmf):
