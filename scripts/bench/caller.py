@@ -1,0 +1,123 @@
+"""Caller worker: runs in its own process, places simulated Twilio calls, writes per-call measurements as JSON.
+
+Kept apart from the server (and from the benchmark driver) so the caller's CPU never steals the server's
+event loop; the driver measures this process's CPU too. Run as ``python -m scripts.bench.caller SPEC OUT``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from pipelines.audio import ulaw_to_pcm16
+from pipelines.vad import WebRtcVad
+from scripts.twilio_sim import CallConfig, SimulatedCall, caller_audio, silence_audio
+from scripts.twilio_sim.caller_audio import CallerAudio
+from scripts.twilio_sim.stream import MediaStream
+
+VAD_AGGRESSIVENESS = 2  # the engine's default (config/turn_taking.yaml vadAggressiveness)
+UNDERRUN_GAP_S = 0.005  # a hole in agent audio longer than this, inside one reply, is an audible underrun
+
+
+def underruns(stream: MediaStream) -> tuple[int, float]:
+    """Gaps inside a reply: agent audio that stopped and restarted with no caller turn in between.
+
+    Replies are split at caller speech onsets and at ``clear``; within one reply every segment should start
+    exactly where the previous one ended (the server keeps ~200 ms queued ahead). Returns (count, worst gap ms).
+    """
+    cuts = sorted([t.onset for t in stream.turns] + list(stream.counters.clears))
+    count, worst, prev_end, cut_i = 0, 0.0, None, 0
+    for seg in stream.playback.segments:
+        while cut_i < len(cuts) and cuts[cut_i] <= seg.received_at:
+            prev_end, cut_i = None, cut_i + 1
+        if prev_end is not None and seg.start - prev_end > UNDERRUN_GAP_S:
+            count += 1
+            worst = max(worst, (seg.start - prev_end) * 1000)
+        prev_end = seg.end
+    return count, worst
+
+
+def vad_hangover_ms(clip: CallerAudio) -> float:
+    """How long after the clip's last loud frame the engine's VAD still hears speech (its endpointing starts
+    there). The caller measures from the last loud frame, so this part of voice-to-voice is the VAD's, not code."""
+    vad = WebRtcVad(VAD_AGGRESSIVENESS)
+    heard = [i for i, frame in enumerate(clip.frames) if vad.is_speech(ulaw_to_pcm16(frame))]
+    loud = [i for i, s in enumerate(clip.speech) if s]
+    return 20.0 * max(0, (heard[-1] if heard else 0) - (loud[-1] if loud else 0))
+
+
+async def run_one(spec: dict[str, Any], index: int, http: aiohttp.ClientSession, clips: list[CallerAudio]) -> dict:
+    """One call following ``spec["mode"]``: talk (turns), barge (talk over each reply), hold (stay silent)."""
+    cfg = CallConfig(**spec["config"])
+    call = SimulatedCall(cfg, http)
+    duration, mode = float(spec["duration_s"]), spec["mode"]
+    out: dict[str, Any] = {"index": index}
+    spoken: list[int] = []  # which clip each caller turn used
+    try:
+        await asyncio.sleep(index * float(spec.get("stagger_ms", 0)) / 1000)
+        if await call.dial():
+            deadline = time.monotonic() + duration
+            await call.wait_for_agent_silence(timeout=15, quiet_ms=300)
+            turn = 0
+            while not call.ended and time.monotonic() < deadline:
+                clip = clips[(index + turn) % len(clips)]
+                spoken.append((index + turn) % len(clips))
+                turn += 1
+                if mode == "hold":
+                    await call.silence(min(1000, int((deadline - time.monotonic()) * 1000) + 20))
+                elif mode == "barge":  # a plain turn, then talk over the agent's reply to it
+                    await call.say(clip)
+                    await call.barge_in_after(int(spec.get("barge_after_ms", 300)), clip, timeout=10)
+                    await call.wait_for_agent_silence(timeout=15, quiet_ms=300)
+                else:
+                    await call.say(clip)
+                    await call.wait_for_agent_silence(timeout=15, quiet_ms=300)
+            await call.hangup()
+    except Exception as exc:  # a failed call is a measurement, not a crash of the run
+        out["exception"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        await call.close()
+    result = call.result()
+    hangover = [vad_hangover_ms(c) for c in clips]
+    vad_aligned = [
+        t.latency_ms - hangover[spoken[i]]
+        for i, t in enumerate(result.turns)
+        if t.latency_ms is not None and i < len(spoken) and mode == "talk"
+    ]
+    out.update(
+        vad_aligned_ms=vad_aligned,
+        outcome=result.outcome if "exception" not in out else "error",
+        error=result.error or out.get("exception"),
+        latencies_ms=result.latencies_ms,
+        barge_ins_ms=result.barge_ins_ms,
+        interrupted_turns=sum(1 for t in result.turns if t.interrupted_agent),
+        violations=result.violation_count,
+        max_send_lag_ms=result.max_send_lag_ms,
+        server_closed=result.server_closed,
+        frames_sent=result.frames_sent,
+        media_received=result.media_received,
+    )
+    out["underruns"], out["worst_gap_ms"] = underruns(call.stream) if call.stream else (0, 0.0)
+    return out
+
+
+async def main(spec: dict[str, Any], clips: list[CallerAudio]) -> list[dict]:
+    if spec["mode"] == "hold":
+        clips = [silence_audio(1000)]
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        tasks = [run_one(spec, i, http, clips) for i in spec["indices"]]
+        return list(await asyncio.gather(*tasks))
+
+
+if __name__ == "__main__":
+    spec_path, out_path = sys.argv[1], sys.argv[2]
+    spec = json.loads(Path(spec_path).read_text())
+    results = asyncio.run(main(spec, [caller_audio(Path(p).read_bytes()) for p in spec["clips"]]))
+    Path(out_path).write_text(json.dumps(results))

@@ -1,0 +1,72 @@
+"""Benchmark 1 — added latency: caller voice-to-voice minus the agent's endpointingMs, per concurrency level.
+
+Every call talks in turns (say an utterance, wait for the whole reply, repeat) for ``--seconds``; providers are the
+scripted zero-latency ones, so what remains after endpointing is Voicex's own cost. Targets: p99 ≤ 10 ms at 1 call,
+≤ 25 ms at 100 calls. ``python -m scripts.bench.latency [--levels 1,50,100,200,300] [--seconds 60] [--json out]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from scripts.bench.harness import ENDPOINTING_MS, Bench, table, write_json
+
+TARGETS_MS = {1: 10, 100: 25}
+
+
+async def run(levels: list[int], seconds: float, workers: int) -> list[dict[str, Any]]:
+    rows = []
+    async with Bench() as bench:
+        for n in levels:
+            stats = await bench.run_calls(n, "talk", seconds, workers=workers)
+            stats["target_p99_ms"] = TARGETS_MS.get(n)
+            rows.append(stats)
+            print(f"  {n} calls done: added p99 {stats['added_latency_ms']['p99']}", flush=True)
+    return rows
+
+
+def render(rows: list[dict[str, Any]]) -> str:
+    headers = ["calls", "turns", "added p50 ms", "added p95 ms", "added p99 ms", "target p99"]
+    headers += ["VAD-aligned p50", "VAD-aligned p99", "server CPU %"]
+    headers += ["caller CPU %", "caller max lag ms", "other procs CPU %", "completed"]
+    body = []
+    for r in rows:
+        added, aligned = r["added_latency_ms"], r["vad_aligned_added_ms"]
+        body.append(
+            [
+                r["calls"],
+                r["turns"],
+                added["p50"],
+                added["p95"],
+                added["p99"],
+                r["target_p99_ms"],
+                aligned["p50"],
+                aligned["p99"],
+                r["server_cpu_pct"],
+                r["caller_cpu_pct"],
+                r["caller_max_send_lag_ms"],
+                r["other_cpu_pct"],
+                f"{r['completed']}/{r['calls']}",
+            ]
+        )
+    return f"Added latency (voice-to-voice − endpointingMs {ENDPOINTING_MS} ms)\n" + table(headers, body)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--levels", default="1,50,100,200,300")
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--workers", type=int, default=2, help="caller processes")
+    parser.add_argument("--json")
+    parser.add_argument("--smoke", action="store_true", help="1 and 5 calls for 10 s")
+    args = parser.parse_args()
+    levels, seconds = ([1, 5], 10.0) if args.smoke else ([int(x) for x in args.levels.split(",")], args.seconds)
+    rows = asyncio.run(run(levels, seconds, args.workers))
+    print(render(rows))
+    write_json(args.json, {"benchmark": "latency", "endpointing_ms": ENDPOINTING_MS, "levels": rows})
+
+
+if __name__ == "__main__":
+    main()
