@@ -159,7 +159,9 @@ class Bench:
             await svc.db.organizations.update_one({"_id": agent["orgId"]}, {"$set": {"planSlug": "enterprise"}})
         finally:
             await runtime.close()
-        await self.set_thresholds(endpointingMs=ENDPOINTING_MS, silenceTimeoutMs=60000, maxCallDurationSec=3600)
+        await self.set_thresholds(  # VAD pinned: the latency correction (caller.vad_hangover_ms) models webrtcvad
+            endpointingMs=ENDPOINTING_MS, silenceTimeoutMs=60000, maxCallDurationSec=3600, vad="webrtc"
+        )
 
     async def set_thresholds(self, **values: Any) -> None:
         """Override the agent's turn-taking thresholds (read by the server at each call's start)."""
