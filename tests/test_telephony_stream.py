@@ -95,6 +95,11 @@ async def test_forged_and_reused_stream_tokens_are_refused_before_any_audio(serv
     call = SimulatedCall(config(server, line))
     assert await call.dial()
     params = call.result().custom_parameters
+    for _ in range(200):  # the real stream claims the token first (the server may still be processing start)
+        stored = await services.db.calls.find_one({"_id": ObjectId(params["callId"])})
+        if stored["streamTokenUsed"]:
+            break
+        await asyncio.sleep(0.02)
     stream_url = f"ws://127.0.0.1:{server.server.port}/api/twilio/stream"
     headers = {"X-Twilio-Signature": sign(AUTH_TOKEN, stream_url)}
     start = {
