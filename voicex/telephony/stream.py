@@ -177,13 +177,15 @@ class StreamHandler:
         assert session is not None
         observe_frame = self.svc.metrics.frame_handling.observe
         clock = time.perf_counter
+        reframer = protocol.Reframer()
         async for message in self.ws:
             event = self._parse(message)
             if event is None:
                 continue
             if isinstance(event, protocol.Media):
                 began = clock()
-                session.push_audio(event.payload)
+                for frame in reframer.frames(event.payload):
+                    session.push_audio(frame)
                 observe_frame(clock() - began)
             elif isinstance(event, protocol.Mark):
                 session.on_mark(event.name)
