@@ -119,7 +119,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         return error_response(_http_error(exc))
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, UnicodeDecodeError) and request.body_exists:
+            # aiohttp's request.json()/text() raise this, not a JSON error, for a body that is not UTF-8.
+            return error_response(ApiError(400, "malformed JSON body: not UTF-8"))
         log.exception("unhandled error", extra={"method": request.method, "path": request.path})
         return error_response(ApiError(500, "internal error", requestId=request.get(REQUEST_ID_KEY)))
 

@@ -10,7 +10,7 @@ from aiohttp_pydantic.oas.typing import r200, r400, r401, r403, r404
 from pydantic import BaseModel, ConfigDict, Field
 
 from voicex.api.openapi import ErrorOut, endpoint
-from voicex.api.schemas import OrganizationOut, Page
+from voicex.api.schemas import MAX_SKIP, OrganizationOut, Page
 from voicex.context import services
 from voicex.errors import bad_request, not_found
 from voicex.http import json_response
@@ -35,7 +35,7 @@ class OrganizationsPage(Page):
 async def list_organizations(
     request: web.Request,
     status: Literal["pending", "active", "suspended"] | None = None,
-    skip: Annotated[int, Field(ge=0)] = 0,
+    skip: Annotated[int, Field(ge=0, le=MAX_SKIP)] = 0,
     limit: Annotated[int, Field(ge=1, le=100)] = 50,
 ) -> r200[OrganizationsPage] | r401[ErrorOut] | r403[ErrorOut]:
     """Every organization, newest first; platform admins only.

@@ -27,7 +27,7 @@ from voicex.agent_schemas import (
 from voicex.agent_status import load_status, load_statuses
 from voicex.agent_validation import build_agent, merge_patch, parse_agent, stored_as_input
 from voicex.api.openapi import ErrorOut, endpoint
-from voicex.api.schemas import Deleted, Out, Page
+from voicex.api.schemas import MAX_SKIP, Deleted, Out, Page
 from voicex.auth import auth
 from voicex.context import services
 from voicex.errors import bad_request, conflict, forbidden, not_found
@@ -69,7 +69,7 @@ class AgentsPage(Page):
 @endpoint
 async def list_agents(
     request: web.Request,
-    skip: Annotated[int, Field(ge=0)] = 0,
+    skip: Annotated[int, Field(ge=0, le=MAX_SKIP)] = 0,
     limit: Annotated[int, Field(ge=1, le=1000)] = 100,
 ) -> r200[AgentsPage] | r401[ErrorOut] | r403[ErrorOut]:
     """The organization's agents, newest first, each with its status and pause reason.

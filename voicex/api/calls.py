@@ -14,7 +14,7 @@ from bson import ObjectId
 from pydantic import Field
 
 from voicex.api.openapi import ErrorOut, endpoint
-from voicex.api.schemas import Out, Page
+from voicex.api.schemas import MAX_SKIP, Out, Page
 from voicex.auth import auth
 from voicex.context import services
 from voicex.errors import not_found
@@ -96,7 +96,7 @@ async def list_calls(
     request: web.Request,
     agentId: str | None = None,
     status: CallStatus | None = None,
-    skip: Annotated[int, Field(ge=0)] = 0,
+    skip: Annotated[int, Field(ge=0, le=MAX_SKIP)] = 0,
     limit: Annotated[int, Field(ge=1, le=100)] = 20,
 ) -> r200[CallsPage] | r400[ErrorOut] | r401[ErrorOut] | r403[ErrorOut]:
     """The organization's calls, newest first, without transcripts (fetch one call for those).

@@ -13,7 +13,7 @@ from aiohttp_pydantic.oas.typing import r200, r400, r401, r403
 from pydantic import Field
 
 from voicex.api.openapi import ErrorOut, endpoint
-from voicex.api.schemas import Out, Page
+from voicex.api.schemas import MAX_SKIP, Out, Page
 from voicex.auth import auth
 from voicex.catalog import Catalog, Category, Plan
 from voicex.context import services
@@ -64,7 +64,7 @@ async def search_models(
     request: web.Request,
     category: Category,
     query: Annotated[str, Field(max_length=200)] = "",
-    skip: Annotated[int, Field(ge=0)] = 0,
+    skip: Annotated[int, Field(ge=0, le=MAX_SKIP)] = 0,
     limit: Annotated[int, Field(ge=1, le=100)] = 10,
 ) -> r200[ModelsPage] | r400[ErrorOut] | r401[ErrorOut] | r403[ErrorOut]:
     """Search models of one category by id or label (case-insensitive substring); allowed ones first.

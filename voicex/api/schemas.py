@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 ObjectIdStr = Field(pattern=r"^[0-9a-f]{24}$", description="24-hex ObjectId")
+# MongoDB takes 64-bit integers only: an unbounded ?skip=10**30 used to reach the driver and answer 500.
+MAX_SKIP = 1_000_000_000
 
 
 class Out(BaseModel):
