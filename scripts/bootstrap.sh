@@ -49,10 +49,17 @@ voicex_bootstrap() {
     echo "voicex: creating $VOICEX_VENV"
     "$python" -m venv "$VOICEX_VENV"
   fi
-  local spec="." stamp_file="$VOICEX_VENV/.voicex-install" stamp
-  [ -z "$extras" ] || spec=".[$extras]"
-  stamp="$(cat "$VOICEX_ROOT/pyproject.toml" | sha256sum | cut -c1-16) $spec"
-  if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp" ]; then
+  # The stamp records the pyproject.toml hash and every extra installed so far; asking for a subset of
+  # them installs nothing, so alternating the two README commands never reinstalls.
+  local stamp_file="$VOICEX_VENV/.voicex-install" hash installed="" wanted
+  hash="$(sha256sum < "$VOICEX_ROOT/pyproject.toml" | cut -c1-16)"
+  if [ -f "$stamp_file" ] && [ "$(head -n1 "$stamp_file")" = "$hash" ]; then
+    installed="$(sed -n 2p "$stamp_file")"
+  fi
+  wanted="$(printf '%s\n' ${installed//,/ } ${extras//,/ } | sort -u | paste -sd, -)"
+  if [ ! -f "$stamp_file" ] || [ "$(head -n1 "$stamp_file")" != "$hash" ] || [ "$wanted" != "$installed" ]; then
+    local spec="."
+    [ -z "$wanted" ] || spec=".[$wanted]"
     echo "voicex: installing $spec into $VOICEX_VENV (log: $VOICEX_VENV/pip.log)"
     if ! { "$VOICEX_VENV/bin/python" -m pip install --disable-pip-version-check --upgrade pip &&
            (cd "$VOICEX_ROOT" && "$VOICEX_VENV/bin/python" -m pip install --disable-pip-version-check -e "$spec")
@@ -61,7 +68,7 @@ voicex_bootstrap() {
       echo "voicex: pip install failed; full log in $VOICEX_VENV/pip.log" >&2
       return 1
     fi
-    echo "$stamp" > "$stamp_file"
+    printf '%s\n%s\n' "$hash" "$wanted" > "$stamp_file"
   fi
   export PATH="$VOICEX_VENV/bin:$PATH"
 }
