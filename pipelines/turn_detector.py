@@ -50,7 +50,7 @@ class BargeIn:
 
 @dataclass(frozen=True)
 class FalseInterruption:
-    """A barge-in stopped the agent but no words followed: the agent should resume."""
+    """A barge-in stopped the agent but no words (other than backchannels) followed: the agent should resume."""
 
     at_ms: int
 
@@ -133,8 +133,8 @@ class TurnDetector:
         if self._candidate.onset_ms is not None:
             self._candidate.words = max(self._candidate.words, words)
         events: list[Event] = []
-        if self._fi_deadline is not None and text.strip():
-            self._fi_words += len(text.split())
+        if self._fi_deadline is not None and words:  # backchannels alone do not confirm a barge-in
+            self._fi_words += words
             self._fi_deadline = None
             if self._deferred_eot is not None:
                 events.append(self._deferred_eot)

@@ -175,6 +175,19 @@ def test_words_after_a_barge_in_release_the_held_end_of_turn() -> None:
     assert not any(isinstance(event, FalseInterruption) for event in script.events)
 
 
+def test_backchannel_words_after_a_barge_in_do_not_confirm_it() -> None:
+    detector = TurnDetector(settings(interruptionSensitivity="medium"), wait_for_caller=False)
+    detector.agent_started(0)
+    script = Script(detector)
+    script.speech(400)  # a drawn-out "mm-hmm": long enough for medium
+    assert script.events == [BargeIn(at_ms=300, onset_ms=0)]
+    assert detector.on_transcript("mm-hmm", True, script.now) == []  # only a backchannel: the end of turn stays held
+    script.silence(880)
+    assert script.events[1:] == []
+    assert script.silence(20) == [FalseInterruption(at_ms=1300)]  # the agent resumes
+    assert detector.state is TurnState.LISTENING
+
+
 def test_silence_timeouts_count_up_and_reset_when_the_caller_speaks() -> None:
     detector = TurnDetector(settings(silenceTimeoutMs=3000), wait_for_caller=False)
     detector.agent_started(0)

@@ -1,0 +1,162 @@
+"""Judging one scenario's detector events against its labels, and summing outcomes into the report's numbers.
+
+Definitions (all times are media milliseconds from the start of the scenario's file):
+    premature end of turn   an EndOfTurn before the caller's last word that falls in a labelled pause shorter
+                            than ``endpointing_ms`` (or within ONSET_SLACK_MS after it), or inside speech
+    end-of-turn delay       first EndOfTurn at or after the true end of the last word, minus that end
+    missed end of turn      no EndOfTurn after the last word before the file ends (≥ 2.5 s of silence)
+    false barge-in          any BargeIn in a backchannel, noise-burst or call-start scenario (the agent stopped);
+                            "turn lost" is the subset the detector did not take back with a FalseInterruption
+    missed barge-in         no BargeIn at or after the onset of a real interruption while the agent was speaking
+    barge-in reaction       BargeIn time minus the true onset of the interruption
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pipelines.turn_detector import BargeIn, EndOfTurn, Event, FalseInterruption, SpeechStarted
+
+NOISE_KINDS = ("burst", "callstart")
+# An EndOfTurn caused by a pause can fire a little after the caller resumes, before the VAD has caught the onset.
+ONSET_SLACK_MS = 200
+AGENT_NEGATIVE_KINDS = ("backchannel", *NOISE_KINDS)
+
+
+@dataclass
+class Outcome:
+    name: str
+    kind: str
+    variant: str
+    engine: str  # the caller's synthesizer, or "" for noise-only scenarios
+    premature_eot: int = 0
+    short_pauses: int = 0  # labelled pauses shorter than endpointing
+    pause_eot: dict[int, bool] = field(default_factory=dict)  # pause length -> an EndOfTurn fell inside it
+    eot_delay_ms: int | None = None
+    missed_eot: bool = False
+    spurious_start: bool = False  # SpeechStarted before any caller speech (turn) or on noise (burst_listening)
+    barge_in: bool = False
+    turn_lost: bool = False
+    missed_barge_in: bool = False
+    reaction_ms: int | None = None
+
+
+def judge(scenario: dict[str, Any], events: list[Event], endpointing_ms: int) -> Outcome:
+    engine = scenario["voice"].split(":")[0] if scenario["voice"] else ""
+    outcome = Outcome(scenario["name"], scenario["kind"], scenario["variant"], engine)
+    kind = scenario["kind"]
+    if kind == "turn":
+        _judge_turn(scenario, events, endpointing_ms, outcome)
+    elif kind == "burst_listening":
+        outcome.spurious_start = any(isinstance(e, SpeechStarted) for e in events)
+    elif kind == "interruption":
+        onset = scenario["speech"][0]["onset_ms"]
+        reactions = [e.at_ms - onset for e in events if isinstance(e, BargeIn) and e.at_ms >= onset]
+        outcome.barge_in = bool(reactions)
+        outcome.missed_barge_in = not reactions
+        outcome.reaction_ms = reactions[0] if reactions else None
+    elif kind in AGENT_NEGATIVE_KINDS:
+        barge_ins = [i for i, e in enumerate(events) if isinstance(e, BargeIn)]
+        outcome.barge_in = bool(barge_ins)
+        resumed = {i for i, e in enumerate(events) if isinstance(e, FalseInterruption)}
+        outcome.turn_lost = any(not any(j > i for j in resumed) for i in barge_ins)
+    return outcome
+
+
+def _judge_turn(scenario: dict[str, Any], events: list[Event], endpointing_ms: int, outcome: Outcome) -> None:
+    spans = scenario["speech"]
+    first_onset, last_end = spans[0]["onset_ms"], spans[-1]["end_ms"]
+    outcome.spurious_start = any(isinstance(e, SpeechStarted) and e.at_ms < first_onset for e in events)
+    gaps = [(a["end_ms"], b["onset_ms"]) for a, b in itertools.pairwise(spans)]
+    for start, end in gaps:
+        outcome.pause_eot[end - start] = False
+        if end - start < endpointing_ms:
+            outcome.short_pauses += 1
+    for event in events:
+        if not isinstance(event, EndOfTurn) or event.at_ms < first_onset:
+            continue
+        if event.at_ms >= last_end:
+            if outcome.eot_delay_ms is None:
+                outcome.eot_delay_ms = event.at_ms - last_end
+            continue
+        pause = next((end - start for start, end in gaps if start <= event.at_ms < end + ONSET_SLACK_MS), None)
+        if pause is not None:
+            outcome.pause_eot[pause] = True
+        if pause is None or pause < endpointing_ms:
+            outcome.premature_eot += 1
+    outcome.missed_eot = outcome.eot_delay_ms is None
+
+
+def percentile(values: list[int], q: float) -> float | None:
+    """Linear-interpolated percentile (numpy's default), or None for no values."""
+    return float(np.percentile(values, q)) if values else None
+
+
+def _rate(hits: int, total: int) -> float | None:
+    return round(100.0 * hits / total, 1) if total else None
+
+
+def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
+    """The report's numbers for a group of outcomes (one VAD, one sensitivity, one variant or all)."""
+    turns = [o for o in outcomes if o.kind == "turn"]
+    interruptions = [o for o in outcomes if o.kind == "interruption"]
+    backchannels = [o for o in outcomes if o.kind == "backchannel"]
+    noises = [o for o in outcomes if o.kind in NOISE_KINDS]
+    listening = [o for o in outcomes if o.kind == "burst_listening"]
+    delays = [o.eot_delay_ms for o in turns if o.eot_delay_ms is not None]
+    reactions = [o.reaction_ms for o in interruptions if o.reaction_ms is not None]
+    pauses: dict[str, dict[str, int]] = {}
+    for outcome in turns:
+        for pause, ended in outcome.pause_eot.items():
+            row = pauses.setdefault(str(pause), {"pauses": 0, "ended_turn": 0})
+            row["pauses"] += 1
+            row["ended_turn"] += int(ended)
+    negatives = backchannels + noises
+    return {
+        "turns": len(turns),
+        "premature_eot": sum(o.premature_eot for o in turns),
+        "short_pauses": sum(o.short_pauses for o in turns),
+        "pauses": dict(sorted(pauses.items(), key=lambda item: int(item[0]))),
+        "eot_delay_p50_ms": percentile(delays, 50),
+        "eot_delay_p95_ms": percentile(delays, 95),
+        "eot_delay_max_ms": max(delays) if delays else None,
+        "missed_eot": sum(o.missed_eot for o in turns),
+        "spurious_turn_starts": sum(o.spurious_start for o in turns),
+        "interruptions": len(interruptions),
+        "missed_barge_in": sum(o.missed_barge_in for o in interruptions),
+        "barge_in_reaction_p50_ms": percentile(reactions, 50),
+        "barge_in_reaction_p95_ms": percentile(reactions, 95),
+        "backchannels": len(backchannels),
+        "false_barge_in_backchannel_pct": _rate(sum(o.barge_in for o in backchannels), len(backchannels)),
+        "noise_events": len(noises),
+        "false_barge_in_noise_pct": _rate(sum(o.barge_in for o in noises), len(noises)),
+        **{
+            f"false_barge_in_{kind}_pct": _rate(sum(o.barge_in for o in group), len(group))
+            for kind in NOISE_KINDS
+            for group in [[o for o in noises if o.kind == kind]]
+        },
+        "false_barge_in_pct": _rate(sum(o.barge_in for o in negatives), len(negatives)),
+        "turn_lost_pct": _rate(sum(o.turn_lost for o in negatives), len(negatives)),
+        "noise_while_listening": len(listening),
+        "spurious_start_on_noise_pct": _rate(sum(o.spurious_start for o in listening), len(listening)),
+    }
+
+
+def check_targets(summary: dict[str, Any], sensitivity: str, endpointing_ms: int) -> dict[str, bool]:
+    """The issue's targets that apply to ``sensitivity`` (reaction at medium and high; the rest at medium)."""
+    checks: dict[str, bool] = {}
+    if sensitivity == "medium":
+        delay = summary["eot_delay_p95_ms"]
+        checks["no_premature_eot"] = summary["premature_eot"] == 0
+        checks["eot_delay_p95"] = delay is not None and delay <= endpointing_ms + 40 and summary["missed_eot"] == 0
+        checks["no_missed_barge_in"] = summary["missed_barge_in"] == 0
+        checks["false_barge_in_le_5pct"] = (summary["false_barge_in_pct"] or 0.0) <= 5.0
+    limit = {"medium": 250, "high": 150}.get(sensitivity)
+    if limit is not None:
+        reaction = summary["barge_in_reaction_p95_ms"]
+        checks[f"reaction_p95_le_{limit}"] = reaction is not None and reaction <= limit
+    return checks
