@@ -149,7 +149,11 @@ async def main(repeat: int) -> None:
     )
 
     print("\nSmolLM2-135M-Instruct (llama.cpp)")
-    cold, cold_clause, cached, cached_clause = [], [], [], []
+    cold, cold_clause, cached, cached_clause, prefilled = [], [], [], [], []
+    for _ in range(repeat):
+        messages = conversation(uuid.uuid4().hex[:8])
+        await llm.prefill(messages[:1])  # the system prompt, as while the greeting plays
+        prefilled.append((await llm_first_token_and_clause(llm, messages))[0])
     for _ in range(repeat):
         messages = conversation(uuid.uuid4().hex[:8])
         first, clause, reply = await llm_first_token_and_clause(llm, messages)
@@ -160,6 +164,7 @@ async def main(repeat: int) -> None:
         cached.append(first)
         cached_clause.append(clause)
     print(f"  first token, new conversation       {spread(cold)}")
+    print(f"  first token, first turn, prefilled  {spread(prefilled)}")
     print(f"  first token, next turn (cached)     {spread(cached)}")
     print(f"  first clause, next turn             {spread(cached_clause)}")
 

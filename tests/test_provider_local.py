@@ -213,6 +213,17 @@ async def test_leaving_the_stream_frees_the_model_at_once(stack) -> None:
         await asyncio.sleep(0.01)
 
 
+async def test_prefill_caches_the_system_prompt_before_the_first_turn(stack) -> None:
+    llm: LocalLlamaLLM = stack["llm"]  # type: ignore[assignment]
+    system = ChatMessage("system", "You are Max at Harbor Dental " + "(open 8 to 5 on weekdays). " * 6)
+    first_turn = [{"role": "system", "content": system.content}, {"role": "user", "content": "Are you open?"}]
+    engine = llm._engine()
+    before = engine.cached_prefix(first_turn)
+    await llm.prefill([system])
+    after = engine.cached_prefix(first_turn)
+    assert before < 20 and after > 60  # the first reply evaluates only the caller's words
+
+
 @pytest.mark.parametrize("voice", ["piper", pytest.param("espeak-ng", marks=has_espeak)])
 async def test_tts_streams_audio_of_plausible_length(stack, voice: str) -> None:
     tts = stack["piper"] if voice == "piper" else create("tts", "espeak-ng", {}, {})

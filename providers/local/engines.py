@@ -180,6 +180,22 @@ class LlamaEngine:
                 raise ProviderError(PROVIDER, "the prompt does not fit the model's context", retryable=False)
             del messages[droppable[0]]
 
+    def prefill(self, messages: list[dict[str, str]]) -> None:
+        """Evaluate a conversation's start (the system prompt) into a context now, before the caller's turn."""
+        tokens, _ = self.prompt(messages, 1)
+        slot = self._acquire(tokens)
+        try:
+            for _ in slot.llama.create_completion(prompt=tokens, max_tokens=1, stream=True):
+                pass
+        finally:
+            self._release(slot)
+
+    def cached_prefix(self, messages: list[dict[str, str]]) -> int:
+        """How many of this prompt's tokens some context already holds (for tests and benchmarks)."""
+        tokens, _ = self.prompt(messages, 1)
+        with self._lock:
+            return max(self._prefix(s.llama.input_ids[: s.llama.n_tokens].tolist(), tokens) for s in self._slots)
+
     def generate(
         self,
         messages: list[dict[str, str]],

@@ -48,6 +48,13 @@ class LocalLlamaLLM(LLMProvider):
         """Load the model now (in a worker) so the first caller does not wait for it."""
         await run(self.pool, self._lane, self._engine, "loading llama.cpp")
 
+    async def prefill(self, messages: list[ChatMessage]) -> None:
+        """Evaluate the conversation so far (e.g. the system prompt, while the greeting plays) into a llama.cpp
+        context, so the first reply only evaluates the caller's words: on 2 cores a 200-token system prompt
+        costs about a second. Optional: the engine may call it when a call starts."""
+        chat = [{"role": m.role, "content": m.content} for m in messages]
+        await run(self.pool, self._lane, lambda: self._engine().prefill(chat), "llama.cpp prefill")
+
     async def stream_chat(self, messages: list[ChatMessage], options: LLMOptions) -> AsyncIterator[LLMChunk]:
         chat = [{"role": m.role, "content": m.content} for m in messages]
         max_tokens = max(1, min(options.max_tokens, self.max_tokens))
