@@ -40,6 +40,9 @@ class FallbackLLM(LLMProvider):
     async def aclose(self) -> None:
         await _close_all(self.providers)
 
+    async def prefill(self, messages: list[ChatMessage]) -> None:
+        await self.providers[0].prefill(messages)
+
     async def stream_chat(self, messages: list[ChatMessage], options: LLMOptions) -> AsyncIterator[LLMChunk]:
         last: ProviderError | None = None
         for provider in self.providers:

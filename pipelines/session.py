@@ -114,8 +114,16 @@ class CallSession:
         # A fallback chain knows its input format only once a provider accepted the session.
         self._stt_converter = AudioConverter(self.sink.format, self.stt.provider.input_format)
         self._spawn(self._max_duration_timer())
+        self._spawn(self._prefill())
         if self.config.opening_mode == "agent_first":
             self._greet()
+
+    async def _prefill(self) -> None:
+        """Let the LLM digest the system prompt while the greeting plays, so the first answer comes sooner."""
+        try:
+            await self.llm.prefill(self.conversation.for_llm())
+        except Exception as exc:  # only an optimisation: the first reply will simply take longer
+            log.info("LLM prefill skipped", extra={"error": f"{type(exc).__name__}: {exc}"})
 
     async def wait_ended(self) -> str:
         """Until the session itself ends the call (goodbye said after silence or at max duration)."""

@@ -124,6 +124,10 @@ class LLMOptions:
 class LLMProvider(_Closable, ABC):
     name: str = "llm"
 
+    async def prefill(self, messages: list[ChatMessage]) -> None:
+        """Warm up for a conversation that starts with ``messages`` (e.g. evaluate the system prompt while the
+        greeting plays). Optional; local models use it, hosted APIs need nothing."""
+
     @abstractmethod
     def stream_chat(self, messages: list[ChatMessage], options: LLMOptions) -> AsyncIterator[LLMChunk]:
         """Stream the reply to ``messages``; cancelling the iteration must stop generation."""

@@ -134,7 +134,11 @@ class ScriptedLLM(LLMProvider):
         self.latency_ms = latency_ms
         self.token_interval_ms = token_interval_ms
         self.requests: list[list[ChatMessage]] = []
+        self.prefilled: list[list[ChatMessage]] = []
         self.active_streams = 0
+
+    async def prefill(self, messages: list[ChatMessage]) -> None:
+        self.prefilled.append(list(messages))
 
     async def stream_chat(self, messages: list[ChatMessage], options: LLMOptions) -> AsyncIterator[LLMChunk]:
         self.requests.append(list(messages))
