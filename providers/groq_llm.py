@@ -17,10 +17,8 @@ from providers.base import ChatMessage, LLMChunk, LLMOptions, LLMProvider, Provi
 from providers.openai_compat import (
     MALFORMED_ERRORS,
     body_message,
-    chunk_text,
-    cut_short,
-    finish_reason,
     malformed,
+    relay_chat_stream,
     status_error,
     usage_of,
 )
@@ -58,32 +56,15 @@ class GroqLLM(LLMProvider):
             )
         except _ERRORS as exc:
             raise _error(exc) from exc
-        usage: Usage | None = None
-        finished = False
-        async with stream:  # closes the response on any exit, including cancellation on barge-in
-            iterator = aiter(stream)
-            while True:
-                try:
-                    chunk = await anext(iterator)
-                except StopAsyncIteration:
-                    break
-                except _ERRORS as exc:
-                    raise _error(exc) from exc
-                try:
-                    text = chunk_text(chunk)
-                    finished = finished or finish_reason(chunk) is not None
-                    extra = chunk.x_groq
-                    if extra is not None and extra.error:
-                        raise ProviderError(self.name, f"server stopped the stream: {extra.error}")
-                    usage = usage_of(extra.usage if extra is not None else None) or usage_of(chunk.usage) or usage
-                except MALFORMED_ERRORS as exc:
-                    raise malformed(self.name, exc) from exc
-                if text:
-                    yield LLMChunk(text=text)
-        if not finished:
-            raise cut_short(self.name)
-        if usage is not None:
-            yield LLMChunk(usage=usage)
+        async for chunk in relay_chat_stream(self.name, stream, _ERRORS, _error, self._usage):
+            yield chunk
+
+    def _usage(self, chunk: Any) -> Usage | None:
+        """Groq reports usage in ``x_groq.usage`` on the last chunk (and sometimes as ``usage`` too)."""
+        extra = chunk.x_groq
+        if extra is not None and extra.error:
+            raise ProviderError(self.name, f"server stopped the stream: {extra.error}")
+        return usage_of(extra.usage if extra is not None else None) or usage_of(chunk.usage)
 
     async def aclose(self) -> None:
         """Close the client's connection pool."""

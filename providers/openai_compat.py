@@ -8,13 +8,14 @@ generate their own (identically shaped) models, and builds them from the wire wi
 from __future__ import annotations
 
 import ssl
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
 import httpx2
 import openai
 
-from providers.base import ProviderError, Usage
+from providers.base import LLMChunk, ProviderError, Usage
 
 # Raised while reading or parsing a reply whose bytes are not what the API promises (bad JSON, missing fields).
 MALFORMED_ERRORS: tuple[type[Exception], ...] = (ValueError, AttributeError, TypeError, KeyError, IndexError)
@@ -87,3 +88,41 @@ def usage_of(usage: Any) -> Usage | None:
     if usage is None:
         return None
     return Usage(prompt_tokens=int(usage.prompt_tokens or 0), completion_tokens=int(usage.completion_tokens or 0))
+
+
+async def relay_chat_stream(
+    name: str,
+    stream: Any,
+    errors: tuple[type[BaseException], ...],
+    to_error: Callable[[BaseException], ProviderError],
+    read_usage: Callable[[Any], Usage | None],
+) -> AsyncIterator[LLMChunk]:
+    """Yield a chat-completions stream's text, then its usage; the same for every OpenAI-shaped SDK.
+
+    ``async with`` closes the HTTP response however the iteration ends (including cancellation on barge-in),
+    so the server stops generating and the connection is not leaked. A stream that ends without any
+    ``finish_reason`` was cut short: that is an error, not a complete answer.
+    """
+    usage: Usage | None = None
+    finished = False
+    async with stream:
+        iterator = aiter(stream)
+        while True:
+            try:
+                chunk = await anext(iterator)
+            except StopAsyncIteration:
+                break
+            except errors as exc:
+                raise to_error(exc) from exc
+            try:
+                text = chunk_text(chunk)
+                finished = finished or finish_reason(chunk) is not None
+                usage = read_usage(chunk) or usage
+            except MALFORMED_ERRORS as exc:
+                raise malformed(name, exc) from exc
+            if text:
+                yield LLMChunk(text=text)
+    if not finished:
+        raise cut_short(name)
+    if usage is not None:
+        yield LLMChunk(usage=usage)

@@ -12,15 +12,11 @@ from typing import Any
 
 from openai import AsyncOpenAI
 
-from providers.base import ChatMessage, LLMChunk, LLMOptions, LLMProvider, ProviderError, Usage
+from providers.base import ChatMessage, LLMChunk, LLMOptions, LLMProvider, ProviderError
 from providers.openai_compat import (
-    MALFORMED_ERRORS,
     OPENAI_ERRORS,
-    chunk_text,
-    cut_short,
-    finish_reason,
-    malformed,
     openai_error,
+    relay_chat_stream,
     usage_of,
 )
 
@@ -60,31 +56,10 @@ class OpenAILLM(LLMProvider):
             )
         except OPENAI_ERRORS as exc:
             raise openai_error(self.name, exc) from exc
-        usage: Usage | None = None
-        finished = False
-        # ``async with`` closes the HTTP response however the iteration ends — including when the engine
-        # cancels it on barge-in — so the server stops generating and the connection is not leaked.
-        async with stream:
-            iterator = aiter(stream)
-            while True:
-                try:
-                    chunk = await anext(iterator)
-                except StopAsyncIteration:
-                    break
-                except OPENAI_ERRORS as exc:
-                    raise openai_error(self.name, exc) from exc
-                try:
-                    text = chunk_text(chunk)
-                    finished = finished or finish_reason(chunk) is not None
-                    usage = usage_of(chunk.usage) or usage
-                except MALFORMED_ERRORS as exc:
-                    raise malformed(self.name, exc) from exc
-                if text:
-                    yield LLMChunk(text=text)
-        if not finished:
-            raise cut_short(self.name)
-        if usage is not None:
-            yield LLMChunk(usage=usage)
+        async for chunk in relay_chat_stream(
+            self.name, stream, OPENAI_ERRORS, lambda exc: openai_error(self.name, exc), lambda c: usage_of(c.usage)
+        ):
+            yield chunk
 
     async def aclose(self) -> None:
         """Close the client's connection pool."""
