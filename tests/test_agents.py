@@ -107,7 +107,7 @@ async def test_create_fills_defaults_from_turn_taking_yaml(client, services) -> 
         name: knobs[name].default
         for name in ("silenceTimeoutMs", "maxCallDurationSec", "interruptionSensitivity", "endpointingMs", "vad")
     }
-    assert agent["thresholds"]["endpointingMs"] == 500 and agent["thresholds"]["vad"] == "silero"
+    assert agent["thresholds"]["endpointingMs"] == 500 and agent["thresholds"]["vad"] == "webrtc"
     assert agent["sttModelId"] == "nova-2-phonecall"  # the provider's first model
     assert agent["openingMode"] == "agent_first" and agent["active"] is True
     assert agent["phoneNumbers"] == ["+15550001111"]
@@ -236,13 +236,13 @@ async def test_patch_merges_nested_objects_and_revalidates(client, services) -> 
     agent = await create(client, world, thresholds={"endpointingMs": 800})
     url = f"{AGENTS}/{agent['_id']}"
     response = await client.patch(
-        url, json={"persona": {"greeting": "Hi there"}, "thresholds": {"vad": "webrtc"}}, headers=world.tenant.jwt
+        url, json={"persona": {"greeting": "Hi there"}, "thresholds": {"vad": "silero"}}, headers=world.tenant.jwt
     )
     assert response.status == 200, await response.text()
     patched = await response.json()
     assert patched["persona"]["greeting"] == "Hi there"
     assert patched["persona"]["systemPrompt"] == agent["persona"]["systemPrompt"]
-    assert patched["thresholds"]["vad"] == "webrtc" and patched["thresholds"]["endpointingMs"] == 800
+    assert patched["thresholds"]["vad"] == "silero" and patched["thresholds"]["endpointingMs"] == 800
     assert patched["updatedAt"] > agent["updatedAt"] and patched["createdAt"] == agent["createdAt"]
 
     refused = await client.patch(url, json={"llmModelId": "gpt-4.1"}, headers=world.tenant.jwt)
