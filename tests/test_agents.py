@@ -3,98 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from bson import ObjectId
 from openapi_spec_validator import validate
 
-from tests.factories import Tenant, make_tenant
+from tests.agent_world import AGENTS, add_provider, body, create, fetch, make_world
 from voicex.agent_quota import claim_agent_slot, release_agent_slot
-from voicex.agent_status import compute_status
-from voicex.usage import day_key
-
-AGENTS = "/api/dashboard/agents"
-
-
-@dataclass
-class World:
-    tenant: Tenant
-    llm: str  # global openai LLM: gpt-4o-mini (free), gpt-4.1-mini (starter), gpt-4.1 (pro)
-    tts: str  # global edge TTS
-    stt: str  # global deepgram STT
-    own_llm: str  # the tenant's own openai LLM (its own key: no plan gating)
-    foreign_tts: str  # another organization's TTS provider
-
-
-async def _provider(services, org_id: ObjectId | None, category: str, key: str, name: str, models: list[str]) -> str:
-    now = dt.datetime.now(dt.UTC)
-    result = await services.db.providers.insert_one(
-        {
-            "orgId": org_id,
-            "category": category,
-            "providerKey": key,
-            "name": name,
-            "credentials": None,
-            "models": [{"modelId": model, "label": model} for model in models],
-            "settings": {},
-            "active": True,
-            "createdAt": now,
-            "updatedAt": now,
-        }
-    )
-    return str(result.inserted_id)
-
-
-async def make_world(client, services, plan: str = "starter", same_globals_as: World | None = None) -> World:
-    """A tenant with providers; a second tenant in the same test shares the first one's global providers."""
-    tenant = await make_tenant(client, services, plan=plan)
-    org = ObjectId(tenant.org_id)
-    if same_globals_as is None:
-        llm = await _provider(
-            services, None, "llm", "openai", "Test OpenAI", ["gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1"]
-        )
-        tts = await _provider(services, None, "tts", "edge", "Test Edge", ["en-US-AriaNeural", "en-US-GuyNeural"])
-        stt = await _provider(services, None, "stt", "deepgram", "Test Deepgram", ["nova-2-phonecall", "nova-2"])
-    else:
-        llm, tts, stt = same_globals_as.llm, same_globals_as.tts, same_globals_as.stt
-    return World(
-        tenant=tenant,
-        llm=llm,
-        tts=tts,
-        stt=stt,
-        own_llm=await _provider(services, org, "llm", "openai", "Our OpenAI", ["gpt-4.1"]),
-        foreign_tts=await _provider(services, ObjectId(), "tts", "edge", "Their Edge", ["en-US-AriaNeural"]),
-    )
-
-
-def body(world: World, **overrides: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "name": "Front desk",
-        "persona": {"systemPrompt": "You answer the phone for a dental clinic.", "greeting": "Hello!"},
-        "llmProviderId": world.llm,
-        "llmModelId": "gpt-4o-mini",
-        "ttsProviderId": world.tts,
-        "ttsModelId": "en-US-AriaNeural",
-        "sttProviderId": world.stt,
-    }
-    data.update(overrides)
-    return data
-
-
-async def create(client, world: World, **overrides: Any) -> dict[str, Any]:
-    response = await client.post(AGENTS, json=body(world, **overrides), headers=world.tenant.jwt)
-    assert response.status == 201, await response.text()
-    return await response.json()
-
-
-async def fetch(client, world: World, agent_id: str) -> dict[str, Any]:
-    response = await client.get(f"{AGENTS}/{agent_id}", headers=world.tenant.key)
-    assert response.status == 200, await response.text()
-    return await response.json()
-
 
 # --- create -----------------------------------------------------------------------------------------
 
@@ -266,7 +181,7 @@ async def test_patch_merges_nested_objects_and_revalidates(client, services) -> 
 async def test_patch_to_own_provider_and_new_stt_provider_defaults_its_model(client, services) -> None:
     world = await make_world(client, services)
     agent = await create(client, world, sttModelId="nova-2")
-    other_stt = await _provider(services, None, "stt", "local", "Test Local", ["whisper-tiny.en"])
+    other_stt = await add_provider(services, None, "stt", "local", "Test Local", ["whisper-tiny.en"])
     response = await client.patch(
         f"{AGENTS}/{agent['_id']}",
         json={"sttProviderId": other_stt, "llmProviderId": world.own_llm, "llmModelId": "gpt-4.1"},
@@ -276,86 +191,6 @@ async def test_patch_to_own_provider_and_new_stt_provider_defaults_its_model(cli
     patched = await response.json()
     assert (patched["sttProviderId"], patched["sttModelId"]) == (other_stt, "whisper-tiny.en")
     assert patched["llmProviderId"] == world.own_llm
-
-
-# --- status -----------------------------------------------------------------------------------------
-
-
-async def _status(client, world: World, agent_id: str) -> tuple[str, str | None]:
-    listed = await (await client.get(AGENTS, headers=world.tenant.jwt)).json()
-    [item] = [item for item in listed["items"] if item["_id"] == agent_id]
-    single = await fetch(client, world, agent_id)
-    assert (single["status"], single["pauseReason"]) == (item["status"], item["pauseReason"])
-    return item["status"], item["pauseReason"]
-
-
-async def test_inactive_agent_is_paused(client, services) -> None:
-    world = await make_world(client, services)
-    agent = await create(client, world, active=False)
-    assert (agent["status"], agent["pauseReason"]) == ("paused", "agent inactive")
-    response = await client.patch(f"{AGENTS}/{agent['_id']}", json={"active": True}, headers=world.tenant.jwt)
-    assert (await response.json())["status"] == "active"
-
-
-async def test_exhausted_monthly_minutes_pause_every_agent(client, services) -> None:
-    world = await make_world(client, services)  # starter: 1000 minutes a month
-    agent = await create(client, world)
-    org_id = ObjectId(world.tenant.org_id)
-    now = dt.datetime.now(dt.UTC)
-    last_month = now.replace(day=1) - dt.timedelta(days=1)
-    await services.db.usage_daily.insert_one({"orgId": org_id, "date": day_key(last_month), "minutes": 5000})
-    await services.db.usage_daily.insert_one({"orgId": org_id, "date": day_key(now), "minutes": 999})
-    assert await _status(client, world, agent["_id"]) == ("active", None)
-    await services.db.usage_daily.update_one({"orgId": org_id, "date": day_key(now)}, {"$inc": {"minutes": 1}})
-    assert await _status(client, world, agent["_id"]) == ("paused", "monthly minutes exhausted")
-
-
-async def test_inactive_or_deleted_provider_pauses_the_agent(client, services) -> None:
-    world = await make_world(client, services)
-    agent = await create(client, world)
-    await services.db.providers.update_one({"_id": ObjectId(world.stt)}, {"$set": {"active": False}})
-    assert await _status(client, world, agent["_id"]) == ("paused", "STT provider inactive")
-    await services.db.providers.update_one({"_id": ObjectId(world.stt)}, {"$set": {"active": True}})
-    await services.db.providers.delete_one({"_id": ObjectId(world.tts)})
-    assert await _status(client, world, agent["_id"]) == ("paused", "TTS provider deleted")
-
-
-async def test_plan_downgrade_pauses_agent_on_a_model_it_no_longer_allows(client, services) -> None:
-    world = await make_world(client, services)
-    agent = await create(client, world, llmModelId="gpt-4.1-mini")
-    await services.db.organizations.update_one({"_id": ObjectId(world.tenant.org_id)}, {"$set": {"planSlug": "free"}})
-    assert await _status(client, world, agent["_id"]) == ("paused", "plan no longer allows model openai/gpt-4.1-mini")
-
-
-def test_compute_status_pauses_agents_of_a_suspended_org(services) -> None:
-    catalog = services.catalog
-    plan = catalog.plans["starter"]
-    llm, tts, stt = ObjectId(), ObjectId(), ObjectId()
-    providers = {
-        pid: {"_id": pid, "orgId": None, "category": category, "providerKey": key, "models": [{"modelId": model}]}
-        for pid, category, key, model in (
-            (llm, "llm", "openai", "gpt-4o-mini"),
-            (tts, "tts", "edge", "en-US-GuyNeural"),
-            (stt, "stt", "deepgram", "nova-2"),
-        )
-    }
-    agent = {
-        "active": True,
-        "llmProviderId": llm,
-        "llmModelId": "gpt-4o-mini",
-        "ttsProviderId": tts,
-        "ttsModelId": "en-US-GuyNeural",
-        "sttProviderId": stt,
-        "sttModelId": "nova-2",
-    }
-    org = {"_id": ObjectId(), "status": "active"}
-    assert compute_status(agent, org, plan, providers, 0, catalog) == ("active", None)
-    for status in ("suspended", "pending"):
-        result = compute_status(agent, {**org, "status": status}, plan, providers, 0, catalog)
-        assert result == ("paused", "organization not active")
-    inactive = compute_status({**agent, "active": False}, {**org, "status": "suspended"}, plan, providers, 0, catalog)
-    assert inactive == ("paused", "agent inactive")
-    assert compute_status(agent, org, plan, {}, 0, catalog) == ("paused", "LLM provider deleted")
 
 
 # --- isolation and documentation --------------------------------------------------------------------
