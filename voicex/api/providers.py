@@ -103,32 +103,6 @@ class ProvidersOut(Out):
     items: list[ProviderOut]
 
 
-class FieldOut(Out):
-    key: str
-    label: str
-
-
-class SettingOut(FieldOut):
-    default: SettingValue
-
-
-class RegistryModelOut(ProviderModelOut):
-    requiredPlan: str = Field(description="the cheapest plan that may use the model on a global provider")
-
-
-class ProviderTypeOut(Out):
-    providerKey: str
-    name: str
-    categories: list[Category]
-    credentials: list[FieldOut]
-    settings: list[SettingOut]
-    models: dict[Category, list[RegistryModelOut]]
-
-
-class RegistryOut(Out):
-    items: list[ProviderTypeOut]
-
-
 class AgentRefOut(Out):
     id: str = Field(alias="_id")
     name: str
@@ -139,20 +113,6 @@ class ProviderInUseOut(ErrorOut):
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-def registry_entry(provider_type: ProviderType) -> dict[str, Any]:
-    return {
-        "providerKey": provider_type.key,
-        "name": provider_type.name,
-        "categories": list(provider_type.categories),
-        "credentials": [{"key": c.key, "label": c.label} for c in provider_type.credentials],
-        "settings": [{"key": s.key, "label": s.label, "default": s.default} for s in provider_type.settings],
-        "models": {
-            category: [{"modelId": m.id, "label": m.label, "requiredPlan": m.plan} for m in models]
-            for category, models in provider_type.models.items()
-        },
-    }
 
 
 def _provider_type(catalog: Catalog, key: str, category: str) -> ProviderType:
@@ -218,20 +178,6 @@ async def _name_free(svc: Services, org_id: ObjectId, name: str, except_id: Obje
 
 
 # --- handlers --------------------------------------------------------------------------------------
-
-
-@routes.get("/api/dashboard/providers/registry", allow_head=False)
-@endpoint
-async def get_registry(request: web.Request) -> r200[RegistryOut] | r401[ErrorOut] | r403[ErrorOut]:
-    """Every provider type Voicex supports: its categories, credential and setting fields, and models.
-
-    Tags: providers
-    Security: bearerAuth, apiKeyAuth
-    Status Codes:
-        200: The provider types
-    """
-    catalog = services(request).catalog
-    return json_response({"items": [registry_entry(p) for p in catalog.providers_file.providers]})
 
 
 @routes.get("/api/dashboard/providers", allow_head=False)
