@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides = {key: value for key in ("host", "port") if (value := getattr(args, key)) is not None}
     try:
         settings = load_settings(**overrides)
-        configure_logging(settings.log_level)
+        quiet_demo = args.command == "demo" and "VOICEX_LOG_LEVEL" not in os.environ
+        configure_logging("WARNING" if quiet_demo else settings.log_level)  # the demo prints its own report
         if args.command == "serve":
             from voicex.serve import serve
 
