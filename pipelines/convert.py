@@ -18,10 +18,14 @@ class AudioConverter:
         )
         self._odd = b""  # a dangling byte of 16-bit PCM, kept for the next chunk
 
-    def convert(self, chunk: bytes) -> bytes:
+    def convert(self, chunk: bytes, decoded: bytes | None = None) -> bytes:
+        """Convert ``chunk``; ``decoded`` may carry its PCM16 already (the hot path decodes once for the VAD)."""
         if self._passthrough:
             return chunk
-        pcm = ulaw_to_pcm16(chunk) if self.source.encoding == "mulaw" else self._even(chunk)
+        if self.source.encoding == "mulaw":
+            pcm = decoded if decoded is not None else ulaw_to_pcm16(chunk)
+        else:
+            pcm = self._even(chunk)
         if self._resampler is not None:
             pcm = self._resampler.process(pcm)
         return self._encode(pcm)

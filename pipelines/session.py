@@ -168,7 +168,7 @@ class CallSession:
         self._frame_wall = self._loop.time()
         pcm = ulaw_to_pcm16(payload) if self.sink.format.encoding == "mulaw" else payload
         is_speech = self.vad.is_speech(pcm)
-        self.stt.push(self._stt_converter.convert(payload))
+        self.stt.push(self._stt_converter.convert(payload, pcm))
         for event in self.detector.on_frame(now, is_speech):
             self._handle(event)
 
