@@ -129,8 +129,10 @@ class Framer:
     def push(self, data: bytes) -> list[bytes]:
         """Add bytes; return every frame now complete, in order (possibly none)."""
         buf = self._buf
-        buf += data
         size = self.frame_bytes
+        if not buf and len(data) == size:
+            return [data]  # the common case on a call (one whole frame, nothing pending): no copying
+        buf += data
         count = len(buf) // size
         if not count:
             return []

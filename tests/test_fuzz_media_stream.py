@@ -10,6 +10,7 @@ import base64
 import orjson
 import pytest
 
+from pipelines.audio import FRAME_BYTES_ULAW, Framer
 from scripts.media_fuzz import ErrorLog, Target, generate_plans, run_campaign
 from scripts.media_fuzz.bystander import BystanderReport, normal_call
 from scripts.twilio_sim import CallConfig
@@ -20,12 +21,12 @@ pytestmark = pytest.mark.scripted_providers
 
 
 def test_payloads_of_any_size_are_cut_into_whole_frames() -> None:
-    reframer = protocol.Reframer()
-    assert reframer.frames(b"\xff" * 160) == [b"\xff" * 160]
-    assert reframer.frames(b"\x01" * 100) == []
-    frames = reframer.frames(b"\x02" * 381)  # 100 pending + 381 = 3 frames, 1 byte left over
+    reframer = Framer(FRAME_BYTES_ULAW)  # what the stream handler uses
+    assert reframer.push(b"\xff" * 160) == [b"\xff" * 160]
+    assert reframer.push(b"\x01" * 100) == []
+    frames = reframer.push(b"\x02" * 381)  # 100 pending + 381 = 3 frames, 1 byte left over
     assert [len(f) for f in frames] == [160, 160, 160] and frames[0][:100] == b"\x01" * 100
-    assert reframer.frames(b"\x03" * 159) == [b"\x02" + b"\x03" * 159]
+    assert reframer.push(b"\x03" * 159) == [b"\x02" + b"\x03" * 159]
 
 
 @pytest.mark.parametrize("timestamp", ["²", "٣", "9" * 5000, "-1", 155])

@@ -14,7 +14,6 @@ from typing import Any
 import orjson
 
 MAX_MEDIA_PAYLOAD = 16_000  # bytes of μ-law (2 s); Twilio sends 160 (20 ms)
-FRAME_BYTES = 160  # 20 ms of 8 kHz μ-law: the unit the call session (VAD, turn detector) works in
 
 
 class ProtocolError(ValueError):
@@ -127,23 +126,6 @@ def parse(text: str | bytes) -> Inbound:
     if event == "connected":
         return Connected(str(message.get("protocol", "")), str(message.get("version", "")))
     raise ProtocolError(f"unknown event {event!r}")
-
-
-class Reframer:
-    """Cuts inbound audio into whole 20 ms frames: Twilio sends 160 bytes, but a payload of any size must not
-    reach the VAD (which takes exactly one frame) or kill the call; a partial frame waits for the next payload."""
-
-    def __init__(self) -> None:
-        self._pending = bytearray()
-
-    def frames(self, payload: bytes) -> list[bytes]:
-        if not self._pending and len(payload) == FRAME_BYTES:
-            return [payload]  # the common case, no copying
-        self._pending += payload
-        whole = len(self._pending) - len(self._pending) % FRAME_BYTES
-        out = [bytes(self._pending[i : i + FRAME_BYTES]) for i in range(0, whole, FRAME_BYTES)]
-        del self._pending[:whole]
-        return out
 
 
 def media_message(stream_sid: str, payload: bytes) -> str:

@@ -17,6 +17,7 @@ from aiohttp import WSMsgType, web
 from bson import ObjectId
 from bson.errors import InvalidId
 
+from pipelines.audio import FRAME_BYTES_ULAW, Framer
 from pipelines.session import CallSession
 from providers.base import ProviderError
 from voicex.call_builder import build_parts
@@ -177,14 +178,15 @@ class StreamHandler:
         assert session is not None
         observe_frame = self.svc.metrics.frame_handling.observe
         clock = time.perf_counter
-        reframer = protocol.Reframer()
+        # Twilio sends 160-byte payloads, but any size must reach the VAD as whole 20 ms frames.
+        reframer = Framer(FRAME_BYTES_ULAW)
         async for message in self.ws:
             event = self._parse(message)
             if event is None:
                 continue
             if isinstance(event, protocol.Media):
                 began = clock()
-                for frame in reframer.frames(event.payload):
+                for frame in reframer.push(event.payload):
                     session.push_audio(frame)
                 observe_frame(clock() - began)
             elif isinstance(event, protocol.Mark):
