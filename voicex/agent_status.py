@@ -23,7 +23,7 @@ StatusResult = tuple[Status, str | None]
 
 def plan_of(org: Document, catalog: Catalog) -> Plan:
     """The org's plan; an unknown slug (a plan removed from the YAML) falls back to the default plan."""
-    return catalog.plans.get(org.get("planSlug", "")) or catalog.default_plan
+    return catalog.plan_for(org.get("planSlug"))
 
 
 def compute_status(

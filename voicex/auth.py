@@ -120,7 +120,7 @@ async def _load_org(request: web.Request, org_id: ObjectId | None) -> tuple[Docu
     org = await svc.db.organizations.find_one({"_id": org_id})
     if org is None:
         return None, None
-    plan = svc.catalog.plans.get(org.get("planSlug", "")) or svc.catalog.default_plan
+    plan = svc.catalog.plan_for(org.get("planSlug"))
     return org, plan
 
 

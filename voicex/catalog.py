@@ -172,6 +172,10 @@ class Catalog:
     def default_plan(self) -> Plan:
         return self.plans[self.plans_file.defaultPlan]
 
+    def plan_for(self, slug: str | None) -> Plan:
+        """The plan named ``slug``; an unknown slug (a plan removed from the YAML) falls back to the default."""
+        return self.plans.get(slug or "") or self.default_plan
+
     def plan_models(self, plan: Plan) -> dict[Category, list[str]]:
         """``{"llm": ["openai/gpt-4o-mini", ...], ...}``: every model the plan may use."""
         allowed: dict[Category, list[str]] = {category: [] for category in CATEGORIES}

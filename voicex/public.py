@@ -31,7 +31,7 @@ def public_plan(plan: Plan, catalog: Catalog, include_models: bool) -> dict[str,
 
 
 def public_org(org: Document, catalog: Catalog) -> dict[str, Any]:
-    plan = catalog.plans.get(org.get("planSlug", "")) or catalog.default_plan
+    plan = catalog.plan_for(org.get("planSlug"))
     twilio = org.get("twilio") or {}
     return {
         "_id": org["_id"],
