@@ -16,7 +16,7 @@ class AudioConverter:
         self._resampler = (
             None if source.sample_rate == target.sample_rate else Resampler(source.sample_rate, target.sample_rate)
         )
-        self._odd = b""  # a dangling byte of 16-bit PCM, kept for the next chunk
+        self._odd = b""  # a dangling byte of 16-bit PCM kept for the next chunk (when no resampler does it)
 
     def convert(self, chunk: bytes, decoded: bytes | None = None) -> bytes:
         """Convert ``chunk``; ``decoded`` may carry its PCM16 already (the hot path decodes once for the VAD)."""
@@ -24,6 +24,8 @@ class AudioConverter:
             return chunk
         if self.source.encoding == "mulaw":
             pcm = decoded if decoded is not None else ulaw_to_pcm16(chunk)
+        elif self._resampler is not None:
+            return self._encode(self._resampler.process(chunk))  # the resampler carries an odd byte itself
         else:
             pcm = self._even(chunk)
         if self._resampler is not None:
