@@ -16,6 +16,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 
 from voicex.db import Database, Document
+from voicex.instances import INSTANCE_ID, dead_instances, forget
 from voicex.slots import LEASE, release_slot, renew_slot
 from voicex.usage import add_usage
 
@@ -45,6 +46,7 @@ async def create_call(db: Database, call: Document, now: dt.datetime) -> None:
             "leaseExpiresAt": now + LEASE,
             "streamTokenUsed": False,
             "streamSid": None,
+            "serverId": INSTANCE_ID,
             "transcript": [],
         }
     )
@@ -123,8 +125,20 @@ async def _count_usage(db: Database, call: Document) -> None:
 
 
 async def reap_lost_calls(db: Database, now: dt.datetime) -> int:
-    """Finalize calls whose lease expired (their process died) as ``server_lost``; finish pending usage."""
+    """Finalize as ``server_lost`` the calls whose process is known dead or whose lease expired.
+
+    Calls of a dead process are reclaimed at once (``voicex.instances``), ending at its last sign of life;
+    others wait for their lease. Then usage left pending by a crash in the middle of finalizing is counted.
+    """
     reaped = 0
+    for instance in await dead_instances(db, now):
+        async for call in db.calls.find(
+            {"status": "active", "serverId": instance["_id"]}, projection={"_id": 1, "leaseExpiresAt": 1}
+        ):
+            last_alive = max(call["leaseExpiresAt"] - LEASE, min(instance.get("heartbeatAt") or now, now))
+            if await finalize_call(db, call["_id"], CallOutcome(end_reason="server_lost"), last_alive):
+                reaped += 1
+        await forget(db, instance)
     async for call in db.calls.find(
         {"status": "active", "leaseExpiresAt": {"$lt": now}}, projection={"_id": 1, "leaseExpiresAt": 1}
     ):

@@ -36,6 +36,7 @@ COLLECTIONS = (
     "usage_daily",
     "call_slots",
     "rate_limits",
+    "server_instances",
 )
 
 INDEXES: tuple[IndexSpec, ...] = (

@@ -1,4 +1,8 @@
-"""Background janitor: finalizes calls whose process died (lease expired) at start-up and periodically."""
+"""Background janitor: registers this process, renews its heartbeat, and finalizes calls lost by dead processes.
+
+The first pass runs at start-up, so a server restarted after a crash reclaims its predecessor's calls (and
+their concurrency slots) at once; later passes catch lease expiries and processes that died elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -12,17 +16,22 @@ from aiohttp import web
 
 from voicex.call_records import reap_lost_calls
 from voicex.context import SERVICES
+from voicex.db import Database
+from voicex.instances import HEARTBEAT_SEC, heartbeat, retire
 
 log = logging.getLogger(__name__)
 
 INTERVAL_SEC = 15.0
 
 
-async def _loop(app: web.Application) -> None:
-    db = app[SERVICES].db
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def _reap_loop(db: Database) -> None:
     while True:
         try:
-            reaped = await reap_lost_calls(db, dt.datetime.now(dt.UTC))
+            reaped = await reap_lost_calls(db, _now())
             if reaped:
                 log.warning("finalized calls lost by a stopped server", extra={"calls": reaped})
         except Exception:  # the database may be down for a moment: try again next round
@@ -30,9 +39,27 @@ async def _loop(app: web.Application) -> None:
         await asyncio.sleep(INTERVAL_SEC)
 
 
+async def _heartbeat_loop(db: Database) -> None:
+    while True:
+        await asyncio.sleep(HEARTBEAT_SEC)
+        try:
+            await heartbeat(db, _now())
+        except Exception:  # a missed beat is harmless while the lease lasts
+            log.warning("server heartbeat failed", exc_info=True)
+
+
 async def janitor_ctx(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(_loop(app))
+    db = app[SERVICES].db
+    try:
+        await heartbeat(db, _now())  # registered before any call can carry this process's id
+    except Exception:
+        log.warning("server registration failed; the heartbeat retries", exc_info=True)
+    tasks = [asyncio.create_task(_reap_loop(db)), asyncio.create_task(_heartbeat_loop(db))]
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    with contextlib.suppress(Exception):
+        await retire(db, _now())
