@@ -36,6 +36,11 @@ def ulaw_to_pcm16(data: bytes) -> bytes:
     return audioop.ulaw2lin(data, _SAMPLE_WIDTH)
 
 
+def frame_rms(pcm16: bytes) -> int:
+    """RMS of PCM16 audio: the frame level the turn detector's tail trim compares (one C call)."""
+    return audioop.rms(pcm16, _SAMPLE_WIDTH)
+
+
 def pcm16_to_ulaw(data: bytes) -> bytes:
     """Encode PCM16 to G.711 μ-law. ``data`` must hold whole samples (even length), else ValueError."""
     if len(data) & 1:

@@ -60,6 +60,13 @@ class HeardTracker:
         self._pending.append(_PendingMark(name, segment.index, segment.sent_ms))
         return name
 
+    def chunk_resent(self, segment: Segment, segment_ms: int) -> str:
+        """Audio already counted in ``segment.sent_ms`` goes out again (after a pause): a new mark, same span."""
+        self._counter += 1
+        name = f"m{self._counter}"
+        self._pending.append(_PendingMark(name, segment.index, segment_ms))
+        return name
+
     def acknowledged(self, name: str) -> bool:
         """A mark came back. True when it proves new audio was heard (not a post-clear echo or unknown)."""
         if name in self._cancelled:

@@ -3,17 +3,34 @@
 Pacing here (not in the transport) keeps ``clear`` cheap and barge-in quick: at most ``lead_ms`` of audio
 is ever queued at the far end. Mark echoes drive :class:`HeardTracker`; when they stop coming (a broken
 transport) the audio timeline plus a grace period still ends playback, so a call never hangs "speaking".
+
+A possible barge-in *pauses* playback: the far end's queue is flushed at once, but the audio it held (sent,
+not yet acknowledged) is kept, and :meth:`Playout.resume` plays it again from there, so an agent stopped by
+an "uh-huh" carries on mid-sentence instead of repeating itself. :meth:`Playout.clear` drops it for good.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from pipelines.heard import HeardTracker, Segment
 from pipelines.output import MediaSink
 
 _MARK_GRACE_SEC = 1.0
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A chunk sent but not yet acknowledged: what a pause must play again."""
+
+    tracker: HeardTracker
+    mark: str
+    segment: Segment
+    segment_ms: int
+    audio: bytes
 
 
 class Playout:
@@ -43,10 +60,20 @@ class Playout:
         self._idle.set()
         self._watchdog: asyncio.TimerHandle | None = None
         self.first_audio_at: float | None = None  # loop time of the first chunk of the current reply
+        self._in_flight: deque[_InFlight] = deque()
+        self._paused = False
+        self._replay: list[_InFlight] = []
+        self._resumed = asyncio.Event()
+        self._resumed.set()
 
     @property
     def speaking(self) -> bool:
+        """Agent audio is playing, or paused and not yet given up."""
         return self._speaking
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
 
     def begin_reply(self) -> HeardTracker:
         """A reply is coming: playback is not finished until :meth:`end_reply` and all its marks are back."""
@@ -70,23 +97,57 @@ class Playout:
         for start in range(0, len(audio), self._chunk_bytes):
             chunk = audio[start : start + self._chunk_bytes]
             await self._wait_for_room()
-            now = self._loop.time()
-            duration_ms = len(chunk) // self._bytes_per_ms
+            name = self.tracker.chunk_sent(segment, len(chunk) // self._bytes_per_ms)
+            # Booked before the awaits below, so a pause that lands during them still replays this chunk.
+            self._booked(_InFlight(self.tracker, name, segment, segment.sent_ms, chunk))
             await self.sink.send_audio(chunk)
-            name = self.tracker.chunk_sent(segment, duration_ms)
             await self.sink.send_mark(name)
-            self._timeline_end = max(self._timeline_end, now) + duration_ms / 1000
-            if not self._speaking:
-                self._speaking = True
-                self.first_audio_at = now
-                if self._on_started:
-                    self._on_started()
-            elif self.first_audio_at is None:
-                self.first_audio_at = now
-            self._arm_watchdog()
+
+    def _booked(self, item: _InFlight) -> None:
+        now = self._loop.time()
+        self._in_flight.append(item)
+        self._timeline_end = max(self._timeline_end, now) + len(item.audio) / self._bytes_per_ms / 1000
+        if not self._speaking:
+            self._speaking = True
+            if self._on_started:
+                self._on_started()
+        if self.first_audio_at is None:
+            self.first_audio_at = now
+        self._arm_watchdog()
+
+    async def pause(self) -> None:
+        """Possible barge-in: silence the far end now, keeping what it had not played for :meth:`resume`."""
+        if self._paused or not self._speaking:
+            return
+        self._paused = True
+        self._resumed.clear()
+        self._replay = list(self._in_flight)
+        self._in_flight.clear()
+        for tracker in self._trackers:
+            tracker.cleared()
+        self._timeline_end = self._loop.time()
+        self._disarm_watchdog()
+        await self.sink.send_clear()
+
+    async def resume(self) -> None:
+        """False alarm: play again what the pause flushed, then let the reply go on."""
+        if not self._paused:
+            return
+        self._paused = False
+        replay, self._replay = self._replay, []
+        for item in replay:
+            name = item.tracker.chunk_resent(item.segment, item.segment_ms)
+            self._booked(_InFlight(item.tracker, name, item.segment, item.segment_ms, item.audio))
+            await self.sink.send_audio(item.audio)
+            await self.sink.send_mark(name)
+        self._resumed.set()
+        self._check_finished()
 
     async def _wait_for_room(self) -> None:
         while True:
+            if self._paused:
+                await self._resumed.wait()
+                continue
             wait = self._timeline_end - self._loop.time() - self.lead_sec
             if wait <= 0.001:  # within a millisecond: close enough, and no busy loop on float dust
                 return
@@ -95,17 +156,34 @@ class Playout:
     def on_mark(self, name: str) -> None:
         for tracker in self._trackers:
             if tracker.owns(name):
-                tracker.acknowledged(name)
+                if tracker.acknowledged(name):
+                    self._drop_in_flight(name)
                 break
         self._check_finished()
 
+    def _drop_in_flight(self, name: str) -> None:
+        """Marks come back in order: this one and every chunk before it have played."""
+        if not any(item.mark == name for item in self._in_flight):
+            return
+        while self._in_flight and self._in_flight.popleft().mark != name:
+            pass
+
     async def clear(self) -> None:
-        """Barge-in: drop everything queued at the far end, at once (``on_finished(interrupted=True)``)."""
-        await self.sink.send_clear()
+        """Barge-in: drop everything queued at the far end, at once (``on_finished(interrupted=True)``).
+
+        Call it after cancelling the reply that was writing: a paused writer is released here.
+        """
+        was_paused = self._paused
+        self._paused = False
+        self._replay = []
+        self._in_flight.clear()
+        self._resumed.set()
         for tracker in self._trackers:
             tracker.cleared()
         self._timeline_end = self._loop.time()
         self._finish(interrupted=True)
+        if not was_paused:  # a pause already flushed the far end and nothing was sent since
+            await self.sink.send_clear()
 
     async def wait_idle(self) -> None:
         """Until every open reply has ended and all of its audio has played."""
@@ -115,16 +193,21 @@ class Playout:
         return all(tracker.all_played for tracker in self._trackers)
 
     def _check_finished(self) -> None:
+        if self._paused:
+            return
         if self._open_replies == 0 and self._all_played():
             if self._speaking:
                 self._finish(interrupted=False)
             else:
                 self._idle.set()
 
-    def _finish(self, *, interrupted: bool) -> None:
+    def _disarm_watchdog(self) -> None:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
+
+    def _finish(self, *, interrupted: bool) -> None:
+        self._disarm_watchdog()
         was_speaking, self._speaking = self._speaking, False
         if self._open_replies == 0:
             self._idle.set()
@@ -132,8 +215,7 @@ class Playout:
             self._on_finished(interrupted)
 
     def _arm_watchdog(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
+        self._disarm_watchdog()
         delay = max(0.0, self._timeline_end - self._loop.time()) + _MARK_GRACE_SEC
         self._watchdog = self._loop.call_later(delay, self._marks_overdue)
 
@@ -143,6 +225,7 @@ class Playout:
         if self._open_replies == 0:
             for tracker in self._trackers:  # unacknowledged audio is not credited as heard
                 tracker.cleared()
+            self._in_flight.clear()
             self._finish(interrupted=False)
         else:
             self._arm_watchdog()

@@ -9,7 +9,12 @@ States
     CALLER_PAUSED    the caller stopped; the turn ends after ``endpointing_ms`` of silence unless they resume
     AGENT_SPEAKING   the agent's audio is playing; caller speech may barge in per the sensitivity rule
 
-Events: SpeechStarted, EndOfTurn, BargeIn, FalseInterruption, SilenceTimeout.
+Events: SpeechStarted, EndOfTurn, BargeIn, InterruptionConfirmed, FalseInterruption, SilenceTimeout.
+
+Barge-in has two stages because a backchannel ("uh-huh") and the start of a real interruption sound the same
+until words arrive, while the agent must go quiet within ~250 ms: ``BargeIn`` pauses the agent (its audio is
+flushed at the far end but kept), then ``InterruptionConfirmed`` (words that are not backchannels) makes the
+agent give up its turn, or ``FalseInterruption`` (no such words in time) lets it carry on where it stopped.
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ from enum import Enum
 from pipelines.turn_settings import TurnSettings, meaningful_words
 
 FRAME_MS = 20
+MAX_TAIL_TRIM_MS = 80  # a level estimate never moves the end of speech back by more than this
+_LEVEL_DECAY = 10 ** (-0.25 / 20)  # the caller's level: recent speech peaks, fading 0.25 dB a frame
+_FLOOR_SMOOTHING = 0.05  # per non-speech frame, for the line's noise floor
+_FLOOR_MARGIN = 1.41  # +3 dB over the floor counts as sound
 
 
 class TurnState(Enum):
@@ -49,8 +58,15 @@ class BargeIn:
 
 
 @dataclass(frozen=True)
+class InterruptionConfirmed:
+    """Words that are not backchannels came with the barge-in: the agent gives up its turn."""
+
+    at_ms: int
+
+
+@dataclass(frozen=True)
 class FalseInterruption:
-    """A barge-in stopped the agent but no words (other than backchannels) followed: the agent should resume."""
+    """A barge-in paused the agent but no words (other than backchannels) followed: the agent should resume."""
 
     at_ms: int
 
@@ -61,7 +77,7 @@ class SilenceTimeout:
     count: int  # consecutive timeouts without caller speech
 
 
-Event = SpeechStarted | EndOfTurn | BargeIn | FalseInterruption | SilenceTimeout
+Event = SpeechStarted | EndOfTurn | BargeIn | InterruptionConfirmed | FalseInterruption | SilenceTimeout
 
 
 class _Candidate:
@@ -102,15 +118,25 @@ class TurnDetector:
         self._silence_since: int | None = now_ms if wait_for_caller else None
         self._silence_count = 0
         self._fi_deadline: int | None = None  # false-interruption check after a barge-in
-        self._fi_words = 0
         self._deferred_eot: EndOfTurn | None = None
+        # Tail trim: a frame VAD keeps saying "speech" for 50-150 ms after the last word; the frame level
+        # (RMS) tells where the sound really faded, so endpointing can count from there.
+        self._trim_ratio = 10 ** (-settings.tail_trim_db / 20) if settings.tail_trim_db else 0.0
+        self._speech_level = 0.0
+        self._floor_level = 0.0
+        self._loud_end_ms = now_ms
 
     # --- inputs -------------------------------------------------------------------------------------
 
-    def on_frame(self, now_ms: int, is_speech: bool) -> list[Event]:
-        """One 20 ms frame starting at ``now_ms``; ``is_speech`` is the VAD's decision for it."""
+    def on_frame(self, now_ms: int, is_speech: bool, level: float | None = None) -> list[Event]:
+        """One 20 ms frame starting at ``now_ms``; ``is_speech`` is the VAD's decision for it.
+
+        ``level`` (the frame's RMS, any linear unit) enables the tail trim when ``tail_trim_db`` is set.
+        """
         events: list[Event] = []
         end_ms = now_ms + FRAME_MS
+        if level is not None and self._trim_ratio:
+            self._track_level(end_ms, is_speech, level)
         state = self.state
         if state is TurnState.CALLER_SPEAKING:
             if is_speech:
@@ -118,6 +144,8 @@ class TurnDetector:
             else:
                 self.state = TurnState.CALLER_PAUSED
                 self._candidate.reset()
+                if self._trim_ratio:
+                    self._last_speech_end_ms = max(self._loud_end_ms, self._last_speech_end_ms - MAX_TAIL_TRIM_MS)
         elif state is TurnState.CALLER_PAUSED:
             self._paused_frame(now_ms, end_ms, is_speech, events)
         elif state is TurnState.AGENT_SPEAKING:
@@ -134,11 +162,18 @@ class TurnDetector:
             self._candidate.words = max(self._candidate.words, words)
         events: list[Event] = []
         if self._fi_deadline is not None and words:  # backchannels alone do not confirm a barge-in
-            self._fi_words += words
             self._fi_deadline = None
+            events.append(InterruptionConfirmed(at_ms=now_ms))
             if self._deferred_eot is not None:
                 events.append(self._deferred_eot)
                 self._deferred_eot = None
+        elif (
+            self._fi_deadline is not None
+            and is_final
+            and self.state is TurnState.CALLER_PAUSED
+            and self._candidate.onset_ms is None
+        ):  # the caller stopped and STT's final has no real words: resume now rather than at the deadline
+            self._false_interruption(now_ms, events)
         if self.state is TurnState.AGENT_SPEAKING:
             self._maybe_barge_in(now_ms, events)
         return events
@@ -167,6 +202,14 @@ class TurnDetector:
         """A caller turn produced no reply (e.g. nothing was transcribed): wait for the caller again."""
         if self.state is TurnState.LISTENING:
             self._silence_since = now_ms
+
+    def _track_level(self, end_ms: int, is_speech: bool, level: float) -> None:
+        if not is_speech:
+            self._floor_level += _FLOOR_SMOOTHING * (level - self._floor_level)
+            return
+        self._speech_level = max(level, self._speech_level * _LEVEL_DECAY)
+        if level >= max(self._speech_level * self._trim_ratio, self._floor_level * _FLOOR_MARGIN):
+            self._loud_end_ms = end_ms
 
     # --- per-state frame handling --------------------------------------------------------------------
 
@@ -216,9 +259,10 @@ class TurnDetector:
         words = candidate.words
         self._start_caller_turn(now_ms, after_barge_in=True)
         events.append(BargeIn(at_ms=now_ms, onset_ms=onset))
-        if words == 0:  # words will tell whether this was a real interruption
+        if words:
+            events.append(InterruptionConfirmed(at_ms=now_ms))
+        else:  # words will tell whether this was a real interruption
             self._fi_deadline = now_ms + self.settings.false_interruption_timeout_ms
-            self._fi_words = 0
 
     def _start_caller_turn(self, end_ms: int, *, after_barge_in: bool) -> None:
         self.state = TurnState.CALLER_SPEAKING
@@ -239,14 +283,17 @@ class TurnDetector:
         else:
             events.append(event)
 
+    def _false_interruption(self, now_ms: int, events: list[Event]) -> None:
+        self._fi_deadline = None
+        self._deferred_eot = None
+        if self.state in (TurnState.CALLER_SPEAKING, TurnState.CALLER_PAUSED):
+            self.state = TurnState.LISTENING
+        self._candidate.reset()
+        events.append(FalseInterruption(at_ms=now_ms))
+
     def _timers(self, now_ms: int, events: list[Event]) -> None:
         if self._fi_deadline is not None and now_ms >= self._fi_deadline:
-            self._fi_deadline = None
-            self._deferred_eot = None
-            if self.state in (TurnState.CALLER_SPEAKING, TurnState.CALLER_PAUSED):
-                self.state = TurnState.LISTENING
-            self._candidate.reset()
-            events.append(FalseInterruption(at_ms=now_ms))
+            self._false_interruption(now_ms, events)
         if (
             self._silence_since is not None
             and self.state is TurnState.LISTENING

@@ -10,6 +10,7 @@ from pipelines.turn_detector import (
     EndOfTurn,
     Event,
     FalseInterruption,
+    InterruptionConfirmed,
     SilenceTimeout,
     SpeechStarted,
     TurnDetector,
@@ -136,7 +137,10 @@ def test_low_needs_two_real_words_not_just_long_speech() -> None:
     assert detector.on_transcript("uh-huh yeah okay", False, script.now) == []
     script.speech(400)
     assert not any(isinstance(event, BargeIn) for event in script.events)
-    assert detector.on_transcript("uh-huh yeah wait stop", False, script.now) == [BargeIn(at_ms=1200, onset_ms=0)]
+    assert detector.on_transcript("uh-huh yeah wait stop", False, script.now) == [
+        BargeIn(at_ms=1200, onset_ms=0),
+        InterruptionConfirmed(at_ms=1200),  # the words are already there: no pause, the agent yields at once
+    ]
 
 
 def test_low_words_before_enough_speech_barge_in_when_the_time_is_reached() -> None:
@@ -146,7 +150,7 @@ def test_low_words_before_enough_speech_barge_in_when_the_time_is_reached() -> N
     script.speech(300)
     assert detector.on_transcript("hold on", False, script.now) == []
     assert script.speech(280) == []
-    assert script.speech(20) == [BargeIn(at_ms=600, onset_ms=0)]
+    assert script.speech(20) == [BargeIn(at_ms=600, onset_ms=0), InterruptionConfirmed(at_ms=600)]
 
 
 def test_false_interruption_when_no_words_follow_a_barge_in() -> None:
@@ -169,7 +173,8 @@ def test_words_after_a_barge_in_release_the_held_end_of_turn() -> None:
     script.silence(500)
     assert script.events == [BargeIn(at_ms=300, onset_ms=0)]
     assert detector.on_transcript("wait", False, script.now) == [
-        EndOfTurn(at_ms=900, speech_end_ms=400, after_barge_in=True)
+        InterruptionConfirmed(at_ms=900),
+        EndOfTurn(at_ms=900, speech_end_ms=400, after_barge_in=True),
     ]
     script.silence(2000)
     assert not any(isinstance(event, FalseInterruption) for event in script.events)
@@ -186,6 +191,57 @@ def test_backchannel_words_after_a_barge_in_do_not_confirm_it() -> None:
     assert script.events[1:] == []
     assert script.silence(20) == [FalseInterruption(at_ms=1300)]  # the agent resumes
     assert detector.state is TurnState.LISTENING
+
+
+def test_a_final_with_only_a_backchannel_resumes_the_agent_once_the_caller_stops() -> None:
+    detector = TurnDetector(settings(interruptionSensitivity="medium"), wait_for_caller=False)
+    detector.agent_started(0)
+    script = Script(detector)
+    script.speech(400)  # "uh-huh"
+    assert detector.on_transcript("uh-huh", True, script.now) == []  # still speaking: not yet
+    script.silence(200)
+    assert detector.on_transcript("uh-huh", True, script.now) == [FalseInterruption(at_ms=600)]  # long before 1300
+    assert detector.state is TurnState.LISTENING
+
+
+def test_an_interim_without_words_does_not_resume_early() -> None:
+    detector = TurnDetector(settings(interruptionSensitivity="medium"), wait_for_caller=False)
+    detector.agent_started(0)
+    script = Script(detector)
+    script.speech(400)
+    script.silence(200)
+    assert detector.on_transcript("", False, script.now) == []  # interim: STT may still find words
+    assert detector.on_transcript("wait", True, script.now) == [InterruptionConfirmed(at_ms=600)]
+    script.silence(2000)
+    assert not any(isinstance(event, FalseInterruption) for event in script.events)
+
+
+def _frames(detector: TurnDetector, start_ms: int, ms: int, speech: bool, level: float) -> list[Event]:
+    events: list[Event] = []
+    for now in range(start_ms, start_ms + ms, FRAME_MS):
+        events += detector.on_frame(now, speech, level)
+    return events
+
+
+@pytest.mark.parametrize(
+    ("trim_db", "tail_ms", "speech_end_ms"),
+    [
+        (0, 60, 1460),  # off: endpointing counts from the VAD's last speech frame
+        (20, 60, 1400),  # on: from the last frame within 20 dB of the caller's level
+        (20, 300, 1620),  # a long quiet tail is trimmed by at most 80 ms
+    ],
+)
+def test_tail_trim_counts_endpointing_from_where_the_sound_faded(
+    trim_db: int, tail_ms: int, speech_end_ms: int
+) -> None:
+    detector = TurnDetector(settings(speechTailTrimDb=trim_db), wait_for_caller=False)
+    _frames(detector, 0, 1000, False, 10)  # the line's floor
+    events = _frames(detector, 1000, 400, True, 1000)  # words at the caller's level until 1400
+    events += _frames(detector, 1400, tail_ms, True, 50)  # the VAD's tail: 26 dB down, yet "speech"
+    events += _frames(detector, 1400 + tail_ms, 1000, False, 10)
+    assert [e for e in events if isinstance(e, EndOfTurn)] == [
+        EndOfTurn(at_ms=speech_end_ms + 500, speech_end_ms=speech_end_ms, after_barge_in=False)
+    ]
 
 
 def test_silence_timeouts_count_up_and_reset_when_the_caller_speaks() -> None:

@@ -40,7 +40,10 @@ SUMMARY_KEYS = {
     "false_barge_in_burst_pct",
     "false_barge_in_callstart_pct",
     "false_barge_in_pct",
-    "turn_lost_pct",
+    "paused_backchannel_pct",
+    "paused_noise_pct",
+    "pause_p50_ms",
+    "pause_p95_ms",
     "noise_while_listening",
     "spurious_start_on_noise_pct",
 }

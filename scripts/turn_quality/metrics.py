@@ -5,10 +5,12 @@ Definitions (all times are media milliseconds from the start of the scenario's f
                             than ``endpointing_ms`` (or within ONSET_SLACK_MS after it), or inside speech
     end-of-turn delay       first EndOfTurn at or after the true end of the last word, minus that end
     missed end of turn      no EndOfTurn after the last word before the file ends (≥ 2.5 s of silence)
-    false barge-in          any BargeIn in a backchannel, noise-burst or call-start scenario (the agent stopped);
-                            "turn lost" is the subset the detector did not take back with a FalseInterruption
-    missed barge-in         no BargeIn at or after the onset of a real interruption while the agent was speaking
-    barge-in reaction       BargeIn time minus the true onset of the interruption
+    false barge-in          an InterruptionConfirmed in a backchannel, noise-burst or call-start scenario: the agent
+                            gave up its turn (its reply was cancelled) for something that was not an interruption
+    paused                  a BargeIn in such a scenario: the agent went quiet and later carried on where it
+                            stopped (FalseInterruption); "pause" is that silence, BargeIn to FalseInterruption
+    missed barge-in         no InterruptionConfirmed at or after the onset of a real interruption
+    barge-in reaction       the first BargeIn (the agent goes quiet: ``clear``) minus the interruption's true onset
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.turn_detector import BargeIn, EndOfTurn, Event, FalseInterruption, SpeechStarted
+from pipelines.turn_detector import (
+    BargeIn,
+    EndOfTurn,
+    Event,
+    FalseInterruption,
+    InterruptionConfirmed,
+    SpeechStarted,
+)
 
 NOISE_KINDS = ("burst", "callstart")
 # An EndOfTurn caused by a pause can fire a little after the caller resumes, before the VAD has caught the onset.
@@ -39,8 +48,9 @@ class Outcome:
     eot_delay_ms: int | None = None
     missed_eot: bool = False
     spurious_start: bool = False  # SpeechStarted before any caller speech (turn) or on noise (burst_listening)
-    barge_in: bool = False
-    turn_lost: bool = False
+    barge_in: bool = False  # the agent gave up its turn
+    paused: bool = False
+    pause_ms: list[int] = field(default_factory=list)
     missed_barge_in: bool = False
     reaction_ms: int | None = None
 
@@ -56,14 +66,19 @@ def judge(scenario: dict[str, Any], events: list[Event], endpointing_ms: int) ->
     elif kind == "interruption":
         onset = scenario["speech"][0]["onset_ms"]
         reactions = [e.at_ms - onset for e in events if isinstance(e, BargeIn) and e.at_ms >= onset]
-        outcome.barge_in = bool(reactions)
-        outcome.missed_barge_in = not reactions
-        outcome.reaction_ms = reactions[0] if reactions else None
+        confirmed = any(isinstance(e, InterruptionConfirmed) and e.at_ms >= onset for e in events)
+        outcome.barge_in = confirmed
+        outcome.missed_barge_in = not confirmed
+        outcome.reaction_ms = reactions[0] if reactions and confirmed else None
     elif kind in AGENT_NEGATIVE_KINDS:
-        barge_ins = [i for i, e in enumerate(events) if isinstance(e, BargeIn)]
-        outcome.barge_in = bool(barge_ins)
-        resumed = {i for i, e in enumerate(events) if isinstance(e, FalseInterruption)}
-        outcome.turn_lost = any(not any(j > i for j in resumed) for i in barge_ins)
+        outcome.barge_in = any(isinstance(e, InterruptionConfirmed) for e in events)
+        paused_at: int | None = None
+        for event in events:
+            if isinstance(event, BargeIn):
+                outcome.paused, paused_at = True, event.at_ms
+            elif isinstance(event, FalseInterruption) and paused_at is not None:
+                outcome.pause_ms.append(event.at_ms - paused_at)
+                paused_at = None
     return outcome
 
 
@@ -108,6 +123,7 @@ def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
     noises = [o for o in outcomes if o.kind in NOISE_KINDS]
     listening = [o for o in outcomes if o.kind == "burst_listening"]
     delays = [o.eot_delay_ms for o in turns if o.eot_delay_ms is not None]
+    pause_lengths = [ms for o in backchannels + noises for ms in o.pause_ms]
     reactions = [o.reaction_ms for o in interruptions if o.reaction_ms is not None]
     pauses: dict[str, dict[str, int]] = {}
     for outcome in turns:
@@ -140,7 +156,10 @@ def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
             for group in [[o for o in noises if o.kind == kind]]
         },
         "false_barge_in_pct": _rate(sum(o.barge_in for o in negatives), len(negatives)),
-        "turn_lost_pct": _rate(sum(o.turn_lost for o in negatives), len(negatives)),
+        "paused_backchannel_pct": _rate(sum(o.paused for o in backchannels), len(backchannels)),
+        "paused_noise_pct": _rate(sum(o.paused for o in noises), len(noises)),
+        "pause_p50_ms": percentile(pause_lengths, 50),
+        "pause_p95_ms": percentile(pause_lengths, 95),
         "noise_while_listening": len(listening),
         "spurious_start_on_noise_pct": _rate(sum(o.spurious_start for o in listening), len(listening)),
     }

@@ -3,7 +3,8 @@
 Each scenario's audio goes frame by frame (20 ms) through a fresh VAD (``pipelines.vad.make_vad``) and a
 ``TurnDetector`` with the settings of config/turn_taking.yaml plus the CLI overrides, exactly as the call
 session drives them: labelled transcripts are fed at their times, the agent's playout starts and finishes at
-its labelled times, stops on BargeIn and resumes on FalseInterruption.
+its labelled times, pauses on BargeIn, gives up its turn on InterruptionConfirmed and resumes on
+FalseInterruption (the rest of its audio plays later by the length of the pause).
 
 Usage:
     python -m scripts.turn_quality.score [--set data/turn_quality] [--vad webrtc|silero|all]
@@ -29,8 +30,8 @@ from typing import Any
 
 import yaml
 
-from pipelines.audio import FRAME_BYTES_PCM16, FRAME_MS
-from pipelines.turn_detector import BargeIn, Event, FalseInterruption, TurnDetector
+from pipelines.audio import FRAME_BYTES_PCM16, FRAME_MS, frame_rms
+from pipelines.turn_detector import BargeIn, Event, FalseInterruption, InterruptionConfirmed, TurnDetector
 from pipelines.turn_settings import TurnSettings
 from pipelines.vad import make_vad
 from scripts.turn_quality.metrics import Outcome, check_targets, judge, summarize
@@ -63,24 +64,38 @@ def vad_decisions(pcm: bytes, vad_name: str, aggressiveness: int, threshold: flo
     return [vad.is_speech(pcm[i * FRAME_BYTES_PCM16 : (i + 1) * FRAME_BYTES_PCM16]) for i in range(count)]
 
 
-def simulate(scenario: dict[str, Any], decisions: list[bool], settings: TurnSettings) -> list[Event]:
+def frame_levels(pcm: bytes) -> list[float]:
+    """Each whole frame's RMS, as the session hands it to the detector."""
+    count = len(pcm) // FRAME_BYTES_PCM16
+    return [float(frame_rms(pcm[i * FRAME_BYTES_PCM16 : (i + 1) * FRAME_BYTES_PCM16])) for i in range(count)]
+
+
+def simulate(
+    scenario: dict[str, Any], decisions: list[bool], settings: TurnSettings, levels: list[float] | None = None
+) -> list[Event]:
     """Drive one TurnDetector through the scenario like the call session does; returns every event."""
     start = scenario["warmup_ms"]
     agent = scenario["agent"]
     detector = TurnDetector(settings, start, wait_for_caller=agent is None)
     transcripts = sorted(scenario["transcripts"], key=lambda t: t["at_ms"])
     events: list[Event] = []
-    playing = started = False
+    playing = started = given_up = False
+    paused_at: int | None = None
+    agent_end = agent["end_ms"] if agent is not None else 0
     next_transcript = 0
 
     def handle(produced: list[Event], now: int) -> None:
-        nonlocal playing
+        nonlocal playing, paused_at, given_up, agent_end
         for event in produced:
             events.append(event)
             if isinstance(event, BargeIn):
-                playing = False  # playout cleared; the detector gets no agent_finished, as in the session
-            elif isinstance(event, FalseInterruption) and agent is not None and now < agent["end_ms"]:
-                detector.agent_started(now)  # the session resumes the cut-off sentences
+                playing, paused_at = False, now  # paused; the detector gets no agent_finished, as in the session
+            elif isinstance(event, InterruptionConfirmed):
+                given_up, paused_at = True, None
+            elif isinstance(event, FalseInterruption) and paused_at is not None and not given_up:
+                agent_end += now - paused_at  # the session carries on where the pause stopped
+                paused_at = None
+                detector.agent_started(now)
                 playing = True
 
     for index in range(start // FRAME_MS, len(decisions)):
@@ -88,14 +103,14 @@ def simulate(scenario: dict[str, Any], decisions: list[bool], settings: TurnSett
         if agent is not None and not started and now >= agent["onset_ms"]:
             detector.agent_started(now)
             playing = started = True
-        if agent is not None and playing and now >= agent["end_ms"]:
+        if agent is not None and playing and now >= agent_end:
             detector.agent_finished(now)
             playing = False
         while next_transcript < len(transcripts) and transcripts[next_transcript]["at_ms"] <= now:
             item = transcripts[next_transcript]
             next_transcript += 1
             handle(detector.on_transcript(item["text"], item["final"], now), now)
-        handle(detector.on_frame(now, decisions[index]), now)
+        handle(detector.on_frame(now, decisions[index], levels[index] if levels else None), now)
     return events
 
 
@@ -130,6 +145,7 @@ def score(
     manifest = json.loads((set_dir / "manifest.json").read_text())
     scenarios = manifest["scenarios"]
     audio = {s["name"]: read_wav(set_dir / s["file"]) for s in scenarios}
+    levels = {name: frame_levels(pcm) for name, pcm in audio.items()}
     config = load_config()
     results: list[dict[str, Any]] = []
     for vad, aggressiveness in vad_configs:
@@ -146,7 +162,10 @@ def score(
                 endpointing = settings.endpointing_ms
                 if tail_allowance_ms:
                     settings = replace(settings, endpointing_ms=endpointing - tail_allowance_ms)
-                outcomes = [judge(s, simulate(s, decisions[s["name"]], settings), endpointing) for s in scenarios]
+                outcomes = [
+                    judge(s, simulate(s, decisions[s["name"]], settings, levels[s["name"]]), endpointing)
+                    for s in scenarios
+                ]
                 groups = {g: summarize([o for o in outcomes if g in ("all", o.variant, o.engine)]) for g in GROUPS}
                 results.append(
                     {
@@ -205,7 +224,8 @@ def table(report: dict[str, Any], groups: Iterable[str] = VARIANTS) -> str:
     """A Markdown table: one row per VAD, sensitivity and group (background variant or synthesizer)."""
     head = (
         "| VAD | sens. | settings | rows | premature EOT | EOT delay p50/p95 ms | missed EOT | missed barge-in "
-        "| false barge-in bc / noise / all | turn lost | reaction p50/p95 ms | noise starts turn |"
+        "| false barge-in bc / noise / all | paused bc / noise | pause p50/p95 ms | reaction p50/p95 ms "
+        "| noise starts turn |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for result in report["results"]:
@@ -217,7 +237,9 @@ def table(report: dict[str, Any], groups: Iterable[str] = VARIANTS) -> str:
                 f"| {_fmt(s['eot_delay_p50_ms'])} / {_fmt(s['eot_delay_p95_ms'])} | {s['missed_eot']}/{s['turns']} "
                 f"| {s['missed_barge_in']}/{s['interruptions']} "
                 f"| {_fmt(s['false_barge_in_backchannel_pct'], '%')} / {_fmt(s['false_barge_in_noise_pct'], '%')}"
-                f" / {_fmt(s['false_barge_in_pct'], '%')} | {_fmt(s['turn_lost_pct'], '%')} "
+                f" / {_fmt(s['false_barge_in_pct'], '%')} "
+                f"| {_fmt(s['paused_backchannel_pct'], '%')} / {_fmt(s['paused_noise_pct'], '%')} "
+                f"| {_fmt(s['pause_p50_ms'])} / {_fmt(s['pause_p95_ms'])} "
                 f"| {_fmt(s['barge_in_reaction_p50_ms'])} / {_fmt(s['barge_in_reaction_p95_ms'])} "
                 f"| {_fmt(s['spurious_start_on_noise_pct'], '%')} |"
             )
