@@ -17,6 +17,7 @@ from pymongo import ReturnDocument
 
 from voicex.db import Database, Document
 from voicex.instances import INSTANCE_ID, dead_instances, forget
+from voicex.retry import FINALIZE, ONCE, retry
 from voicex.slots import LEASE, release_slot, renew_slot
 from voicex.usage import add_usage
 
@@ -64,49 +65,75 @@ async def finalize_call(db: Database, call_id: ObjectId, outcome: CallOutcome, e
     One exception to "once": a call the janitor gave up on (``server_lost``, e.g. its process stalled past
     the lease) may still be finalized by the process that was really running it, so its transcript is kept.
     Usage is not counted twice.
+
+    Each step is retried while MongoDB is unreachable (``voicex.retry``), so a database restart while calls
+    end loses nothing; the janitor's own ``server_lost`` finalizations are not, its next pass is their retry.
     """
-    current = await db.calls.find_one(
-        {"_id": call_id}, projection={"startedAt": 1, "status": 1, "endReason": 1, "usage": 1}
-    )
-    if current is None:
-        return False
-    reclaimed = current.get("status") != "active"
-    if reclaimed and (current.get("endReason") != "server_lost" or outcome.end_reason == "server_lost"):
-        return False
-    duration = max(0.0, (ended_at - current["startedAt"]).total_seconds())
-    status = "failed" if outcome.end_reason in FAILED_REASONS else "completed"
-    usage = {"minutes": round(duration / 60, 4), "tokens": outcome.tokens, "ttsChars": outcome.tts_chars}
-    update = {
-        "status": status,
-        "endedAt": ended_at,
-        "durationSec": round(duration, 2),
-        "endReason": outcome.end_reason,
-        "transcript": outcome.transcript,
-        "turns": outcome.turns,
-        "metrics": outcome.metrics,
-        "summary": outcome.summary,
-        "sentiment": outcome.sentiment,
-        "usage": usage,
-        "errors": outcome.errors,
-        "usagePending": True,
-        "leaseExpiresAt": None,
-    }
-    if reclaimed:
-        update.pop("usagePending")
-        update["usage"]["minutes"] = current.get("usage", {}).get("minutes", usage["minutes"])
-    match = {"status": "active"} if not reclaimed else {"endReason": "server_lost"}
-    done = await db.calls.find_one_and_update(
-        {"_id": call_id, **match}, {"$set": update}, return_document=ReturnDocument.AFTER
-    )
+    policy = ONCE if outcome.end_reason == "server_lost" else FINALIZE
+    context = {"callId": str(call_id)}
+    attempt = _Finalization(db, call_id, outcome, ended_at)
+    done = await retry(attempt.record, "finalize call", policy, **context)
     if done is None:
-        return False  # another path finalized it meanwhile
-    if reclaimed:
-        log.warning("call reclaimed from the janitor with its transcript", extra={"callId": str(call_id)})
+        return False  # already finalized by another path
+    if attempt.reclaimed:
+        log.warning("call reclaimed from the janitor with its transcript", extra=context)
         return True
-    await _count_usage(db, done)
-    await release_slot(db, call_id)
-    log.info("call finalized", extra={"callId": str(call_id), "endReason": outcome.end_reason, "status": status})
+    await retry(lambda: _count_usage(db, done), "count call usage", policy, **context)
+    await retry(lambda: release_slot(db, call_id), "release call slot", policy, **context)
+    log.info("call finalized", extra={**context, "endReason": outcome.end_reason, "status": done["status"]})
     return True
+
+
+class _Finalization:
+    """One finalization, retryable: a marker (``finalizeId``) written with the record lets a retry whose
+    earlier attempt was applied but unanswered (the connection dropped) recognise its own win."""
+
+    def __init__(self, db: Database, call_id: ObjectId, outcome: CallOutcome, ended_at: dt.datetime) -> None:
+        self.db, self.call_id, self.outcome, self.ended_at = db, call_id, outcome, ended_at
+        self.marker = ObjectId()
+        self.reclaimed = False
+
+    async def record(self) -> Document | None:
+        """Write the final record if the call is still ours to finalize; the record written, or None."""
+        outcome, calls = self.outcome, self.db.calls
+        current = await calls.find_one(
+            {"_id": self.call_id},
+            projection={"startedAt": 1, "status": 1, "endReason": 1, "usage": 1, "finalizeId": 1},
+        )
+        if current is None:
+            return None
+        if current.get("finalizeId") == self.marker:
+            return await calls.find_one({"_id": self.call_id})
+        reclaimed = current.get("status") != "active"
+        if reclaimed and (current.get("endReason") != "server_lost" or outcome.end_reason == "server_lost"):
+            return None
+        duration = max(0.0, (self.ended_at - current["startedAt"]).total_seconds())
+        status = "failed" if outcome.end_reason in FAILED_REASONS else "completed"
+        usage = {"minutes": round(duration / 60, 4), "tokens": outcome.tokens, "ttsChars": outcome.tts_chars}
+        update = {
+            "status": status,
+            "endedAt": self.ended_at,
+            "durationSec": round(duration, 2),
+            "endReason": outcome.end_reason,
+            "transcript": outcome.transcript,
+            "turns": outcome.turns,
+            "metrics": outcome.metrics,
+            "summary": outcome.summary,
+            "sentiment": outcome.sentiment,
+            "usage": usage,
+            "errors": outcome.errors,
+            "usagePending": True,
+            "leaseExpiresAt": None,
+            "finalizeId": self.marker,
+        }
+        if reclaimed:
+            update.pop("usagePending")
+            update["usage"]["minutes"] = current.get("usage", {}).get("minutes", usage["minutes"])
+        self.reclaimed = reclaimed
+        match = {"status": "active"} if not reclaimed else {"endReason": "server_lost"}
+        return await calls.find_one_and_update(
+            {"_id": self.call_id, **match}, {"$set": update}, return_document=ReturnDocument.AFTER
+        )
 
 
 async def _count_usage(db: Database, call: Document) -> None:
@@ -120,6 +147,7 @@ async def _count_usage(db: Database, call: Document) -> None:
         minutes=usage.get("minutes", 0),
         tokens=usage.get("tokens", 0),
         ttsChars=usage.get("ttsChars", 0),
+        once=call["_id"],
     )
     await db.calls.update_one({"_id": call["_id"]}, {"$set": {"usagePending": False}})
 

@@ -14,6 +14,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from voicex.db_pool import PoolStats
+
 Document = dict[str, Any]
 
 
@@ -61,12 +63,14 @@ class Database:
 
     def __init__(self, uri: str, name: str, server_selection_timeout_ms: int = 5000) -> None:
         self.uri = uri
+        self.pool = PoolStats()
         self.client: AsyncMongoClient[Document] = AsyncMongoClient(
             uri,
             tz_aware=True,
             serverSelectionTimeoutMS=server_selection_timeout_ms,
             connectTimeoutMS=2000,
             appname="voicex",
+            event_listeners=[self.pool],
         )
         self.db: AsyncDatabase[Document] = self.client[name]
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from voicex.db_pool import PoolStats
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -69,6 +73,24 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.asyncio_tasks = Gauge(
+            "voicex_asyncio_tasks",
+            "Tasks alive on the event loop (a leak grows it call by call).",
+            registry=self.registry,
+        )
+        self.asyncio_tasks.set_function(_task_count)
+        self.db_connections = Gauge(
+            "voicex_db_connections", "MongoDB connections the driver holds open.", registry=self.registry
+        )
+        self.db_connections_in_use = Gauge(
+            "voicex_db_connections_in_use", "MongoDB connections checked out by an operation.", registry=self.registry
+        )
+
+    def watch_db(self, pool: PoolStats) -> None:
+        """Report ``pool``'s connection counts at each scrape."""
+        self.db_connections.set_function(lambda: pool.open)
+        self.db_connections_in_use.set_function(lambda: pool.in_use)
+
     def observe_turn(self, turn: object) -> None:
         """Called by the engine once per finished caller turn (pipelines.metrics.TurnMetrics)."""
         for name, histogram in self.turn_latency.items():
@@ -79,3 +101,11 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _task_count() -> int:
+    """Tasks on the running loop; 0 when scraped outside one (a test rendering the registry directly)."""
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:
+        return 0

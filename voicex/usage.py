@@ -6,12 +6,17 @@ One document per org and UTC day (``date`` = "YYYY-MM-DD"), incremented atomical
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
 
 from voicex.db import Database
 
 USAGE_FIELDS = ("calls", "minutes", "tokens", "ttsChars")
+# Call ids remembered per org day for idempotent counting: a retry comes within minutes, long before a
+# thousand later calls of the same org and day have pushed its id out (about 18 kB per document).
+COUNTED_KEPT = 1000
 
 
 def day_key(moment: dt.datetime) -> str:
@@ -23,16 +28,33 @@ def month_start(moment: dt.datetime) -> dt.datetime:
     return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-async def add_usage(db: Database, org_id: ObjectId, moment: dt.datetime, **amounts: float) -> None:
-    """Atomically add ``calls``/``minutes``/``tokens``/``ttsChars`` to the org's day document."""
+async def add_usage(
+    db: Database, org_id: ObjectId, moment: dt.datetime, once: ObjectId | None = None, **amounts: float
+) -> bool:
+    """Atomically add ``calls``/``minutes``/``tokens``/``ttsChars`` to the org's day document.
+
+    With ``once`` (a call id) the increment is idempotent: the id is recorded in the same update, so a retry
+    after a lost reply, or a janitor finishing a crashed finalization, does not count the call twice.
+    False when ``once`` was already counted.
+    """
     unknown = set(amounts) - set(USAGE_FIELDS)
     if unknown:
         raise ValueError(f"unknown usage fields: {sorted(unknown)}")
-    await db.usage_daily.update_one(
-        {"orgId": org_id, "date": day_key(moment)},
-        {"$inc": {name: amounts.get(name, 0) for name in USAGE_FIELDS}},
-        upsert=True,
-    )
+    key = {"orgId": org_id, "date": day_key(moment)}
+    update: dict[str, Any] = {"$inc": {name: amounts.get(name, 0) for name in USAGE_FIELDS}}
+    if once is None:
+        await db.usage_daily.update_one(key, update, upsert=True)
+        return True
+    update["$push"] = {"counted": {"$each": [once], "$slice": -COUNTED_KEPT}}
+    for _ in range(3):
+        try:
+            await db.usage_daily.update_one({**key, "counted": {"$ne": once}}, update, upsert=True)
+            return True
+        except DuplicateKeyError:
+            # The day exists but did not match: either ``once`` is counted, or a concurrent first upsert won.
+            if await db.usage_daily.count_documents({**key, "counted": once}, limit=1):
+                return False
+    raise RuntimeError("usage day document kept changing")  # pragma: no cover - needs a pathological race
 
 
 async def minutes_used_this_month(db: Database, org_id: ObjectId, now: dt.datetime | None = None) -> float:

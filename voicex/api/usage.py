@@ -69,7 +69,9 @@ async def usage_analytics(
     org_id = auth(request).org_id
     today = dt.datetime.now(dt.UTC)
     dates = [day_key(today - dt.timedelta(days=back)) for back in range(days - 1, -1, -1)]
-    cursor = services(request).db.usage_daily.find({"orgId": org_id, "date": {"$gte": dates[0], "$lte": dates[-1]}})
+    cursor = services(request).db.usage_daily.find(
+        {"orgId": org_id, "date": {"$gte": dates[0], "$lte": dates[-1]}}, projection={"counted": 0}
+    )
     by_date = {doc["date"]: doc async for doc in cursor}
     return json_response({"items": [_day_record(date, by_date.get(date)) for date in dates], "days": days})
 
