@@ -267,7 +267,7 @@ async def build_agent(
     """Validate ``agent`` against its providers and the org's other agents; the stored fields and providers.
 
     A phone number may route to one agent per org only (409). Two simultaneous writes claiming the same
-    number can both pass this check; a unique (orgId, phoneNumbers) index would close that window.
+    number can both pass this check; the unique index ``phone_org_unique`` then refuses the second.
     """
     ids = provider_ids(agent)
     wanted = set(ids.values()) | {i for chain in fallback_ids(agent).values() for i in chain}

@@ -49,6 +49,14 @@ INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec("providers", (("orgId", ASCENDING), ("name", ASCENDING)), "org_name_unique", {"unique": True}),
     IndexSpec("agents", (("orgId", ASCENDING), ("createdAt", DESCENDING)), "org_created"),
     IndexSpec("agents", (("orgId", ASCENDING), ("phoneNumbers", ASCENDING)), "org_phone"),
+    # A number routes to one agent per org, even when two writes claim it at once (other key order than
+    # org_phone, so MongoDB sees a different index; agents without numbers are left out).
+    IndexSpec(
+        "agents",
+        (("phoneNumbers", ASCENDING), ("orgId", ASCENDING)),
+        "phone_org_unique",
+        {"unique": True, "partialFilterExpression": {"phoneNumbers": {"$type": "string"}}},
+    ),
     IndexSpec("calls", (("orgId", ASCENDING), ("startedAt", DESCENDING)), "org_started"),
     IndexSpec("calls", (("callSid", ASCENDING),), "call_sid"),
     IndexSpec("calls", (("status", ASCENDING), ("leaseExpiresAt", ASCENDING)), "status_lease"),

@@ -8,11 +8,13 @@ org, so another org's agent is a 404.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NoReturn
 
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r201, r400, r401, r403, r404, r409
+from bson import ObjectId
 from pydantic import Field
+from pymongo.errors import DuplicateKeyError
 
 from voicex.agent_quota import claim_agent_slot, release_agent_slot
 from voicex.agent_schemas import (
@@ -29,7 +31,8 @@ from voicex.agent_validation import build_agent, merge_patch, parse_agent, store
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import MAX_SKIP, Deleted, Out, Page
 from voicex.auth import auth
-from voicex.context import services
+from voicex.catalog import Plan
+from voicex.context import Services, services
 from voicex.errors import bad_request, conflict, forbidden, not_found
 from voicex.http import json_response
 from voicex.ids import path_id
@@ -117,11 +120,21 @@ async def create_agent(
     agent = {"orgId": context.org_id, **fields, "createdAt": now, "updatedAt": now}
     try:
         await svc.db.agents.insert_one(agent)
-    except BaseException:
+    except BaseException as exc:
         await release_agent_slot(svc.db, context.org_id)
+        if isinstance(exc, DuplicateKeyError):  # another write took one of the numbers after our check
+            await _number_taken(svc, context.org_id, plan, body)
         raise
     [status] = await load_statuses(svc.db, svc.catalog, context.org, [agent], providers)
     return json_response(public_agent(agent, *status), status=201)
+
+
+async def _number_taken(
+    svc: Services, org_id: ObjectId, plan: Plan, body: AgentIn, agent_id: ObjectId | None = None
+) -> NoReturn:
+    """The 409 for a number claimed by a simultaneous write (the unique index caught what the check missed)."""
+    await build_agent(svc.db, svc.catalog, org_id, plan, body, agent_id)  # raises naming the agent that won
+    raise conflict("phoneNumbers: a number is already used by another agent")
 
 
 @routes.get("/api/dashboard/agents/{id}", allow_head=False)
@@ -180,7 +193,11 @@ async def patch_agent(
     fields["updatedAt"] = dt.datetime.now(dt.UTC)
     # Compare-and-set on updatedAt: a concurrent PATCH must not be silently overwritten by a stale merge.
     guard = {"_id": agent_id, "orgId": context.org_id, "updatedAt": stored.get("updatedAt")}
-    result = await svc.db.agents.update_one(guard, {"$set": fields})
+    try:
+        result = await svc.db.agents.update_one(guard, {"$set": fields})
+    except DuplicateKeyError:
+        await _number_taken(svc, context.org_id, context.plan, merged, agent_id)
+        raise
     if result.matched_count == 0:
         if await svc.db.agents.count_documents({"_id": agent_id, "orgId": context.org_id}, limit=1) == 0:
             raise not_found("agent")

@@ -25,6 +25,7 @@ from voicex.db import Document
 from voicex.errors import bad_request, conflict, forbidden, not_found
 from voicex.http import json_response
 from voicex.ids import path_id
+from voicex.provider_quota import claim_provider_slot, release_provider_slot
 from voicex.public import public_provider
 
 routes = web.RouteTableDef()
@@ -242,9 +243,6 @@ async def create_provider(
     features = context.plan.features
     if not features.customProviders:
         raise forbidden("your plan does not allow custom providers")
-    limit_message = f"your plan allows at most {features.maxCustomProviders} custom providers"
-    if await svc.db.providers.count_documents({"orgId": org_id}) >= features.maxCustomProviders:
-        raise forbidden(limit_message)
     provider_type = _provider_type(svc.catalog, body.providerKey, body.category)
     _check_credentials(provider_type, body.credentials)
     _reject_unknown("settings", body.settings, {x.key for x in provider_type.settings}, provider_type.key)
@@ -252,6 +250,8 @@ async def create_provider(
     await _name_free(svc, org_id, body.name)
     if models is None:
         models = [{"modelId": m.id, "label": m.label} for m in provider_type.models[body.category]]
+    if not await claim_provider_slot(svc.db, org_id, features.maxCustomProviders):
+        raise forbidden(f"your plan allows at most {features.maxCustomProviders} custom providers")
     now = dt.datetime.now(dt.UTC)
     provider = {
         "orgId": org_id,
@@ -267,12 +267,11 @@ async def create_provider(
     }
     try:
         provider["_id"] = (await svc.db.providers.insert_one(provider)).inserted_id
-    except DuplicateKeyError:
-        raise conflict(f"a provider named {body.name!r} already exists") from None
-    # Two concurrent creates can both pass the count check; the later one backs out.
-    if await svc.db.providers.count_documents({"orgId": org_id}) > features.maxCustomProviders:
-        await svc.db.providers.delete_one({"_id": provider["_id"]})
-        raise forbidden(limit_message)
+    except BaseException as exc:
+        await release_provider_slot(svc.db, org_id)
+        if isinstance(exc, DuplicateKeyError):
+            raise conflict(f"a provider named {body.name!r} already exists") from None
+        raise
     return json_response(public_provider(provider, svc.catalog, svc.settings), status=201)
 
 
@@ -345,5 +344,7 @@ async def delete_provider(
     agents = [{"_id": agent["_id"], "name": agent.get("name", "")} async for agent in cursor]
     if agents:
         raise conflict("provider is used by agents", agents=agents)
-    await svc.db.providers.delete_one({"_id": provider["_id"], "orgId": org_id})
+    result = await svc.db.providers.delete_one({"_id": provider["_id"], "orgId": org_id})
+    if result.deleted_count:
+        await release_provider_slot(svc.db, org_id)
     return json_response({"deleted": True})
