@@ -25,7 +25,13 @@ from voicex.context import SERVICES, Services
 from voicex.cors import cors_middleware
 from voicex.janitor import janitor_ctx
 from voicex.looplag import loop_lag_ctx
-from voicex.middleware import METRICS_KEY, add_request_id_header, error_middleware, observe_middleware
+from voicex.middleware import (
+    METRICS_KEY,
+    add_request_id_header,
+    error_middleware,
+    observe_middleware,
+    quiet_parser_errors,
+)
 from voicex.ratelimit import ip_rate_limit_middleware, principal_rate_limit_middleware
 from voicex.telephony import stream, webhooks
 
@@ -66,9 +72,9 @@ def create_app(services: Services) -> web.Application:
         ],
         client_max_size=services.settings.max_body_bytes,
     )
+    quiet_parser_errors()
     app[SERVICES] = services
     app[METRICS_KEY] = services.metrics
-    services.metrics.watch_db(services.db.pool)
     app.on_response_prepare.append(add_request_id_header)
     for module in ROUTE_MODULES:
         app.add_routes(module.routes)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from voicex.errors import ApiError
 from voicex.http import error_response
@@ -125,6 +126,29 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             return error_response(ApiError(400, "malformed JSON body: not UTF-8"))
         log.exception("unhandled error", extra={"method": request.method, "path": request.path})
         return error_response(ApiError(500, "internal error", requestId=request.get(REQUEST_ID_KEY)))
+
+
+class ParserErrorFilter(logging.Filter):
+    """Turns aiohttp's ERROR-with-traceback for a request its parser refused into one warning line.
+
+    A header over 8190 bytes, more than 128 headers or a malformed request line is bad client input, answered
+    400 before the app runs; it is not a server fault, and the logged excerpt of the input may hold credentials.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if record.levelno >= logging.ERROR and isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args = "bad request refused by the HTTP parser: %s", (type(exc).__name__,)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_parser_errors() -> None:
+    """Install :class:`ParserErrorFilter` on aiohttp's server logger (idempotent)."""
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(existing, ParserErrorFilter) for existing in logger.filters):
+        logger.addFilter(ParserErrorFilter())
 
 
 async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:

@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     rate_limit_ip_per_minute: int = Field(1200, ge=1, le=1_000_000)
     signin_attempts_per_15min: int = Field(10, ge=1, le=10_000)
     embedded_db_start_timeout_sec: float = Field(30.0, gt=0, le=300)
+    # A Media Stream must send `start` this soon after connecting, and then never fall silent this long
+    # (Twilio sends a frame every 20 ms); otherwise it is closed and its call finalized.
+    stream_start_timeout_sec: float = Field(10.0, gt=0, le=300)
+    stream_idle_timeout_sec: float = Field(10.0, gt=0, le=3600)
 
     deepgram_api_key: str | None = Field(None, validation_alias=AliasChoices("DEEPGRAM_API_KEY"))
     openai_api_key: str | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY"))

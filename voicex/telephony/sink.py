@@ -1,13 +1,14 @@
 """The engine's MediaSink over a Twilio Media Stream: media, mark and clear, with send timeouts.
 
-A slow or dead socket must never block other calls: every send is bounded, and a send that times out
-closes this stream (the call is then finalized like any dropped socket).
+A slow or dead socket must never block other calls: every send is bounded, and a send that fails or times out
+tells the stream handler, which ends the call and drops the connection (see :mod:`voicex.telephony.liveness`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -20,10 +21,13 @@ SEND_TIMEOUT_SEC = 2.0
 
 
 class TwilioSink(MediaSink):
-    def __init__(self, ws: web.WebSocketResponse, stream_sid: str) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, stream_sid: str, on_broken: Callable[[str], None] | None = None
+    ) -> None:
         self.ws = ws
         self.stream_sid = stream_sid
         self.broken = False
+        self._on_broken = on_broken
 
     async def _send(self, text: str) -> None:
         if self.broken or self.ws.closed:
@@ -32,8 +36,9 @@ class TwilioSink(MediaSink):
             await asyncio.wait_for(self.ws.send_str(text), SEND_TIMEOUT_SEC)
         except (TimeoutError, ConnectionError, RuntimeError) as exc:
             self.broken = True
-            log.warning("media stream send failed; closing it", extra={"error": type(exc).__name__})
-            asyncio.get_running_loop().create_task(self.ws.close())
+            log.warning("media stream send failed; ending the call", extra={"error": type(exc).__name__})
+            if self._on_broken is not None:
+                self._on_broken("send_timeout" if isinstance(exc, TimeoutError) else "socket_closed")
 
     async def send_audio(self, payload: bytes) -> None:
         await self._send(protocol.media_message(self.stream_sid, payload))
@@ -45,5 +50,4 @@ class TwilioSink(MediaSink):
         await self._send(protocol.clear_message(self.stream_sid))
 
     async def close(self, reason: str) -> None:
-        if not self.ws.closed:
-            await self.ws.close()
+        """Nothing to do: the stream handler closes the socket (bounded) once the session has ended."""

@@ -24,9 +24,8 @@ from voicex.call_builder import build_parts
 from voicex.call_records import CallOutcome, finalize_call, renew_lease
 from voicex.context import Services, services
 from voicex.db import Document
-from voicex.retry import RENEWAL, retry
-from voicex.instances import INSTANCE_ID
 from voicex.telephony import protocol, tokens
+from voicex.telephony.liveness import SEND_BUFFER_BYTES, bound_send_buffers, close_socket, watch_idle
 from voicex.telephony.signature import valid_upgrade
 from voicex.telephony.sink import TwilioSink
 from voicex.telephony.twiml import stream_url
@@ -35,7 +34,6 @@ from voicex.telephony.webhooks import twilio_token
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
-START_TIMEOUT_SEC = 10
 RENEW_EVERY_SEC = 10
 MAX_MESSAGE_BYTES = 64 * 1024
 _RUNNING: set[asyncio.Task[None]] = set()
@@ -47,9 +45,10 @@ class StreamRefused(Exception):
 
 @routes.get("/api/twilio/stream", allow_head=False)
 async def media_stream(request: web.Request) -> web.WebSocketResponse:
-    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=None)
+    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=None, writer_limit=SEND_BUFFER_BYTES)
     await ws.prepare(request)
-    handler = StreamHandler(services(request), ws, request.headers.get("X-Twilio-Signature"))
+    bound_send_buffers(request.transport)
+    handler = StreamHandler(services(request), ws, request.headers.get("X-Twilio-Signature"), request.transport)
     # aiohttp cancels a handler whose client vanished; the call must still be finalized, so the stream's
     # life runs in its own task that the handler only waits for.
     task = asyncio.create_task(handler.run())
@@ -60,38 +59,54 @@ async def media_stream(request: web.Request) -> web.WebSocketResponse:
 
 
 class StreamHandler:
-    def __init__(self, svc: Services, ws: web.WebSocketResponse, signature: str | None) -> None:
+    def __init__(
+        self,
+        svc: Services,
+        ws: web.WebSocketResponse,
+        signature: str | None,
+        transport: asyncio.BaseTransport | None = None,
+    ) -> None:
         self.svc = svc
         self.ws = ws
+        self.transport = transport
         self.signature = signature
         self.call: Document | None = None
         self.session: CallSession | None = None
         self.sink: TwilioSink | None = None
         self.malformed = 0
         self.end_reason = "socket_closed"
+        self.pump: asyncio.Task[None] | None = None
+        self.heard_at = 0.0  # loop time of the peer's last message (the idle watchdog reads it)
 
     async def run(self) -> None:
         try:
-            start = await asyncio.wait_for(self._await_start(), START_TIMEOUT_SEC)
+            start = await asyncio.wait_for(self._await_start(), self.svc.settings.stream_start_timeout_sec)
             await self._accept(start)
         except (TimeoutError, StreamRefused) as exc:
             log.warning("media stream refused", extra={"reason": str(exc) or "no start message"})
-            await self.ws.close()
+            await close_socket(self.ws, self.transport)
             return
         except Exception:
             log.exception("media stream could not start")  # the janitor finalizes a claimed call
-            await self.ws.close()
+            await close_socket(self.ws, self.transport)
             return
         self.svc.metrics.active_calls.inc()
         assert self.session is not None
-        tasks = [asyncio.create_task(self._renew_lease()), asyncio.create_task(self._watch_agent_end())]
+        self.heard_at = asyncio.get_running_loop().time()
+        self.pump = asyncio.create_task(self._pump())
+        idle_sec = self.svc.settings.stream_idle_timeout_sec
+        tasks = [
+            asyncio.create_task(self._renew_lease()),
+            asyncio.create_task(self._watch_agent_end()),
+            asyncio.create_task(watch_idle(lambda: self.heard_at, idle_sec, lambda: self._end("stream_idle"))),
+        ]
         try:
-            await self._pump()
-        except Exception:
-            log.exception("media stream failed")
-            self.end_reason = "error"
+            await asyncio.wait([self.pump])
+            if not self.pump.cancelled() and self.pump.exception() is not None:
+                log.error("media stream failed", exc_info=self.pump.exception())
+                self.end_reason = "error"
         finally:
-            for task in tasks:
+            for task in [*tasks, self.pump]:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self.svc.metrics.active_calls.dec()
@@ -143,12 +158,12 @@ class StreamHandler:
                 raise StreamRefused("invalid Twilio signature on the stream upgrade")
         claimed = await self.svc.db.calls.find_one_and_update(
             {"_id": call_id, "status": "active", "streamTokenUsed": False},
-            {"$set": {"streamTokenUsed": True, "streamSid": start.stream_sid, "serverId": INSTANCE_ID}},
+            {"$set": {"streamTokenUsed": True, "streamSid": start.stream_sid}},
         )
         if claimed is None:
             raise StreamRefused("stream token already used or call ended")
         self.call = claimed
-        self.sink = TwilioSink(self.ws, start.stream_sid)
+        self.sink = TwilioSink(self.ws, start.stream_sid, on_broken=self._end)
         try:
             parts = await build_parts(self.svc, agent, org)
         except ProviderError as exc:
@@ -182,7 +197,9 @@ class StreamHandler:
         clock = time.perf_counter
         # Twilio sends 160-byte payloads, but any size must reach the VAD as whole 20 ms frames.
         reframer = Framer(FRAME_BYTES_ULAW)
+        loop_time = asyncio.get_running_loop().time
         async for message in self.ws:
+            self.heard_at = loop_time()
             event = self._parse(message)
             if event is None:
                 continue
@@ -202,24 +219,25 @@ class StreamHandler:
     async def _watch_agent_end(self) -> None:
         assert self.session is not None
         self.end_reason = await self.session.wait_ended()
-        await self.ws.close()  # Twilio then runs what follows </Connect>: <Hangup/>
+        self._end(self.end_reason)  # _finish closes the socket; Twilio then runs what follows </Connect>
+
+    def _end(self, reason: str) -> None:
+        """End the call from this side (agent hung up, idle line, peer not reading): stop the pump."""
+        if self.pump is not None and not self.pump.done():
+            self.end_reason = reason
+            self.pump.cancel()
 
     async def _renew_lease(self) -> None:
         assert self.call is not None
-        call_id = self.call["_id"]
         while True:
             await asyncio.sleep(RENEW_EVERY_SEC)
-            # A DB outage must not end the call: retry until the next renewal is due (the lease is 30 s).
-            with contextlib.suppress(Exception):
-                await retry(
-                    lambda: renew_lease(self.svc.db, call_id, dt.datetime.now(dt.UTC)),
-                    "renew call lease",
-                    RENEWAL,
-                    callId=str(call_id),
-                )
+            with contextlib.suppress(Exception):  # a DB blip must not end the call; the next renewal retries
+                await renew_lease(self.svc.db, self.call["_id"], dt.datetime.now(dt.UTC))
 
     async def _finish(self) -> None:
         assert self.session is not None and self.call is not None
+        # First, and bounded: a caller who is gone or not reading must not hold up the call's record.
+        await close_socket(self.ws, self.transport, polite=not (self.sink and self.sink.broken))
         result = await self.session.close(self.end_reason)
         self.svc.metrics.stream_malformed.inc(self.malformed)
         outcome = CallOutcome(

@@ -29,7 +29,8 @@ def issue(secret: str, call_id: str, now: float | None = None) -> str:
 def verify(secret: str, token: str, call_id: str, now: float | None = None) -> str | None:
     """None when the token is good for ``call_id``; otherwise why it is not."""
     parts = token.split(".")
-    if len(parts) != 3 or not parts[1].isdigit():
+    # isdigit() alone accepts "²" and other Unicode digits, which int() then refuses.
+    if len(parts) != 3 or not (parts[1].isascii() and parts[1].isdigit()) or len(parts[1]) > 12:
         return "malformed token"
     token_call, expiry_text, mac = parts
     if token_call != call_id:
