@@ -2,12 +2,16 @@
 
 Each chain is itself a provider (same interface), so the session never knows it is talking to several.
 A failure after output has started is not retried (the caller has heard part of it): it is raised, and the
-reply ends with a spoken apology. Every failure is recorded in ``failures`` for the call's metrics.
+reply ends with a spoken apology. A provider that failed goes to the back of the chain for the rest of the
+call, so a dead or stalling vendor costs one timeout per call, not one per sentence. A recognizer that fails
+mid-call is replaced by the next one (:meth:`FallbackSTT.failover`). Every failure is recorded in
+``failures`` for the call's record.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from pipelines.convert import AudioConverter
 from providers.base import (
@@ -29,6 +33,13 @@ async def _close_all(providers: Sequence[LLMProvider | TTSProvider | STTProvider
         await provider.aclose()
 
 
+def _demote(order: list[Any], provider: object) -> None:
+    """Move a provider that just failed behind the others, for the next requests of this call."""
+    if provider in order:
+        order.remove(provider)
+        order.append(provider)
+
+
 class FallbackLLM(LLMProvider):
     def __init__(self, providers: Sequence[LLMProvider]) -> None:
         if not providers:
@@ -36,16 +47,17 @@ class FallbackLLM(LLMProvider):
         self.providers = list(providers)
         self.name = "+".join(p.name for p in self.providers)
         self.failures: list[str] = []
+        self.order = list(self.providers)  # the failed go last
 
     async def aclose(self) -> None:
         await _close_all(self.providers)
 
     async def prefill(self, messages: list[ChatMessage]) -> None:
-        await self.providers[0].prefill(messages)
+        await self.order[0].prefill(messages)
 
     async def stream_chat(self, messages: list[ChatMessage], options: LLMOptions) -> AsyncIterator[LLMChunk]:
         last: ProviderError | None = None
-        for provider in self.providers:
+        for provider in list(self.order):
             started = False
             try:
                 async for chunk in provider.stream_chat(messages, options):
@@ -54,6 +66,7 @@ class FallbackLLM(LLMProvider):
                 return
             except ProviderError as exc:
                 self.failures.append(f"llm {provider.name}: {exc.message}")
+                _demote(self.order, provider)
                 if started:  # the caller already heard part of it: no silent retry
                     raise
                 last = exc
@@ -71,13 +84,14 @@ class FallbackTTS(TTSProvider):
         self.name = "+".join(p.name for p in self.providers)
         self.output_format = TELEPHONY_FORMAT
         self.failures: list[str] = []
+        self.order = list(self.providers)  # the failed go last
 
     async def aclose(self) -> None:
         await _close_all(self.providers)
 
     async def synthesize(self, text: str, options: TTSOptions) -> AsyncIterator[bytes]:
         last: ProviderError | None = None
-        for provider in self.providers:
+        for provider in list(self.order):
             converter = AudioConverter(provider.output_format, self.output_format)
             started = False
             try:
@@ -92,6 +106,7 @@ class FallbackTTS(TTSProvider):
                 return
             except ProviderError as exc:
                 self.failures.append(f"tts {provider.name}: {exc.message}")
+                _demote(self.order, provider)
                 if started:
                     raise
                 last = exc
@@ -100,7 +115,7 @@ class FallbackTTS(TTSProvider):
 
 
 class FallbackSTT(STTProvider):
-    """Opens the first provider that accepts a session. (A recognizer failing mid-call is not swapped.)"""
+    """Opens the first provider that accepts a session; :meth:`failover` moves a call on to the next one."""
 
     def __init__(self, providers: Sequence[STTProvider]) -> None:
         if not providers:
@@ -115,8 +130,20 @@ class FallbackSTT(STTProvider):
         await _close_all(self.providers)
 
     async def open_session(self, *, language: str = "en") -> STTSession:
+        return await self._open_from(0, language)
+
+    async def failover(self, failure: ProviderError, *, language: str = "en") -> STTSession:
+        """The chosen recognizer failed mid-call: open a session on a provider after it in the chain."""
+        chosen = self.chosen
+        self.failures.append(f"stt {chosen.name if chosen else failure.provider}: {failure.message}")
+        start = self.providers.index(chosen) + 1 if chosen in self.providers else len(self.providers)
+        if start >= len(self.providers):
+            raise failure
+        return await self._open_from(start, language)
+
+    async def _open_from(self, start: int, language: str) -> STTSession:
         last: ProviderError | None = None
-        for provider in self.providers:
+        for provider in self.providers[start:]:
             try:
                 session = await provider.open_session(language=language)
             except ProviderError as exc:

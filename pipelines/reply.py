@@ -22,6 +22,7 @@ from providers.base import ChatMessage, LLMOptions, LLMProvider, ProviderError, 
 log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, I'm having trouble answering right now. Could you say that again?"
+TTS_APOLOGY = "Sorry, the line cut out for a moment."  # spoken when a voice fails part-way through a sentence
 
 
 @dataclass
@@ -116,7 +117,7 @@ class Reply:
                 spoke = True
                 await sentences.put(sentence)
         except ProviderError as exc:
-            self._error(f"llm: {exc.message}")
+            self._error(f"llm {exc.provider}: {exc.message}")
             for sentence in splitter.flush() if spoke else []:
                 await sentences.put(sentence)
             await sentences.put(APOLOGY)
@@ -135,30 +136,45 @@ class Reply:
             segment = self.playout.begin_segment(sentence)
             audio: asyncio.Queue[bytes | None] = asyncio.Queue()
             await ready.put((segment, audio))  # waits while ``prefetch`` sentences are ahead of playback
-            group.create_task(self._synthesize(sentence, audio, measure=first))
+            group.create_task(self._synthesize(segment, audio, measure=first))
             first = False
         await ready.put(None)
 
-    async def _synthesize(self, sentence: str, audio: asyncio.Queue[bytes | None], *, measure: bool) -> None:
-        converter = AudioConverter(self.tts.output_format, self.playout.sink.format)
+    async def _synthesize(self, segment: Segment, audio: asyncio.Queue[bytes | None], *, measure: bool) -> None:
         started = self._clock()
-        self.result.tts_chars += len(sentence)
+        self.result.tts_chars += len(segment.text)
         try:
-            async for chunk in self.tts.synthesize(sentence, self.tts_options):
+            if await self._speak(segment.text, audio, measure=measure, started=started):
+                # The voice broke off mid-sentence: tell the caller (a fallback voice, if any, now goes first).
+                segment.text = f"{segment.text} {TTS_APOLOGY}"
+                self.result.tts_chars += len(TTS_APOLOGY)
+                await self._speak(TTS_APOLOGY, audio)
+        finally:
+            await audio.put(None)
+
+    async def _speak(
+        self, text: str, audio: asyncio.Queue[bytes | None], *, measure: bool = False, started: float = 0.0
+    ) -> bool:
+        """Queue ``text``'s audio; True when the TTS failed after some of it was already queued."""
+        converter = AudioConverter(self.tts.output_format, self.playout.sink.format)
+        produced = False
+        try:
+            async for chunk in self.tts.synthesize(text, self.tts_options):
                 if not chunk:
                     continue
                 if measure and self.metrics is not None and self.metrics.tts_ttfb is None:
                     self.metrics.tts_ttfb = (self._clock() - started) * 1000
                 converted = converter.convert(chunk)
                 if converted:
+                    produced = True
                     await audio.put(converted)
             tail = converter.flush()
             if tail:
                 await audio.put(tail)
         except ProviderError as exc:
-            self._error(f"tts: {exc.message}")
-        finally:
-            await audio.put(None)
+            self._error(f"tts {exc.provider}: {exc.message}")
+            return produced
+        return False
 
     async def _write(self, ready: asyncio.Queue[tuple[Segment, asyncio.Queue[bytes | None]] | None]) -> None:
         while (item := await ready.get()) is not None:

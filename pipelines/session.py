@@ -51,6 +51,7 @@ class SessionConfig:
     goodbye_silence: str = "I haven't heard from you, so I'll hang up now. Goodbye!"
     goodbye_max_duration: str = "We've reached the time limit for this call. Thank you for calling, goodbye!"
     stt_final_wait_ms: int = 1200  # longest wait for STT's final after end of turn before using the interim
+    stt_apology: str = "Sorry, I can't hear you properly right now. Please call back in a little while."
     summarize: bool = True
 
 
@@ -87,6 +88,7 @@ class CallSession:
             language=config.persona.language,
             on_transcript=self._on_transcript,
             on_late_final=self.conversation.amend_last_user,
+            on_switch=self._stt_switched,
         )
         self._stt_converter = AudioConverter(sink.format, stt.input_format)
         self._loop = asyncio.get_running_loop()
@@ -156,8 +158,19 @@ class CallSession:
             summary=summary,
             sentiment=sentiment,
             usage={"tokens": self._tokens, "ttsChars": self._tts_chars},
-            errors=self._errors + [e for turn in self._turns for e in turn.errors],
+            errors=self._all_errors(),
         )
+
+    def _all_errors(self) -> list[str]:
+        """Every fault of the call, once each: replies, turns, STT, and what fallback chains took over from."""
+        errors = [*self._errors, *(e for turn in self._turns for e in turn.errors), *self.stt.errors]
+        for provider in (self.stt.provider, self.llm, self.tts):
+            errors.extend(getattr(provider, "failures", []))
+        return list(dict.fromkeys(errors))
+
+    def _stt_switched(self) -> None:
+        """Another recognizer took over mid-call: caller audio now goes out in its format."""
+        self._stt_converter = AudioConverter(self.sink.format, self.stt.provider.input_format)
 
     # --- transport inputs ---------------------------------------------------------------------------
 
@@ -219,6 +232,9 @@ class CallSession:
         if not text:
             if event.after_barge_in:
                 self._resume()
+            elif self.stt.failed:  # the caller spoke but nothing can understand them: say so
+                self.conversation.add_event("speech not recognized: STT unavailable", self._media_ms, type="stt_down")
+                self._start_reply(self._fixed(self.config.stt_apology))
             else:
                 self.detector.rearm_silence_timer(self._media_ms)
             return

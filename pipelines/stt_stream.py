@@ -1,4 +1,9 @@
-"""The call's streaming STT session: audio in without blocking the frame path, transcripts out per turn."""
+"""The call's streaming STT session: audio in without blocking the frame path, transcripts out per turn.
+
+When the recognizer fails mid-call and the provider is a fallback chain, the next recognizer in the chain
+takes over (``on_switch`` tells the session, whose audio converter may need another format). Without one
+left, :attr:`SttStream.failed` is set, so the session can tell the caller instead of staying silent.
+"""
 
 from __future__ import annotations
 
@@ -22,11 +27,15 @@ class SttStream:
         language: str,
         on_transcript: Callable[[str, bool], None],
         on_late_final: Callable[[str], None] | None = None,
+        on_switch: Callable[[], None] | None = None,
     ) -> None:
         self.provider = provider
         self.language = language
         self._on_transcript = on_transcript
         self._on_late_final = on_late_final
+        self._on_switch = on_switch
+        self._switching: asyncio.Task[None] | None = None
+        self.failed = False  # no recognizer is left for this call
         self._session: STTSession | None = None
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(_MAX_QUEUED_CHUNKS)
         self._tasks: list[asyncio.Task[None]] = []
@@ -41,8 +50,12 @@ class SttStream:
         try:
             self._session = await self.provider.open_session(language=self.language)
         except ProviderError as exc:
-            self._fail(exc)
+            self._record(exc)
+            self.failed = True
             return
+        self._run_tasks()
+
+    def _run_tasks(self) -> None:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._send()), loop.create_task(self._receive())]
 
@@ -103,14 +116,49 @@ class SttStream:
         except ProviderError as exc:
             self._fail(exc)
 
-    def _fail(self, exc: ProviderError) -> None:
+    def _record(self, exc: ProviderError) -> None:
         log.warning("speech recognition failed", extra={"provider": exc.provider, "error": exc.message})
-        self.errors.append(f"stt: {exc.message}")
+        self.errors.append(f"stt {exc.provider}: {exc.message}")
+
+    def _fail(self, exc: ProviderError) -> None:
+        """The session broke: move to the next recognizer of a fallback chain, or mark the STT as failed."""
+        self._record(exc)
+        if self._session is None or self._switching is not None:
+            return  # the other task already reported this session's failure
+        self._switching = asyncio.get_running_loop().create_task(self._failover(exc))
+
+    async def _failover(self, exc: ProviderError) -> None:
+        old, self._session = self._session, None
+        current = asyncio.current_task()
+        others = [task for task in self._tasks if task is not current]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.close()
+        self._finals, self._interim = [], ""  # partial words of a recognizer that is gone: not to be trusted
+        failover = getattr(self.provider, "failover", None)
+        try:
+            if failover is None:
+                raise exc
+            session = await failover(exc, language=self.language)
+        except ProviderError:
+            self.failed = True
+            return
+        while not self._queue.empty():  # audio in the failed recognizer's format
+            self._queue.get_nowait()
+        self._session = session
+        self._run_tasks()
+        self._switching = None
+        if self._on_switch is not None:
+            self._on_switch()
 
     async def close(self) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._switching] if self._switching is not None else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._session is not None:
             with contextlib.suppress(Exception):
                 await self._session.close()

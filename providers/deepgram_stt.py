@@ -6,7 +6,9 @@ TELEPHONY_FORMAT. One background task per session owns the socket: it reads Resu
 drop is surfaced as a ProviderError through ``transcripts()`` so the engine can fall back). Audio sent while
 reconnecting is buffered (bounded) and flushed to the new socket, so the caller's words are not lost.
 A keep-alive task sends Deepgram's KeepAlive whenever no audio went out for ``keepalive_interval`` seconds,
-since Deepgram closes a live stream after ~10 s without data.
+since Deepgram closes a live stream after ~10 s without data. A socket that sends only garbage (binary frames,
+Results without a transcript) is a failed recognizer, not a quiet one: after ``_MAX_MALFORMED`` such messages
+in a row the session fails with a ProviderError.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ NAME = "deepgram"
 MODELS = ("nova-2-phonecall", "nova-2", "nova-3")
 _RECONNECTS = 1
 _MAX_BUFFERED_BYTES = TELEPHONY_FORMAT.bytes_per_second * 10  # audio kept while reconnecting
+_MAX_MALFORMED = 10  # malformed messages in a row that make the session fail
 
 
 def _environment(base_url: str | None) -> DeepgramClientEnvironment:
@@ -70,6 +73,7 @@ class DeepgramSTTSession(STTSession):
         self._failure: ProviderError | None = None
         self._closing = False
         self._reconnects_left = _RECONNECTS
+        self._malformed = 0
         self._last_send = asyncio.get_running_loop().time()
         self._reader: asyncio.Task[None] | None = None
         self._keepalive: asyncio.Task[None] | None = None
@@ -218,22 +222,33 @@ class DeepgramSTTSession(STTSession):
         if isinstance(message, ListenV1Error):
             log.warning("deepgram error message", extra={"error": message.description or message.message})
             return
+        if message is None or isinstance(message, bytes | bytearray | dict):  # not a Deepgram event at all
+            self._skip_malformed("deepgram sent a message that is not a known event")
+            return
         if not isinstance(message, ListenV1Results):
             return  # Metadata, SpeechStarted, UtteranceEnd: the engine has its own VAD and turn detector
         alternatives = getattr(message.channel, "alternatives", None)
         if not isinstance(alternatives, list) or not alternatives:
-            log.warning("deepgram results without alternatives skipped")
+            self._skip_malformed("deepgram results without alternatives skipped")
             return
         text = getattr(alternatives[0], "transcript", None)
         if not isinstance(text, str):
-            log.warning("deepgram results without a transcript skipped")
+            self._skip_malformed("deepgram results without a transcript skipped")
             return
+        self._malformed = 0
         is_final = message.is_final is True or message.speech_final is True
         if not text.strip() and not is_final:
             return
         confidence = getattr(alternatives[0], "confidence", None)
         confidence = float(confidence) if isinstance(confidence, int | float) else None
         self._out.put_nowait(Transcript(text.strip(), is_final=is_final, confidence=confidence))
+
+    def _skip_malformed(self, what: str) -> None:
+        self._malformed += 1
+        if self._malformed <= 3:
+            log.warning(what)
+        if self._malformed >= _MAX_MALFORMED:
+            raise ProviderError(NAME, f"malformed responses: {self._malformed} in a row", retryable=True)
 
     async def _keep_alive(self) -> None:
         loop = asyncio.get_running_loop()
@@ -301,10 +316,14 @@ class DeepgramSTT(STTProvider):
 
 
 def create(category: str, model: str, credentials: dict[str, Any], settings: dict[str, Any]) -> DeepgramSTT:
-    """Registry factory: credentials {"apiKey"}; settings may carry "baseUrl" (self-hosted Deepgram, tests)."""
+    """Registry factory: credentials {"apiKey"}; settings "baseUrl" (self-hosted Deepgram, tests) and
+    "timeoutSec" (the longest wait for the live socket to open)."""
     if category != "stt":
         raise ProviderError(NAME, f"no {category} adapter", retryable=False)
     api_key = credentials.get("apiKey")
     if not api_key:
         raise ProviderError(NAME, "missing credential apiKey", retryable=False, status=401)
-    return DeepgramSTT(str(api_key), model or MODELS[0], base_url=settings.get("baseUrl") or None)
+    timeout = float(settings.get("timeoutSec") or 10.0)
+    return DeepgramSTT(
+        str(api_key), model or MODELS[0], base_url=settings.get("baseUrl") or None, connect_timeout=timeout
+    )

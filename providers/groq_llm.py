@@ -84,10 +84,11 @@ def _error(exc: BaseException) -> ProviderError:
 
 
 def create(category: str, model: str, credentials: dict[str, Any], settings: dict[str, Any]) -> GroqLLM:
-    """Factory for providerKey ``groq`` (category ``llm``); ``settings["baseUrl"]`` overrides the API host."""
+    """Factory for providerKey ``groq`` (category ``llm``); settings ``baseUrl`` (the API host) and ``timeoutSec``."""
     if category != "llm":
         raise ProviderError("groq", f"no {category} adapter in groq_llm", retryable=False)
     api_key = str(credentials.get("apiKey") or "")
     if not api_key:
         raise ProviderError("groq", "no API key configured", retryable=False, status=401)
-    return GroqLLM(api_key=api_key, model=model, base_url=settings.get("baseUrl") or None)
+    timeout = float(settings.get("timeoutSec") or DEFAULT_TIMEOUT)
+    return GroqLLM(api_key=api_key, model=model, base_url=settings.get("baseUrl") or None, timeout=timeout)

@@ -2,6 +2,9 @@
 
 The only place where stored configuration (agent, provider documents, plan, turn-taking table) meets the
 engine's types; the engine itself never sees MongoDB documents.
+
+Every TTS chain ends with an *emergency voice* (the embedded eSpeak NG, when installed): if every voice the
+agent configured fails, the caller still hears the answer, or at least an apology, instead of silence.
 """
 
 from __future__ import annotations
@@ -33,6 +36,19 @@ class CallParts:
     llm: LLMProvider
     tts: TTSProvider
     vad: Vad
+
+
+EMERGENCY_VOICE = ("local", "espeak-ng")
+
+
+def emergency_voice() -> TTSProvider | None:
+    """The last TTS of every chain, or None when espeak-ng is not installed."""
+    key, model = EMERGENCY_VOICE
+    try:
+        voice = build(key, "tts", model, {}, {})
+    except ProviderError:
+        return None
+    return voice if isinstance(voice, TTSProvider) else None
 
 
 def turn_settings(services: Services, agent: Document, org: Document) -> TurnSettings:
@@ -122,6 +138,9 @@ async def build_parts(services: Services, agent: Document, org: Document) -> Cal
                 problems.append(str(exc))
         if not built[slot]:
             raise ProviderError(slot, "; ".join(problems) or "no provider", retryable=False)
+    voice = emergency_voice()
+    if voice is not None:
+        built["tts"].append(voice)
     config = session_config(services, agent, org)
     vad = await asyncio.to_thread(make_vad, config.turn.vad, config.turn.vad_aggressiveness)  # Silero loads a model
     return CallParts(

@@ -70,7 +70,7 @@ _CALL_SUMMARY_FIELDS = (
     "endReason",
     "sentiment",
 )
-_CALL_DETAIL_FIELDS = ("transcript", "summary", "metrics", "usage")
+_CALL_DETAIL_FIELDS = ("transcript", "summary", "metrics", "usage", "errors")
 
 
 def public_call_summary(call: Document) -> dict[str, Any]:
@@ -83,6 +83,7 @@ def public_call(call: Document) -> dict[str, Any]:
     data = public_call_summary(call)
     data.update({name: call.get(name) for name in _CALL_DETAIL_FIELDS})
     data["transcript"] = data["transcript"] or []
+    data["errors"] = data["errors"] or []
     return data
 
 

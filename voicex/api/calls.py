@@ -53,6 +53,7 @@ class CallOut(CallSummaryOut):
     summary: str | None
     metrics: dict[str, Any] | None = Field(description="per-turn latencies and counters")
     usage: dict[str, Any] | None = Field(description="tokens, ttsChars and minutes the call used")
+    errors: list[str] = Field(description="what went wrong during the call: provider faults, fallbacks taken")
 
 
 class CallsPage(Page):
@@ -120,7 +121,7 @@ async def list_calls(
 async def get_call(
     request: web.Request, id: str, /
 ) -> r200[CallOut] | r401[ErrorOut] | r403[ErrorOut] | r404[ErrorOut]:
-    """One call in full: transcript, summary, sentiment, per-turn metrics and usage.
+    """One call in full: transcript, summary, sentiment, per-turn metrics, usage and the faults it met.
 
     Tags: calls
     Security: bearerAuth, apiKeyAuth
