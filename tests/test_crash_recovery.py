@@ -1,17 +1,24 @@
-"""Crash recovery across real processes: ``kill -9`` of a ``voicex serve`` during 10 live calls, then a restart.
+"""Crash recovery: ``kill -9`` of a ``voicex serve`` during 10 live calls, then a restart (scripts/crash_test.py),
+and the liveness rule that decides which calls a restarted server may reclaim at once.
 
-The database is the session's, outside the killed process, as in production. See scripts/crash_test.py.
+The database is the session's, outside the killed process, as in production.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+
 import pytest
+from bson import ObjectId
 
 from scripts.crash_test import run
+from tests.telephony import call_params, make_line, parse_twiml, post_signed
+from voicex.call_records import reap_lost_calls
+from voicex.instances import identity
 
-pytestmark = pytest.mark.slow
 
-
+@pytest.mark.slow
 async def test_kill_9_during_ten_calls_finalizes_each_once_and_leaks_no_slot(mongo_uri: str) -> None:
     report = await run(calls=10, bystanders=2, uri=mongo_uri)
     assert report.active_at_kill == 10
@@ -31,3 +38,34 @@ async def test_kill_9_during_ten_calls_finalizes_each_once_and_leaks_no_slot(mon
     assert report.usage_calls == report.calls_total == 10 + 2 + report.max_concurrent
     assert report.usage_minutes == pytest.approx(report.call_minutes, abs=1e-3)
     assert report.errors_logged == 0
+
+
+@pytest.mark.scripted_providers
+@pytest.mark.parametrize(("pid_reused", "reclaimed"), [(False, False), (True, True)])
+async def test_a_call_is_reclaimed_at_once_only_when_its_process_is_gone(
+    server, services, pid_reused: bool, reclaimed: bool
+) -> None:
+    """A live process keeps its call; one whose pid now belongs to another process loses it, lease or not."""
+    line = await make_line(server, services, plan="free")
+    voice = f"/api/twilio/voice?api_key={line.tenant.api_key}"
+    params = call_params(line.number)
+    answer = await post_signed(server, voice, params)
+    call_id = ObjectId(parse_twiml(await answer.text())["params"]["callId"])
+    now = dt.datetime.now(dt.UTC)
+    owner = {"_id": ObjectId(), **identity(now)}  # this test's own pid: alive, and on this machine
+    assert owner["pid"] == os.getpid() and owner["machine"] is not None
+    if pid_reused:
+        owner["started"] = "1"  # the pid was recorded for a process that started at another time
+    await services.db.server_instances.insert_one(owner)
+    await services.db.calls.update_one({"_id": call_id}, {"$set": {"serverId": owner["_id"]}})
+
+    assert await reap_lost_calls(services.db, now) == int(reclaimed)  # both leases are still fresh
+    call = await services.db.calls.find_one({"_id": call_id})
+    assert (call["status"], call.get("endReason")) == (("failed", "server_lost") if reclaimed else ("active", None))
+    again = parse_twiml(await (await post_signed(server, voice, call_params(line.number))).text())
+    assert ("stream" in again) == reclaimed  # the free plan's one slot is free only if the call was reclaimed
+    if not reclaimed:  # the caller hangs up before the stream starts: Twilio's status callback ends the call
+        status = f"/api/twilio/status?api_key={line.tenant.api_key}"
+        await post_signed(server, status, {**params, "CallStatus": "completed", "SequenceNumber": "3"})
+        call = await services.db.calls.find_one({"_id": call_id})
+        assert (call["status"], call["endReason"]) == ("completed", "caller_hangup")
