@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.audio import ulaw_to_pcm16
+from pipelines.audio import frame_rms, ulaw_to_pcm16
 from pipelines.context import Conversation, Persona
 from pipelines.convert import AudioConverter
 from pipelines.metrics import TurnMetrics, summarize
@@ -29,6 +29,7 @@ from pipelines.turn_detector import (
     EndOfTurn,
     Event,
     FalseInterruption,
+    InterruptionConfirmed,
     SilenceTimeout,
     SpeechStarted,
     TurnDetector,
@@ -83,6 +84,7 @@ class CallSession:
         self.llm, self.tts, self.sink, self.vad = llm, tts, sink, vad
         self.conversation = Conversation(config.persona)
         self.detector = TurnDetector(config.turn, 0, wait_for_caller=config.opening_mode == "callee_first")
+        self._tail_trim = config.turn.tail_trim_db > 0
         self.stt = SttStream(
             stt,
             language=config.persona.language,
@@ -182,7 +184,8 @@ class CallSession:
         pcm = ulaw_to_pcm16(payload) if self.sink.format.encoding == "mulaw" else payload
         is_speech = self.vad.is_speech(pcm)
         self.stt.push(self._stt_converter.convert(payload, pcm))
-        for event in self.detector.on_frame(now, is_speech):
+        level = frame_rms(pcm) if self._tail_trim else None
+        for event in self.detector.on_frame(now, is_speech, level):
             self._handle(event)
 
     def on_mark(self, name: str) -> None:
@@ -199,6 +202,8 @@ class CallSession:
         elif isinstance(event, EndOfTurn):
             self._spawn(self._end_of_turn(event))
         elif isinstance(event, BargeIn):
+            self._spawn(self.playout.pause())
+        elif isinstance(event, InterruptionConfirmed):
             self._spawn(self._barge_in(event))
         elif isinstance(event, FalseInterruption):
             self._resume()
@@ -239,6 +244,7 @@ class CallSession:
                 self.detector.rearm_silence_timer(self._media_ms)
             return
         self.conversation.add_user(text, event.speech_end_ms)
+        self._greeted = True  # the caller spoke first (callee_first): a later silence reprompts, never greets
         self._resume_sentences = []
         speech_end_wall = self._wall_at(event.speech_end_ms)
         self._start_reply(
@@ -250,13 +256,20 @@ class CallSession:
             speech_end_wall=speech_end_wall,
         )  # fmt: skip
 
-    async def _barge_in(self, event: BargeIn) -> None:
-        await self.playout.clear()
+    async def _barge_in(self, event: InterruptionConfirmed) -> None:
+        """The caller really took the turn: the paused reply is given up and only what was heard is kept."""
         self.conversation.add_event("barge-in", event.at_ms, type="barge_in")
         await self._cancel_reply(record=True, interrupted=True)
+        await self.playout.clear()
 
     def _resume(self) -> None:
-        """False interruption: speak again from the first sentence the caller did not fully hear."""
+        """False interruption: carry on where the pause stopped, or speak again the sentences not fully heard."""
+        self.stt.discard_turn()
+        if self.playout.paused:
+            self.conversation.add_event("resumed after false interruption", self._media_ms, type="resume")
+            self.detector.agent_started(self._media_ms)
+            self._spawn(self.playout.resume())
+            return
         if not self._resume_sentences:
             self.detector.rearm_silence_timer(self._media_ms)
             return
@@ -285,8 +298,9 @@ class CallSession:
         if self.end_reason is not None:
             return
         self.end_reason = reason
-        await self._cancel_reply(record=True, interrupted=self.playout.speaking)
-        if self.playout.speaking:
+        speaking = self.playout.speaking
+        await self._cancel_reply(record=True, interrupted=speaking)
+        if speaking:
             await self.playout.clear()
         self._start_reply(self._fixed(text))
         reply = self._reply

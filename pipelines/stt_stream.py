@@ -43,6 +43,7 @@ class SttStream:
         self._interim = ""
         self._final_arrived = asyncio.Event()
         self._late_final_expected = False
+        self._drop_late_final = False  # the pending utterance was discarded (a false interruption)
         self.dropped_chunks = 0
         self.errors: list[str] = []
 
@@ -83,6 +84,15 @@ class SttStream:
         self._finals, self._interim = [], ""
         return " ".join(text.split())
 
+    def discard_turn(self) -> None:
+        """A false interruption: its words (a backchannel) must not open the caller's next turn.
+
+        If STT was still working on it (an interim, no final yet), its final is dropped when it comes, unless
+        new speech shows up first (then the final may carry that speech too, and is kept).
+        """
+        self._drop_late_final = bool(self._interim)
+        self._finals, self._interim = [], ""
+
     def _finals_cover_interim(self) -> bool:
         return not self._interim and bool(self._finals)
 
@@ -100,6 +110,10 @@ class SttStream:
         try:
             async for transcript in self._session.transcripts():
                 text = transcript.text.strip()
+                if self._drop_late_final:
+                    self._drop_late_final = not transcript.is_final and not text
+                    if transcript.is_final:
+                        continue
                 if transcript.is_final:
                     if self._late_final_expected and text and self._on_late_final is not None:
                         self._late_final_expected = False

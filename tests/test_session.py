@@ -128,7 +128,7 @@ async def test_barge_in_clears_cancels_and_keeps_only_what_was_heard() -> None:
     assert result.turns[0]["interrupted"] is True
 
 
-async def test_a_cough_stops_the_agent_then_it_resumes_from_the_unheard_sentence() -> None:
+async def test_a_cough_pauses_the_agent_then_it_carries_on_where_it_stopped() -> None:
     stt = ScriptedSTT(["What are your hours?", ""])  # the second "utterance" has no words: a cough
     llm = ScriptedLLM(LONG_REPLY)
     session, far, caller = await start(
@@ -141,9 +141,41 @@ async def test_a_cough_stops_the_agent_then_it_resumes_from_the_unheard_sentence
     await caller.silence(3000)
     resumed = [t for t in far.times("media") if t > cleared]
     assert resumed and 1.0 <= resumed[0] - cleared <= 1.2  # the false-interruption timeout
+    await caller.silence(6000)
     result = await finish(session, far)
     assert any(e["role"] == "event" and e.get("type") == "resume" for e in result.transcript)
     assert len(llm.requests) == 1 + 1  # no new answer for the cough (the other request is the summary)
+    said = [(e["text"], e.get("interrupted", False)) for e in result.transcript if e["role"] == "assistant"]
+    assert said == [(LONG_REPLY, False)]  # heard in full, nothing repeated
+
+
+async def _long_reply_call(backchannel_ms: int) -> tuple[FarEnd, ScriptedLLM, ScriptedTTS, list[dict]]:
+    stt = ScriptedSTT(["What are your hours?", *(["uh-huh"] if backchannel_ms else []), "Thanks."])
+    llm = ScriptedLLM([LONG_REPLY, "You're welcome.", "Summary. Sentiment: neutral"])
+    tts = ScriptedTTS(realtime_factor=0.05)
+    session, far, caller = await start(config(opening="callee_first"), stt, llm, tts)
+    await caller.say(800)
+    await caller.silence(500 + 2500)  # the agent is two and a half seconds into its long reply
+    if backchannel_ms:
+        await caller.say(backchannel_ms)
+    await caller.silence(10_000)  # the reply plays to its end (before any reprompt)
+    await caller.say(600)
+    await caller.silence(3000)
+    result = await finish(session, far)
+    return far, llm, tts, result.transcript
+
+
+async def test_a_backchannel_pauses_the_agent_without_losing_or_repeating_audio() -> None:
+    plain_far, _, plain_tts, plain = await _long_reply_call(0)
+    far, llm, tts, transcript = await _long_reply_call(400)  # "uh-huh", long enough for medium (300 ms)
+    assert len(far.times("clear")) == 1  # the agent went quiet at once…
+    assert far.audio_ms_played == plain_far.audio_ms_played  # …and then played every millisecond of its reply once
+    assert tts.requests == plain_tts.requests  # no sentence synthesized twice
+    said = [(e["text"], e.get("interrupted", False)) for e in transcript if e["role"] == "assistant"]
+    assert said == [(e["text"], False) for e in plain if e["role"] == "assistant"]
+    users = [e["text"] for e in transcript if e["role"] == "user"]
+    assert users == ["What are your hours?", "Thanks."]  # "uh-huh" never became a turn of its own or a prefix
+    assert len(llm.requests) == 2 + 1  # two answers and the summary: the reply's LLM stream was never restarted
 
 
 async def test_silence_reprompts_then_says_goodbye_and_ends() -> None:
