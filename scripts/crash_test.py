@@ -37,6 +37,7 @@ class CrashReport:
     finalized: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     recovery_s: float = 0.0
+    restart_s: float = 0.0
     durations_within_life: int = 0
     bystanders: int = 0
     bystanders_untouched: int = 0
@@ -56,7 +57,8 @@ class CrashReport:
         return [
             f"calls placed on the victim     {self.calls}",
             f"active at kill -9              {self.active_at_kill}",
-            f"finalized after restart        {self.finalized} ({reasons}) in {self.recovery_s:.1f} s from the kill",
+            f"finalized after restart        {self.finalized} ({reasons}) {self.recovery_s:.1f} s after the kill"
+            f" (server answering again after {self.restart_s:.1f} s)",
             f"durations <= time really run   {self.durations_within_life} / {self.finalized}",
             f"bystander calls (other server) {self.bystanders}: {self.bystanders_untouched} untouched, "
             f"{self.bystanders_completed} then completed as caller_hangup",
@@ -69,10 +71,12 @@ class CrashReport:
         ]
 
 
-async def _dial(cluster: Cluster, server: ServerProcess, org: Org, agent_id: str, n: int) -> list[SimulatedCall]:
+async def _dial(
+    cluster: Cluster, http: aiohttp.ClientSession, server: ServerProcess, org: Org, agent_id: str, n: int
+) -> list[SimulatedCall]:
     """Place ``n`` calls at once and wait until each caller hears the greeting."""
     config = CallConfig(server.url, org.api_key, cluster.twilio_token, agent_id=agent_id, timeout_s=60)
-    calls = [SimulatedCall(config) for _ in range(n)]
+    calls = [SimulatedCall(config, http) for _ in range(n)]
     dialed = await asyncio.gather(*(c.dial() for c in calls))
     heard = await asyncio.gather(*(c.wait_for_agent_audio(timeout=60) for c in calls))
     if not all(dialed) or any(h is None for h in heard):
@@ -114,8 +118,8 @@ async def run(calls: int = 10, bystanders: int = 2, uri: str | None = None) -> C
         async with http.get(f"{victim.url}/api/dashboard/plan", headers=org.key) as response:
             report.max_concurrent = (await response.json())["limits"]["maxConcurrentCalls"]
 
-        lost = await _dial(cluster, victim, org, agent_id, calls)
-        kept = await _dial(cluster, other, org, agent_id, bystanders) if bystanders else []
+        lost = await _dial(cluster, http, victim, org, agent_id, calls)
+        kept = await _dial(cluster, http, other, org, agent_id, bystanders) if bystanders else []
         lost_sids = [c.ids.call_sid for c in lost]
         kept_sids = [c.ids.call_sid for c in kept]
         report.active_at_kill = await cluster.db.calls.count_documents(
@@ -125,6 +129,7 @@ async def run(calls: int = 10, bystanders: int = 2, uri: str | None = None) -> C
         victim.kill9()
         await asyncio.gather(*(c.close() for c in lost))  # the callers' lines drop with the server
         restarted = await cluster.start_server(port=victim.port)
+        report.restart_s = (dt.datetime.now(dt.UTC) - killed_at).total_seconds()
         await _wait_finalized(cluster, {"callSid": {"$in": lost_sids}})
         report.recovery_s = (dt.datetime.now(dt.UTC) - killed_at).total_seconds()
 
