@@ -24,6 +24,7 @@ from voicex.call_builder import build_parts
 from voicex.call_records import CallOutcome, finalize_call, renew_lease
 from voicex.context import Services, services
 from voicex.db import Document
+from voicex.instances import INSTANCE_ID
 from voicex.telephony import protocol, tokens
 from voicex.telephony.liveness import SEND_BUFFER_BYTES, bound_send_buffers, close_socket, watch_idle
 from voicex.telephony.signature import valid_upgrade
@@ -158,7 +159,7 @@ class StreamHandler:
                 raise StreamRefused("invalid Twilio signature on the stream upgrade")
         claimed = await self.svc.db.calls.find_one_and_update(
             {"_id": call_id, "status": "active", "streamTokenUsed": False},
-            {"$set": {"streamTokenUsed": True, "streamSid": start.stream_sid}},
+            {"$set": {"streamTokenUsed": True, "streamSid": start.stream_sid, "serverId": INSTANCE_ID}},
         )
         if claimed is None:
             raise StreamRefused("stream token already used or call ended")
