@@ -65,6 +65,7 @@ class Playout:
         self._replay: list[_InFlight] = []
         self._resumed = asyncio.Event()
         self._resumed.set()
+        self._epoch = 0  # bumped by pause, resume and clear: a replay in progress sees it was overtaken
 
     @property
     def speaking(self) -> bool:
@@ -120,6 +121,7 @@ class Playout:
         if self._paused or not self._speaking:
             return
         self._paused = True
+        self._epoch += 1
         self._resumed.clear()
         self._replay = list(self._in_flight)
         self._in_flight.clear()
@@ -130,16 +132,27 @@ class Playout:
         await self.sink.send_clear()
 
     async def resume(self) -> None:
-        """False alarm: play again what the pause flushed, then let the reply go on."""
+        """False alarm: play again what the pause flushed, then let the reply go on.
+
+        The sends yield, so a new pause or a clear can land mid-replay: then this replay stops (a pause keeps
+        what was not re-sent for its own resume) and the writer stays held, never woken while paused.
+        """
         if not self._paused:
             return
         self._paused = False
+        self._epoch += 1
+        epoch = self._epoch
         replay, self._replay = self._replay, []
-        for item in replay:
+        for i, item in enumerate(replay):
             name = item.tracker.chunk_resent(item.segment, item.segment_ms)
             self._booked(_InFlight(item.tracker, name, item.segment, item.segment_ms, item.audio))
             await self.sink.send_audio(item.audio)
-            await self.sink.send_mark(name)
+            if self._epoch == epoch:
+                await self.sink.send_mark(name)
+            if self._epoch != epoch:  # overtaken; this item was booked, so a pause already holds it
+                if self._paused:
+                    self._replay.extend(replay[i + 1 :])
+                return
         self._resumed.set()
         self._check_finished()
 
@@ -175,6 +188,7 @@ class Playout:
         """
         was_paused = self._paused
         self._paused = False
+        self._epoch += 1
         self._replay = []
         self._in_flight.clear()
         self._resumed.set()
