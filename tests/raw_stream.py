@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import os
 import socket
@@ -97,10 +98,14 @@ class RawStream:
         await self.send_raw(client_frame(orjson.dumps(message)))
 
     async def read_until_closed(self, timeout: float) -> bytes:
-        """Everything the server sends until it closes the connection (TimeoutError if it never does)."""
+        """Everything the server sends until it closes the connection (TimeoutError if it never does).
+
+        Answers the server's close frame, as a WebSocket client should.
+        """
         assert self.sock is not None
         loop = asyncio.get_running_loop()
         received = b""
+        answered = False
         async with asyncio.timeout(timeout):
             while True:
                 try:
@@ -110,6 +115,11 @@ class RawStream:
                 if not chunk:
                     return received
                 received += chunk
+                closing = [payload for opcode, payload in server_frames(received) if opcode == 0x8]
+                if closing and not answered:
+                    answered = True
+                    with contextlib.suppress(OSError):
+                        await self.send_raw(client_frame(closing[0][:2], opcode=0x8))
 
     def close(self) -> None:
         if self.sock is not None:
