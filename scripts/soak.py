@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -28,7 +29,7 @@ from typing import Any
 import aiohttp
 from pymongo import AsyncMongoClient
 
-from scripts.bench.harness import ROOT, Bench, scrape
+from scripts.bench.harness import ROOT, Bench, hist_quantile, scrape
 from scripts.twilio_sim import CallConfig, SimulatedCall, caller_audio
 
 GROWTH_LIMIT = 0.10
@@ -105,11 +106,23 @@ async def worker(spec: dict[str, Any], clips: list[Any]) -> None:
 # ----- driver ---------------------------------------------------------------------------------------------
 
 
-def sample(url: str, t: float) -> dict[str, float]:
-    metrics = scrape(url)
-    row = {"t_s": round(t, 1)} | {key: float(metrics.get(name, -1)) for key, name in WATCHED.items()}
-    row["rss_mb"] = round(row["rss_mb"] / 2**20, 1)
-    return row
+class Sampler:
+    """Scrapes the server; each row also carries the event-loop lag p99 since the previous scrape and the
+    machine's load, which tell a starved server (shared CPU) from a leaking one."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.previous: dict[str, Any] = {}
+
+    def __call__(self, t: float) -> dict[str, float]:
+        metrics = scrape(self.url)
+        row = {"t_s": round(t, 1)} | {key: float(metrics.get(name, -1)) for key, name in WATCHED.items()}
+        row["rss_mb"] = round(row["rss_mb"] / 2**20, 1)
+        lag = hist_quantile(self.previous, metrics, "voicex_event_loop_lag_seconds", 0.99)
+        row["loop_lag_p99_ms"] = round(1000 * lag, 1) if lag is not None else -1.0
+        row["load_1m"] = round(os.getloadavg()[0], 1)
+        self.previous = metrics
+        return row
 
 
 def growth(rows: list[dict[str, float]], key: str) -> float | None:
@@ -142,7 +155,8 @@ async def soak(
     async with Bench() as bench:
         _, url = bench.servers[0]
         await asyncio.sleep(2)
-        idle_before = await asyncio.to_thread(sample, url, 0.0)
+        sample = Sampler(url)
+        idle_before = await asyncio.to_thread(sample, 0.0)
         procs, progress = [], []
         per = [concurrency // workers + (1 if w < concurrency % workers else 0) for w in range(workers)]
         config = {"base_url": url, "api_key": bench.api_key, "auth_token": bench.token, "agent_id": bench.agent_id}
@@ -163,20 +177,21 @@ async def soak(
                 for p in procs:
                     p.kill()
             try:
-                row = await asyncio.to_thread(sample, url, time.monotonic() - started)
+                row = await asyncio.to_thread(sample, time.monotonic() - started)
             except OSError:
                 continue  # a starved server answered late: skip this sample
             counts, _ = await _read_progress(progress)
             row |= {"completed": counts["completed"], "failed": counts["failed"]}
             rows.append(row)
             print(_line(row), flush=True)
-        for _ in range(60):  # the last calls' records are finalized after their sockets close
-            idle_after = await asyncio.to_thread(sample, url, time.monotonic() - started)
-            if idle_after["active"] == 0:
+        # Idle means every call's record is written (a backlogged server may still be finishing calls whose
+        # sockets closed long ago); only then do leftover tasks and fds mean a leak. Bounded: 2 minutes.
+        for _ in range(240):
+            if (await _records(bench.uri))["active"] == 0:
                 break
             await asyncio.sleep(0.5)
         await asyncio.sleep(3)
-        idle_after = await asyncio.to_thread(sample, url, time.monotonic() - started)
+        idle_after = await asyncio.to_thread(sample, time.monotonic() - started)
         counts, failures = await _read_progress(progress)
         records = await _records(bench.uri)
     steady = [r for r in rows if warmup_s <= r["t_s"] <= duration_s]
@@ -224,12 +239,14 @@ def verdict(result: dict[str, Any]) -> dict[str, bool]:
 
 
 def _header() -> str:
-    names = ("t (s)", "active calls", "RSS MB", "fds", "tasks", "DB conns", "calls done", "failed")
+    names = ("t (s)", "active calls", "RSS MB", "fds", "tasks", "DB conns", "calls done", "failed", "loop lag p99 ms")
+    names += ("load 1m",)
     return "| " + " | ".join(names) + " |\n" + "|---" * len(names) + "|"
 
 
 def _line(r: dict[str, float]) -> str:
     cells = [r["t_s"], r["active"], r["rss_mb"], r["fds"], r["tasks"], r["db_conns"], r["completed"], r["failed"]]
+    cells += [r["loop_lag_p99_ms"], r["load_1m"]]
     return "| " + " | ".join(f"{c:g}" for c in cells) + " |"
 
 
