@@ -75,6 +75,7 @@ def create_app(services: Services) -> web.Application:
     quiet_parser_errors()
     app[SERVICES] = services
     app[METRICS_KEY] = services.metrics
+    services.metrics.watch_db(services.db.pool)
     app.on_response_prepare.append(add_request_id_header)
     for module in ROUTE_MODULES:
         app.add_routes(module.routes)

@@ -25,6 +25,7 @@ from voicex.call_records import CallOutcome, finalize_call, renew_lease
 from voicex.context import Services, services
 from voicex.db import Document
 from voicex.instances import INSTANCE_ID
+from voicex.retry import RENEWAL, retry
 from voicex.telephony import protocol, tokens
 from voicex.telephony.liveness import SEND_BUFFER_BYTES, bound_send_buffers, close_socket, watch_idle
 from voicex.telephony.signature import valid_upgrade
@@ -230,10 +231,17 @@ class StreamHandler:
 
     async def _renew_lease(self) -> None:
         assert self.call is not None
+        call_id = self.call["_id"]
         while True:
             await asyncio.sleep(RENEW_EVERY_SEC)
-            with contextlib.suppress(Exception):  # a DB blip must not end the call; the next renewal retries
-                await renew_lease(self.svc.db, self.call["_id"], dt.datetime.now(dt.UTC))
+            # A DB outage must not end the call: retry until the next renewal is due (the lease is 30 s).
+            with contextlib.suppress(Exception):
+                await retry(
+                    lambda: renew_lease(self.svc.db, call_id, dt.datetime.now(dt.UTC)),
+                    "renew call lease",
+                    RENEWAL,
+                    callId=str(call_id),
+                )
 
     async def _finish(self) -> None:
         assert self.session is not None and self.call is not None
