@@ -86,8 +86,8 @@ def parse(text: str | bytes) -> Inbound:
     event = message.get("event")
     if event == "media":
         media = _obj(message, "media")
-        try:
-            payload = base64.b64decode(_str(media, "payload"), validate=True)
+        try:  # base64.b64decode(validate=True) without its Python wrapper: this runs 50 times a second per call
+            payload = binascii.a2b_base64(_str(media, "payload"), strict_mode=True)
         except (binascii.Error, ValueError):
             raise ProtocolError("media.payload is not base64") from None
         if not payload or len(payload) > MAX_MEDIA_PAYLOAD:

@@ -33,7 +33,9 @@ class TwilioSink(MediaSink):
         if self.broken or self.ws.closed:
             return
         try:
-            await asyncio.wait_for(self.ws.send_str(text), SEND_TIMEOUT_SEC)
+            # asyncio.timeout, not wait_for: wait_for wraps every send in a new task (~4x the cost, 20 sends/s a call)
+            async with asyncio.timeout(SEND_TIMEOUT_SEC):
+                await self.ws.send_str(text)
         except (TimeoutError, ConnectionError, RuntimeError) as exc:
             self.broken = True
             log.warning("media stream send failed; ending the call", extra={"error": type(exc).__name__})
