@@ -44,9 +44,9 @@ class RetryPolicy:
 # A finished call: the caller is gone, so waiting costs nothing but memory; five minutes rides out a restart.
 FINALIZE = RetryPolicy(budget_sec=300.0)
 # A lease renewal: retried until shortly before the next one is due anyway.
+RENEWAL = RetryPolicy(budget_sec=8.0, first_delay_sec=0.25, max_delay_sec=1.0)
 # One attempt: for callers that have their own next round (the janitor).
 ONCE = RetryPolicy(budget_sec=0.0)
-RENEWAL = RetryPolicy(budget_sec=8.0, first_delay_sec=0.25, max_delay_sec=1.0)
 
 
 def transient(exc: BaseException) -> bool:
