@@ -217,6 +217,7 @@ async def verify(uri: str, db_name: str, call_ids: list[str], caller_turns: list
         "record_minutes": round(sum(r.get("usage", {}).get("minutes", 0.0) for r in records.values()), 4),
         "counted_twice": sum(1 for n in counted.values() if n > 1),
         "usage_pending": sum(1 for r in records.values() if r.get("usagePending")),
+        "reaped_while_live": sum(1 for r in records.values() if r.get("reclaimed")),
         "slots_held": held,
     }
 
@@ -244,6 +245,7 @@ def render(run: dict[str, Any], check: dict[str, Any]) -> str:
         ("usage: minutes counted / in the records", f"{check['usage_minutes']} / {check['record_minutes']}"),
         ("usage still pending", check["usage_pending"]),
         ("slots still held", check["slots_held"]),
+        ("live calls the janitor declared lost", check["reaped_while_live"]),
         ("protocol violations", run["violations"]),
     ]
     return "\n".join(["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
@@ -270,7 +272,7 @@ def passed(run: dict[str, Any], check: dict[str, Any]) -> bool:
         answered
         and check["finalized"] == check["transcripts_complete"] == check["usage_calls"] == n
         and check["end_reasons"] == {"caller_hangup": n}
-        and check["counted_twice"] == check["usage_pending"] == check["slots_held"] == 0
+        and check["counted_twice"] == check["usage_pending"] == check["slots_held"] == check["reaped_while_live"] == 0
         and abs(check["usage_minutes"] - check["record_minutes"]) < 1e-3
         and run["ready_during"].get(200, 0) == 0
         and run["ready_after_restart_s"] is not None

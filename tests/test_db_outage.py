@@ -99,7 +99,7 @@ async def test_calls_survive_a_database_restart_and_nothing_is_lost(world) -> No
     assert check["transcripts_complete"] == 4  # greeting + every answer + every caller turn
     assert check["usage_calls"] == 4 and check["counted_twice"] == 0 and check["usage_pending"] == 0
     assert check["usage_minutes"] == pytest.approx(check["record_minutes"], abs=1e-3)
-    assert check["slots_held"] == 0
+    assert check["slots_held"] == 0 and check["reaped_while_live"] == 0
 
     # the dashboard shows each call completed with every word said, as if nothing had happened
     greeting, answer = ("assistant", "Hello from Voicex."), ("assistant", "Sure, I can help with that.")

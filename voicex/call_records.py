@@ -127,6 +127,7 @@ class _Finalization:
             "finalizeId": self.marker,
         }
         if reclaimed:
+            update["reclaimed"] = True  # a trace for operators: the janitor had declared this live call lost
             update.pop("usagePending")
             update["usage"]["minutes"] = current.get("usage", {}).get("minutes", usage["minutes"])
         self.reclaimed = reclaimed

@@ -29,13 +29,22 @@ def _now() -> dt.datetime:
 
 
 async def _reap_loop(db: Database) -> None:
+    recovering = False
     while True:
         try:
-            reaped = await reap_lost_calls(db, _now())
-            if reaped:
-                log.warning("finalized calls lost by a stopped server", extra={"calls": reaped})
+            if recovering:
+                # While the database was down no live call could renew its lease: after an outage longer
+                # than the lease every lease looks expired. One round (longer than the renewal period) lets
+                # live calls and processes renew before leases are judged again.
+                await db.ping()
+                recovering = False
+            else:
+                reaped = await reap_lost_calls(db, _now())
+                if reaped:
+                    log.warning("finalized calls lost by a stopped server", extra={"calls": reaped})
         except Exception:  # the database may be down for a moment: try again next round
             log.exception("janitor pass failed")
+            recovering = True
         await asyncio.sleep(INTERVAL_SEC)
 
 
