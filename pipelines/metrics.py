@@ -20,6 +20,7 @@ class TurnMetrics:
     tts_ttfb: float | None = None  # first clause to TTS → first audio byte
     e2e_latency: float | None = None  # caller speech end → first agent audio out
     interrupted: bool = False
+    preemptive: bool = False  # the answer was started before the turn ended (pipelines/preemptive.py)
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:

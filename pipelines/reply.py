@@ -50,7 +50,9 @@ class Reply:
         metrics: TurnMetrics | None = None,
         prefetch: int = 2,
         clock: Callable[[], float] | None = None,
+        hold: asyncio.Event | None = None,
     ) -> None:
+        """``hold``: nothing is played until it is set (preemptive generation); LLM and TTS run meanwhile."""
         if (llm is None) == (text is None):
             raise ValueError("a reply needs either an LLM or a fixed text")
         self.playout = playout
@@ -64,6 +66,7 @@ class Reply:
         self.prefetch = prefetch
         self.result = ReplyResult()
         self._clock = clock or asyncio.get_running_loop().time
+        self._hold = hold
 
     async def run(self) -> ReplyResult:
         self.result.tracker = self.playout.begin_reply()
@@ -177,6 +180,8 @@ class Reply:
         return False
 
     async def _write(self, ready: asyncio.Queue[tuple[Segment, asyncio.Queue[bytes | None]] | None]) -> None:
+        if self._hold is not None:
+            await self._hold.wait()
         while (item := await ready.get()) is not None:
             segment, audio = item
             while (chunk := await audio.get()) is not None:

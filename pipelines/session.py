@@ -11,15 +11,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.audio import frame_rms, ulaw_to_pcm16
-from pipelines.context import Conversation, Persona
+from pipelines.call_config import CallResult, SessionConfig
+from pipelines.context import Conversation
 from pipelines.convert import AudioConverter
 from pipelines.metrics import TurnMetrics, summarize
 from pipelines.output import MediaSink
 from pipelines.playout import Playout
+from pipelines.preemptive import Preemptive, Speculation
 from pipelines.reply import Reply
 from pipelines.stt_stream import SttStream
 from pipelines.summary import summarize_call
@@ -33,39 +34,12 @@ from pipelines.turn_detector import (
     SilenceTimeout,
     SpeechStarted,
     TurnDetector,
+    TurnState,
 )
-from pipelines.turn_settings import TurnSettings
 from pipelines.vad import Vad
-from providers.base import LLMOptions, LLMProvider, STTProvider, TTSOptions, TTSProvider
+from providers.base import ChatMessage, LLMProvider, STTProvider, TTSProvider
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SessionConfig:
-    persona: Persona = field(default_factory=Persona)
-    opening_mode: str = "agent_first"  # or "callee_first"
-    turn: TurnSettings = field(default_factory=TurnSettings)
-    llm_options: LLMOptions = field(default_factory=LLMOptions)
-    tts_options: TTSOptions = field(default_factory=TTSOptions)
-    reprompt: str = "Are you still there?"
-    goodbye_silence: str = "I haven't heard from you, so I'll hang up now. Goodbye!"
-    goodbye_max_duration: str = "We've reached the time limit for this call. Thank you for calling, goodbye!"
-    stt_final_wait_ms: int = 1200  # longest wait for STT's final after end of turn before using the interim
-    stt_apology: str = "Sorry, I can't hear you properly right now. Please call back in a little while."
-    summarize: bool = True
-
-
-@dataclass
-class CallResult:
-    end_reason: str
-    transcript: list[dict[str, Any]]
-    turns: list[dict[str, Any]]
-    metrics: dict[str, Any]
-    summary: str
-    sentiment: str
-    usage: dict[str, int]
-    errors: list[str]
 
 
 class CallSession:
@@ -85,6 +59,7 @@ class CallSession:
         self.conversation = Conversation(config.persona)
         self.detector = TurnDetector(config.turn, 0, wait_for_caller=config.opening_mode == "callee_first")
         self._tail_trim = config.turn.tail_trim_db > 0
+        self._preemptive = Preemptive() if config.turn.preemptive else None
         self.stt = SttStream(
             stt,
             language=config.persona.language,
@@ -185,8 +160,11 @@ class CallSession:
         is_speech = self.vad.is_speech(pcm)
         self.stt.push(self._stt_converter.convert(payload, pcm))
         level = frame_rms(pcm) if self._tail_trim else None
+        before = self.detector.state
         for event in self.detector.on_frame(now, is_speech, level):
             self._handle(event)
+        if self._preemptive is not None and before is not self.detector.state:
+            self._speculate()
 
     def on_mark(self, name: str) -> None:
         self.playout.on_mark(name)
@@ -213,6 +191,27 @@ class CallSession:
     def _on_transcript(self, text: str, is_final: bool) -> None:
         for event in self.detector.on_transcript(text, is_final, self._media_ms):
             self._handle(event)
+        if self._preemptive is not None:
+            self._speculate()
+
+    def _speculate(self) -> None:
+        """Preemptive generation: while the caller pauses, a held answer to their words so far (else none)."""
+        assert self._preemptive is not None
+        if self.detector.state is TurnState.CALLER_SPEAKING:
+            self._preemptive.cancel()
+        elif self.detector.state is TurnState.CALLER_PAUSED and not self.detector.awaiting_words:
+            self._preemptive.offer(self.stt.best_text(), self._held_reply)
+
+    def _held_reply(self, text: str, release: asyncio.Event) -> Speculation:
+        metrics = TurnMetrics(turn=len(self._turns) + 1, preemptive=True)
+        reply = Reply(
+            playout=self.playout, tts=self.tts, tts_options=self.config.tts_options, llm=self.llm,
+            messages=[*self.conversation.for_llm(), ChatMessage("user", text)], llm_options=self.config.llm_options,
+            metrics=metrics, hold=release,
+        )  # fmt: skip
+        speech_end_wall = self._wall_at(self.detector.last_speech_end_ms)
+        task = self._spawn(self._run_reply(reply, metrics, speech_end_wall))
+        return Speculation(text, reply, task, metrics, speech_end_wall, release)
 
     def _agent_started(self) -> None:
         self.detector.agent_started(self._media_ms)
@@ -246,6 +245,12 @@ class CallSession:
         self.conversation.add_user(text, event.speech_end_ms)
         self._greeted = True  # the caller spoke first (callee_first): a later silence reprompts, never greets
         self._resume_sentences = []
+        held = self._preemptive.take(text) if self._preemptive is not None else None
+        if held is not None:  # already answering these very words: let it play
+            held.metrics.end_of_turn_delay = turn.end_of_turn_delay
+            held.metrics.stt_final_latency = turn.stt_final_latency
+            self._reply, self._reply_ctx = held.task, (held.reply, held.metrics, held.speech_end_wall)
+            return
         speech_end_wall = self._wall_at(event.speech_end_ms)
         self._start_reply(
             Reply(
@@ -298,6 +303,8 @@ class CallSession:
         if self.end_reason is not None:
             return
         self.end_reason = reason
+        if self._preemptive is not None:
+            self._preemptive.cancel()
         speaking = self.playout.speaking
         await self._cancel_reply(record=True, interrupted=speaking)
         if speaking:

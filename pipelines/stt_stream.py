@@ -84,6 +84,10 @@ class SttStream:
         self._finals, self._interim = [], ""
         return " ".join(text.split())
 
+    def best_text(self) -> str:
+        """The turn's words so far: its finals and the latest interim."""
+        return " ".join(" ".join([*self._finals, self._interim]).split())
+
     def discard_turn(self) -> None:
         """A false interruption: its words (a backchannel) must not open the caller's next turn.
 

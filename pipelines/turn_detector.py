@@ -126,6 +126,15 @@ class TurnDetector:
         self._floor_level = 0.0
         self._loud_end_ms = now_ms
 
+    @property
+    def awaiting_words(self) -> bool:
+        """A barge-in paused the agent and words have not yet told whether it was real."""
+        return self._fi_deadline is not None
+
+    @property
+    def last_speech_end_ms(self) -> int:
+        return self._last_speech_end_ms
+
     # --- inputs -------------------------------------------------------------------------------------
 
     def on_frame(self, now_ms: int, is_speech: bool, level: float | None = None) -> list[Event]:

@@ -32,6 +32,7 @@ class TurnSettings:
     speech_start_ms: int = 60
     speech_gap_ms: int = 80
     false_interruption_timeout_ms: int = 1000
+    preemptive: bool = False  # start the answer when the caller pauses (knob preemptiveGeneration)
     tail_trim_db: int = 0  # 0: off; else speech quieter than the caller's level by this much ends the speech
     barge_in: BargeInRule = BargeInRule(300, 0)
     backchannels: frozenset[str] = frozenset()
@@ -67,6 +68,7 @@ class TurnSettings:
             false_interruption_timeout_ms=int(
                 values.get("falseInterruptionTimeoutMs", cls.false_interruption_timeout_ms)
             ),
+            preemptive=values.get("preemptiveGeneration", "off") == "on",
             tail_trim_db=int(values.get("speechTailTrimDb", cls.tail_trim_db)),
             barge_in=BargeInRule(int(rule["minSpeechMs"]), int(rule["minWords"])),
             backchannels=frozenset(word.lower() for word in backchannels),

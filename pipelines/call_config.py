@@ -1,0 +1,37 @@
+"""What a call session is given (SessionConfig) and what it reports when the call ends (CallResult)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipelines.context import Persona
+from pipelines.turn_settings import TurnSettings
+from providers.base import LLMOptions, TTSOptions
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    persona: Persona = field(default_factory=Persona)
+    opening_mode: str = "agent_first"  # or "callee_first"
+    turn: TurnSettings = field(default_factory=TurnSettings)
+    llm_options: LLMOptions = field(default_factory=LLMOptions)
+    tts_options: TTSOptions = field(default_factory=TTSOptions)
+    reprompt: str = "Are you still there?"
+    goodbye_silence: str = "I haven't heard from you, so I'll hang up now. Goodbye!"
+    goodbye_max_duration: str = "We've reached the time limit for this call. Thank you for calling, goodbye!"
+    stt_final_wait_ms: int = 1200  # longest wait for STT's final after end of turn before using the interim
+    stt_apology: str = "Sorry, I can't hear you properly right now. Please call back in a little while."
+    summarize: bool = True
+
+
+@dataclass
+class CallResult:
+    end_reason: str
+    transcript: list[dict[str, Any]]
+    turns: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    summary: str
+    sentiment: str
+    usage: dict[str, int]
+    errors: list[str]
