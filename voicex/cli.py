@@ -72,9 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         quiet_demo = args.command == "demo" and "VOICEX_LOG_LEVEL" not in os.environ
         configure_logging("WARNING" if quiet_demo else settings.log_level)  # the demo prints its own report
         if args.command == "serve":
-            from voicex.serve import serve
+            from voicex.serve import run
 
-            asyncio.run(serve(settings))
+            run(settings)
             return 0
         if args.command == "demo":
             from voicex.demo import run_demo

@@ -3,19 +3,46 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import signal
 import sys
+from collections.abc import Callable
 
 from aiohttp import web
 
 from voicex.app import create_app
+from voicex.errors import SettingsError
 from voicex.runtime import Runtime
 from voicex.settings import Settings
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SEC = 1.5
+
+
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop VOICEX_EVENT_LOOP asks for; None means asyncio's own.
+
+    uvloop's socket and callback machinery is C (libuv), which may lower the per-message cost of hundreds of
+    Media Streams in one process. ``auto`` uses it where it is installed; ``asyncio`` never does.
+    """
+    if choice == "asyncio":
+        return None
+    if importlib.util.find_spec("uvloop") is None:
+        if choice == "uvloop":
+            raise SettingsError("VOICEX_EVENT_LOOP=uvloop but uvloop is not installed (pip install uvloop)")
+        return None
+    import uvloop
+
+    return uvloop.new_event_loop
+
+
+def run(settings: Settings) -> None:
+    """``voicex serve`` on the configured event loop (``asyncio.run`` semantics: the loop is closed after)."""
+    factory = loop_factory(settings.event_loop)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve(settings))
 
 
 async def serve(settings: Settings) -> None:
@@ -31,6 +58,7 @@ async def serve(settings: Settings) -> None:
             loop.add_signal_handler(signum, stop.set)
         shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
         print(f"Voicex listening on http://{shown_host}:{settings.port}", flush=True)
+        log.info("event loop", extra={"loop": f"{type(loop).__module__}.{type(loop).__name__}"})
         if settings.mongodb_uri is None:
             print(f"Data (embedded database, secrets) in {settings.data_dir.resolve()}", flush=True)
         await stop.wait()

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     # (Twilio sends a frame every 20 ms); otherwise it is closed and its call finalized.
     stream_start_timeout_sec: float = Field(10.0, gt=0, le=300)
     stream_idle_timeout_sec: float = Field(10.0, gt=0, le=3600)
+    event_loop: str = Field("asyncio", pattern=r"^(auto|uvloop|asyncio)$")  # voicex.serve.loop_factory
 
     deepgram_api_key: str | None = Field(None, validation_alias=AliasChoices("DEEPGRAM_API_KEY"))
     openai_api_key: str | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY"))
