@@ -1,6 +1,6 @@
 """The benchmark scripts' --smoke modes run end to end and write well-formed results (numbers, not timings).
 
-The four scripts run at once as subprocesses (each starts its own server process and DB): they mostly wait on
+The five scripts run at once as subprocesses (each starts its own server process and DB): they mostly wait on
 real-time audio, so together they take about as long as the slowest one.
 """
 
@@ -17,13 +17,15 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ("latency", "capacity", "barge_in", "memory")
+SCRIPTS = ("latency", "capacity", "barge_in", "memory", "http_api")
 LEVEL_KEYS = {
     "latency": ("calls", "completed", "added_latency_ms", "vad_aligned_added_ms", "server_cpu_pct", "caller_cpu_pct"),
     "capacity": ("calls", "underruns", "frame_p99_ms", "loop_lag_p99_ms", "server_rss_mb", "sustained"),
     "barge_in": ("sensitivity", "min_speech_ms", "barge_in_ms", "interrupted_turns"),
     "memory": ("calls", "baseline_rss_mb", "server_rss_mb", "per_call_mb"),
+    "http_api": ("scenario", "concurrency", "endpoints", "unexpected", "server_cpu_ms_per_request", "client_cpu_pct"),
 }
+HTTP_ENDPOINTS = {"agents": {"agents"}, "voice": {"voice", "status"}}
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="the caller's speech needs espeak-ng")
 
@@ -64,14 +66,21 @@ def smoke_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[subp
 def test_smoke_mode_prints_a_table_and_writes_well_formed_json(smoke_runs: dict, name: str) -> None:
     completed, out = smoke_runs[name]
     assert completed.returncode == 0, completed.stdout[-3000:]
-    assert "| calls |" in completed.stdout or "| sensitivity |" in completed.stdout or "| callers |" in completed.stdout
+    headers = ("| calls |", "| sensitivity |", "| callers |", "| endpoint |")
+    assert any(header in completed.stdout for header in headers)
     data = json.loads(out.read_text())
     assert data["benchmark"] == name
     assert data["levels"], "no level was measured"
     for level in data["levels"]:
         missing = [key for key in LEVEL_KEYS[name] if key not in level]
         assert not missing, f"missing {missing}"
-        assert level["completed"] == level["calls"], level.get("errors")
+        if name == "http_api":
+            assert set(level["endpoints"]) == HTTP_ENDPOINTS[level["scenario"]], level.get("errors")
+            assert level["unexpected"] == 0, level["answers"]  # every voice webhook admitted, every GET a 200
+            assert not level["errors"], level["errors"]
+            assert all(e["requests"] > 0 for e in level["endpoints"].values())
+        else:
+            assert level["completed"] == level["calls"], level.get("errors")
         assert all(math.isfinite(n) for n in _numbers(level))
     if name == "latency":
         assert all(level["turns"] > 0 for level in data["levels"])

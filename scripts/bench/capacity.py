@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from typing import Any
 
 from scripts.bench.harness import Bench, table, write_json
@@ -46,10 +47,10 @@ async def run(levels: list[int], seconds: float, workers: int, servers: int, kee
 
 def render(rows: list[dict[str, Any]]) -> str:
     headers = ["calls", "completed", "underruns", "frame p99 ms", "loop lag p99 ms", "server CPU %", "server RSS MB"]
-    headers += ["caller CPU %", "caller max lag ms", "other procs CPU %", "sustained"]
+    headers += ["caller CPU %", "caller max lag ms", "DB CPU %", "other procs CPU %", "load 1m", "sustained"]
     keys = ["calls", "completed", "underruns", "frame_p99_ms", "loop_lag_p99_ms", "server_cpu_pct", "server_rss_mb"]
-    keys += ["caller_cpu_pct", "caller_max_send_lag_ms", "other_cpu_pct", "ok"]
-    body = [[(r | {"ok": "yes" if r["sustained"] else "no"})[k] for k in keys] for r in rows]
+    keys += ["caller_cpu_pct", "caller_max_send_lag_ms", "db_cpu_pct", "other_cpu_pct", "load_avg_1m", "ok"]
+    body = [[(r | {"ok": "yes" if r["sustained"] else "no"}).get(k) for k in keys] for r in rows]
     best = max((r["calls"] for r in rows if r["sustained"]), default=0)
     return table(headers, body) + f"\nMax sustained level: {best} calls (target ≥ 300)"
 
@@ -68,7 +69,11 @@ def main() -> None:
     rows = asyncio.run(run(levels, seconds, args.workers, args.servers, args.keep_going or args.smoke))
     print(render(rows))
     best = max((r["calls"] for r in rows if r["sustained"]), default=0)
-    write_json(args.json, {"benchmark": "capacity", "servers": args.servers, "max_sustained": best, "levels": rows})
+    loop = os.environ.get("VOICEX_EVENT_LOOP", "default")
+    write_json(
+        args.json,
+        {"benchmark": "capacity", "servers": args.servers, "event_loop": loop, "max_sustained": best, "levels": rows},
+    )
 
 
 if __name__ == "__main__":
