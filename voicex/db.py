@@ -78,6 +78,9 @@ class Database:
             serverSelectionTimeoutMS=server_selection_timeout_ms,
             connectTimeoutMS=2000,
             appname="voicex",
+            # A burst (many calls ending at once, or a starved loop catching up) grows the pool; without an idle
+            # limit it never shrinks again (the soak saw 18 → 40 connections for good). A minute idle closes one.
+            maxIdleTimeMS=60_000,
             event_listeners=[self.pool],
         )
         self.db: AsyncDatabase[Document] = self.client[name]
