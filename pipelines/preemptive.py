@@ -60,7 +60,10 @@ class Preemptive:
         speculation, self.current = self.current, None
         if speculation is None:
             return None
-        if speculation.task.done() or not same_words(speculation.text, final):
+        # A held reply whose LLM or TTS failed was never heard: a fresh one (from the next provider of a
+        # fallback chain, as the failed one now goes last) serves the caller better than its apology.
+        failed = bool(speculation.reply.result.errors)
+        if speculation.task.done() or failed or not same_words(speculation.text, final):
             speculation.task.cancel()
             self.discarded += 1
             return None

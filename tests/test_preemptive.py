@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 
 from pipelines.metrics import TurnMetrics
 from pipelines.preemptive import Preemptive, Speculation, same_words
+from pipelines.reply import ReplyResult
 from providers.scripted import ScriptedLLM, ScriptedSTT
 from tests.test_session import config, finish, start
 
@@ -67,7 +69,8 @@ async def test_a_final_with_other_words_cancels_the_held_reply() -> None:
     def start_held(text: str, release: asyncio.Event) -> Speculation:
         task = asyncio.get_running_loop().create_task(release.wait())  # type: ignore[arg-type]
         started.append(task)
-        return Speculation(text, None, task, TurnMetrics(turn=1), 0.0, release)  # type: ignore[arg-type]
+        reply = SimpleNamespace(result=ReplyResult(errors=["llm groq: dropped"] if "fail" in text else []))
+        return Speculation(text, reply, task, TurnMetrics(turn=1), 0.0, release)  # type: ignore[arg-type]
 
     preemptive = Preemptive()
     preemptive.offer("book a table", start_held)
@@ -79,4 +82,6 @@ async def test_a_final_with_other_words_cancels_the_held_reply() -> None:
     preemptive.offer("book a table for two", start_held)
     held = preemptive.take("Book a table for two.")
     assert held is not None and held.release.is_set()
-    assert (preemptive.started, preemptive.adopted, preemptive.discarded) == (2, 1, 1)
+    preemptive.offer("fail me", start_held)  # its LLM broke while it was held: start afresh instead
+    assert preemptive.take("fail me") is None
+    assert (preemptive.started, preemptive.adopted, preemptive.discarded) == (3, 1, 2)

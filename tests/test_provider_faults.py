@@ -21,7 +21,9 @@ CASES = [
     ("stt", "garbage", True, "reply"),  # the fallback takes over mid-call
     ("llm", "timeout", True, "reply"),  # the fallback answers after one stalled request
     ("llm", "refused", False, "apology"),
-    ("llm", "dropped", True, "apology"),  # mid-reply: no silent retry, an apology instead
+    # mid-reply, but in the answer held back while endpointing waited (preemptive generation): nothing was
+    # heard yet, so the fallback answers afresh (with preemptiveGeneration off the caller hears an apology)
+    ("llm", "dropped", True, "reply"),
     ("tts", "http_5xx", False, "reply"),  # the emergency voice speaks the answer
     ("tts", "dropped", True, "reply + apology"),  # the voice broke off mid-sentence
 ]
