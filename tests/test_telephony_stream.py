@@ -31,10 +31,15 @@ def config(server, line) -> CallConfig:
 
 
 async def finalized(services, call_id: str, timeout: float = 10.0) -> dict:
+    """The call record once finalization is over: status written, then usage counted, then the slot freed."""
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
         call = await services.db.calls.find_one({"_id": ObjectId(call_id)})
-        if call and call["status"] != "active":
+        if (
+            call
+            and call["status"] != "active"
+            and not await services.db.call_slots.count_documents({"callId": ObjectId(call_id)})
+        ):
             return call
         await asyncio.sleep(0.05)
     raise AssertionError("the call was never finalized")
