@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,15 +209,23 @@ async def _json(request: Any, expected: int) -> Any:
         return body
 
 
-def _wait_healthy(server: ServerProcess, limit_s: float = 60.0) -> None:
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], log_tail: Callable[[], str], limit_s: float = 60.0) -> None:
+    """Until a started ``voicex serve`` answers /api/health; RuntimeError with its log if it exits or stalls."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise RuntimeError(f"server exited with {server.proc.returncode}: {server.log_tail()}")
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {log_tail()}")
         try:
-            urllib.request.urlopen(f"{server.url}/api/health", timeout=2).close()
+            urllib.request.urlopen(f"{url}/api/health", timeout=2).close()
             return
         except OSError:
             time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"server did not answer /api/health within {limit_s:.0f} s: {server.log_tail()}")
+    raise RuntimeError(f"server did not answer /api/health within {limit_s:.0f} s: {log_tail()}")
+
+
+def _wait_healthy(server: ServerProcess, limit_s: float = 60.0) -> None:
+    try:
+        wait_healthy(server.url, server.proc, server.log_tail, limit_s)
+    except RuntimeError:
+        server.stop()
+        raise

@@ -22,6 +22,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from scripts.multiproc import wait_healthy
 from scripts.twilio_sim import synthesize
 from scripts.twilio_sim.results import percentile
 from voicex.demo import ensure_demo_tenant
@@ -200,17 +201,7 @@ class Bench:
         }
         log = open(self.tmp / f"server-{port}.log", "wb")  # lives as long as the process
         proc = subprocess.Popen([sys.executable, "-m", "voicex", "serve"], env=env, cwd=ROOT, stdout=log, stderr=log)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {(self.tmp / f'server-{port}.log').read_text()[-2000:]}")
-            try:
-                urllib.request.urlopen(f"{url}/api/health", timeout=2).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError("server did not become healthy in 60 s")
+        wait_healthy(url, proc, lambda: (self.tmp / f"server-{port}.log").read_text()[-2000:])
         self.servers.append((proc, url))
 
     async def run_calls(
