@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-TIMED_FIELDS = ("end_of_turn_delay", "stt_final_latency", "llm_ttft", "tts_ttfb", "e2e_latency")
+TIMED_FIELDS = ("end_of_turn_delay", "stt_final_latency", "llm_ttft", "llm_first_sentence", "tts_ttfb", "e2e_latency")
 
 
 @dataclass
@@ -17,6 +17,7 @@ class TurnMetrics:
     end_of_turn_delay: float | None = None  # caller speech end → end of turn decided
     stt_final_latency: float | None = None  # end of turn → final transcript
     llm_ttft: float | None = None  # LLM request → first token
+    llm_first_sentence: float | None = None  # LLM request → first sentence (or clause) handed to TTS
     tts_ttfb: float | None = None  # first clause to TTS → first audio byte
     e2e_latency: float | None = None  # caller speech end → first agent audio out
     interrupted: bool = False

@@ -114,16 +114,22 @@ class Reply:
                 if self.metrics is not None and self.metrics.llm_ttft is None:
                     self.metrics.llm_ttft = (self._clock() - started) * 1000
                 for sentence in splitter.push(chunk.text):
-                    spoke = True
+                    spoke = self._first_sentence(spoke, started)
                     await sentences.put(sentence)
             for sentence in splitter.flush():
-                spoke = True
+                spoke = self._first_sentence(spoke, started)
                 await sentences.put(sentence)
         except ProviderError as exc:
             self._error(f"llm {exc.provider}: {exc.message}")
             for sentence in splitter.flush() if spoke else []:
                 await sentences.put(sentence)
             await sentences.put(APOLOGY)
+
+    def _first_sentence(self, spoke: bool, started: float) -> bool:
+        """Time the first sentence (it is what TTS waits for, so it bounds the caller's wait); True from now on."""
+        if not spoke and self.metrics is not None:
+            self.metrics.llm_first_sentence = (self._clock() - started) * 1000
+        return True
 
     # --- speech -------------------------------------------------------------------------------------
 

@@ -138,6 +138,7 @@ class Cluster:
             "VOICEX_RATE_LIMIT_IP_PER_MINUTE": "1000000",
             "VOICEX_RATE_LIMIT_PER_MINUTE": "1000000",
             "VOICEX_LOG_LEVEL": "WARNING",
+            "VOICEX_WARM_LOCAL_MODELS": "false",  # scripted providers only: no embedded models to load
         }
         log_path = self.workdir / f"server-{port}-{next(_names)}.log"
         with log_path.open("wb") as log:

@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ("latency", "capacity", "barge_in", "memory", "http_api")
 LEVEL_KEYS = {
-    "latency": ("calls", "completed", "added_latency_ms", "vad_aligned_added_ms", "server_cpu_pct", "caller_cpu_pct"),
+    "latency": ("calls", "completed", "added_latency_ms", "code_added_ms", "server_cpu_pct", "caller_cpu_pct"),
     "capacity": ("calls", "underruns", "frame_p99_ms", "loop_lag_p99_ms", "server_rss_mb", "sustained"),
     "barge_in": ("sensitivity", "min_speech_ms", "barge_in_ms", "interrupted_turns"),
     "memory": ("calls", "baseline_rss_mb", "server_rss_mb", "per_call_mb"),
@@ -86,3 +86,23 @@ def test_smoke_mode_prints_a_table_and_writes_well_formed_json(smoke_runs: dict,
         assert all(level["turns"] > 0 for level in data["levels"])
     if name == "barge_in":
         assert data["levels"][0]["interrupted_turns"] > 0
+
+
+def test_local_calls_smoke_breaks_whole_calls_down_per_stage(tmp_path: Path) -> None:
+    """Benchmark 5 on whole calls: every answered turn has the caller's measure and the server's breakdown."""
+    import providers.local as local_stack
+
+    if not local_stack.installed():
+        pytest.skip("the local extra is not installed")
+    out = tmp_path / "local_calls.json"
+    cmd = [sys.executable, "-m", "scripts.bench.local_calls", "--smoke", "--json", str(out)]
+    completed = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    assert completed.returncode == 0, (completed.stdout + completed.stderr)[-3000:]
+    assert "| preemptive | turns | caller p50 |" in completed.stdout
+    results = json.loads(out.read_text())["results"]
+    assert [r["preemptive"] for r in results] == ["off", "on"]
+    for result in results:
+        assert result["completed"] == result["calls"] == 1
+        assert result["turns"] >= 1 and len(result["rows"]) == result["turns"]
+        for row in result["rows"]:
+            assert row["caller_ms"] > 0 and row["e2e_latency"] is not None and row["reply"], row

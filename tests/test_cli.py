@@ -117,3 +117,36 @@ def _admin_create_checks(env: dict[str, str]) -> None:
         timeout=60,
     )
     assert short.returncode == 1 and "at least 8 characters" in short.stderr
+
+
+def test_serve_warms_the_embedded_models_at_start_so_the_first_call_does_not_wait(tmp_path: Path) -> None:
+    import pytest
+
+    import providers.local as local_stack
+
+    if not local_stack.installed():
+        pytest.skip("the local extra is not installed")
+    port = free_port()
+    process = subprocess.Popen(
+        [*VOICEX, "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=_clean_env(VOICEX_LOG_LEVEL="INFO"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    ready: dict[str, object] | None = None
+    try:
+        assert process.stderr is not None
+        deadline = time.monotonic() + 120
+        while ready is None and time.monotonic() < deadline and process.poll() is None:
+            line = process.stderr.readline()
+            if '"embedded models ready"' in line:
+                ready = json.loads(line)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert ready is not None, "voicex serve never reported the embedded models ready"
+    assert isinstance(ready["ms"], int) and ready["ms"] > 0

@@ -251,6 +251,36 @@ async def test_a_full_queue_is_a_retryable_error() -> None:
     assert await running is True and await queued == "done"
 
 
+async def test_a_streaming_llm_steps_aside_while_speech_in_or_out_is_being_computed() -> None:
+    """On 2 cores the caller's next sound (Piper) or the STT final (Whisper) must not share the CPU with the
+    LLM generating further ahead: the LLM job waits between tokens until the urgent job is done."""
+    pool = WorkerPool(workers=2, max_queued=4)
+    order: list[str] = []
+    urgent_started, release = threading.Event(), threading.Event()
+
+    def synthesize() -> None:
+        urgent_started.set()
+        release.wait(5)
+        order.append("tts done")
+
+    def generate() -> None:
+        urgent_started.wait(5)
+        order.append("llm waits")
+        pool.yield_to_urgent(5)
+        order.append("llm goes on")
+
+    tts = pool.submit(synthesize, Lane("tts", urgent=True))
+    llm = pool.submit(generate, Lane("llm"))
+    await asyncio.sleep(0.2)
+    assert order == ["llm waits"]
+    release.set()
+    await tts
+    await llm
+    assert order == ["llm waits", "tts done", "llm goes on"]
+    waited = await pool.submit(lambda: pool.yield_to_urgent(5), Lane("llm"))
+    assert waited < 1  # nothing urgent running: no wait (the bound is 5 s)
+
+
 def test_factory_rejects_unknown_models_and_missing_files() -> None:
     with pytest.raises(ProviderError) as unknown:
         create("llm", "gpt-9", {}, {})

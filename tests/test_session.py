@@ -77,6 +77,19 @@ async def test_callee_first_waits_then_greets_after_the_silence_timeout() -> Non
     await finish(session, far)
 
 
+async def test_the_call_record_shows_how_long_the_llm_took_to_its_first_sentence() -> None:
+    """The caller waits for TTS, and TTS waits for a whole first sentence: a slow one is visible per turn."""
+    llm = ScriptedLLM(["We open at eight tomorrow morning. Bye now.", "x"], latency_ms=100, token_interval_ms=50)
+    session, far, caller = await start(config(opening="callee_first"), ScriptedSTT("When do you open?"), llm)
+    await caller.silence(200)
+    await caller.say(1000)
+    await caller.silence(3000)
+    turn = (await finish(session, far)).turns[0]
+    assert turn["llm_ttft"] == pytest.approx(100, abs=1)
+    # six words (five gaps), and one more token to see that "morning." ended a sentence (not "3.5" or "Dr.")
+    assert turn["llm_first_sentence"] == pytest.approx(100 + 6 * 50, abs=1)
+
+
 async def test_a_full_turn_answers_from_the_context_with_metrics() -> None:
     stt, llm = (
         ScriptedSTT("When do you open?"),

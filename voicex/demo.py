@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 from bson import ObjectId
 
+import providers.local as local_stack
 from voicex.admin import create_platform_admin
 from voicex.app import create_app
 from voicex.auth import api_key_prefix, hash_api_key, new_api_key
@@ -53,16 +54,6 @@ def _load_simulator() -> Any:
     import scripts.twilio_sim as sim
 
     return sim
-
-
-def _local_stack_installed() -> bool:
-    try:
-        import faster_whisper  # noqa: F401
-        import llama_cpp  # noqa: F401
-        import piper  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 async def _state(settings: Settings) -> dict[str, str]:
@@ -178,7 +169,7 @@ async def _wait_finalized(svc: Services, call_id: str, timeout: float = 60.0) ->
 async def run_demo(settings: Settings, port: int | None, wav_path: Path | None) -> int:
     sim = _load_simulator()
     port = port or free_port()
-    local = _local_stack_installed()
+    local = local_stack.installed()
     settings = settings.model_copy(
         update={
             "host": "127.0.0.1",
@@ -202,11 +193,7 @@ async def run_demo(settings: Settings, port: int | None, wav_path: Path | None) 
         api_key, token, agent = await ensure_demo_tenant(runtime.services, provider_key)
         if local:
             print("Loading the offline models…", flush=True)
-            import providers.local as local_stack
-
-            warm_up = getattr(local_stack, "warm_up", None)
-            if warm_up is not None:
-                await warm_up()
+            await local_stack.warm_up()
         call = sim.SimulatedCall(
             sim.CallConfig(
                 base_url=settings.public_url,
@@ -253,7 +240,12 @@ def _print_report(record: Document | None, result: Any, wav: Path, seconds: floa
             st = server_turns[index]
             parts = [
                 f"{name} {st[key]:.0f} ms"
-                for key, name in (("stt_final_latency", "stt"), ("llm_ttft", "llm"), ("tts_ttfb", "tts"))
+                for key, name in (
+                    ("stt_final_latency", "stt"),
+                    ("llm_ttft", "llm"),
+                    ("llm_first_sentence", "first sentence"),
+                    ("tts_ttfb", "tts"),
+                )
                 if st.get(key) is not None
             ]
             detail = f"  ({', '.join(parts)})" if parts else ""

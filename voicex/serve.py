@@ -45,13 +45,39 @@ def run(settings: Settings) -> None:
         runner.run(serve(settings))
 
 
+def warm_local_models(settings: Settings) -> asyncio.Task[None] | None:
+    """Load the embedded models now rather than in the first call that uses them (a 1–2 s silence on the line).
+
+    It runs in the background (the models load in the shared worker pool, off the event loop), so the server
+    answers health checks and non-local calls meanwhile. A failure is logged; the models then load on first use.
+    """
+    import providers.local as local_stack
+
+    if not settings.warm_local_models or not local_stack.installed():
+        return None
+    loop = asyncio.get_running_loop()
+
+    async def warm() -> None:
+        started = loop.time()
+        try:
+            await local_stack.warm_up()
+        except Exception:
+            log.exception("warming the embedded models failed; they will load on first use")
+        else:
+            log.info("embedded models ready", extra={"ms": round((loop.time() - started) * 1000)})
+
+    return asyncio.create_task(warm(), name="warm-local-models")
+
+
 async def serve(settings: Settings) -> None:
     runtime = await Runtime.start(settings)
     runner = web.AppRunner(create_app(runtime.services), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SEC)
+    warming: asyncio.Task[None] | None = None
     try:
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
+        warming = warm_local_models(settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -64,6 +90,8 @@ async def serve(settings: Settings) -> None:
         await stop.wait()
         print("Shutting down…", file=sys.stderr, flush=True)
     finally:
+        if warming is not None:
+            warming.cancel()
         await runner.cleanup()
         await runtime.close()
     log.info("stopped")

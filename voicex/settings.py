@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     stream_start_timeout_sec: float = Field(10.0, gt=0, le=300)
     stream_idle_timeout_sec: float = Field(10.0, gt=0, le=3600)
     event_loop: str = Field("asyncio", pattern=r"^(auto|uvloop|asyncio)$")  # voicex.serve.loop_factory
+    warm_local_models: bool = True  # `voicex serve` loads the embedded models at start (when the extra is installed)
 
     deepgram_api_key: str | None = Field(None, validation_alias=AliasChoices("DEEPGRAM_API_KEY"))
     openai_api_key: str | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY"))

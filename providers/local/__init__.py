@@ -25,6 +25,12 @@ _NEEDS: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 
+def installed() -> bool:
+    """Whether the default models' packages are all importable (located, not imported: that is slow)."""
+    needs = {name for category, model in DEFAULT_MODELS for name in _NEEDS[(category, model)]}
+    return all(importlib.util.find_spec(name) is not None for name in needs)
+
+
 def create(category: str, model: str, credentials: dict[str, Any], settings: dict[str, Any]) -> Any:
     """Build a local provider. ``credentials`` are ignored (there are none).
 

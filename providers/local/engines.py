@@ -204,7 +204,9 @@ class LlamaEngine:
         temperature: float,
         stop: threading.Event,
         emit: Callable[[str], None],
+        pause: Callable[[], None] | None = None,
     ) -> Generation:
+        """Stream a reply through ``emit``; ``pause`` is called after each token (it may block to yield the CPU)."""
         tokens, stops = self.prompt(messages, max_tokens)
         slot = self._acquire(tokens)
         out = Generation(prompt_tokens=len(tokens), finish="length")
@@ -229,6 +231,8 @@ class LlamaEngine:
                         emit(choice["text"])
                     if choice.get("finish_reason"):
                         out.finish = choice["finish_reason"]
+                    elif pause is not None:
+                        pause()
             finally:
                 chunks.close()
             reply = "".join(out.text).encode("utf-8")

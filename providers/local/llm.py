@@ -18,6 +18,7 @@ from providers.local.engines import Generation
 from providers.local.pool import PROVIDER, WorkerPool, get_pool, run, stream
 
 DEFAULT_MAX_TOKENS = 80
+_MAX_YIELD_SEC = 0.5  # per token: a stuck TTS or STT job must not stall the reply for long
 
 
 class LocalLlamaLLM(LLMProvider):
@@ -61,7 +62,15 @@ class LocalLlamaLLM(LLMProvider):
         temperature = options.temperature
 
         def produce(emit: Callable[[Any], None], stop: Event) -> None:
-            emit(self._engine().generate(chat, max_tokens=max_tokens, temperature=temperature, stop=stop, emit=emit))
+            def step_aside() -> None:
+                self.pool.yield_to_urgent(_MAX_YIELD_SEC)
+
+            engine = self._engine()
+            emit(
+                engine.generate(
+                    chat, max_tokens=max_tokens, temperature=temperature, stop=stop, emit=emit, pause=step_aside
+                )
+            )
 
         async for item in stream(self.pool, self._lane, produce, "llama.cpp"):
             if isinstance(item, Generation):

@@ -29,9 +29,10 @@ T = TypeVar("T")
 # each single inference is latency-bound: give it every core of the small machine.
 THREADS = min(cpu_count(), 4)
 
-WHISPER_LANE = Lane("whisper", capacity=1)
-PIPER_LANE = Lane("piper", capacity=1)
-ESPEAK_LANE = Lane("espeak-ng", capacity=2)
+# Speech in and out are on the caller's critical path; the LLM steps aside for them between tokens.
+WHISPER_LANE = Lane("whisper", capacity=1, urgent=True)
+PIPER_LANE = Lane("piper", capacity=1, urgent=True)
+ESPEAK_LANE = Lane("espeak-ng", capacity=2, urgent=True)
 _llm_lanes: dict[tuple[str, int, int], Lane] = {}
 _lanes_lock = threading.Lock()
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -33,6 +34,7 @@ class Lane:
     name: str
     capacity: int = 1
     busy: int = 0  # guarded by the pool's lock
+    urgent: bool = False  # its jobs are on a caller's critical path: long jobs step aside (yield_to_urgent)
 
 
 @dataclass(eq=False)
@@ -50,6 +52,7 @@ class WorkerPool:
         self._cond = threading.Condition()
         self._queue: list[_Job] = []
         self._threads: list[threading.Thread] = []
+        self._running: list[Lane] = []  # the lane of each running job
 
     @property
     def queued(self) -> int:
@@ -72,6 +75,18 @@ class WorkerPool:
         job.future.add_done_callback(lambda future: self._forget(job) if future.cancelled() else None)
         return job.future
 
+    def yield_to_urgent(self, max_wait: float) -> float:
+        """Block the calling worker while an urgent job runs (at most ``max_wait`` s); returns the time waited.
+
+        Why: on 2 cores a streaming LLM and the Piper or Whisper job a caller is waiting for would share the
+        cores and both be slow. The LLM is ahead of playback anyway, so it pauses between tokens and the
+        urgent job gets the machine. Only running urgent jobs count: a queued one may have no worker free.
+        """
+        started = time.monotonic()
+        with self._cond:
+            self._cond.wait_for(lambda: not any(job_lane.urgent for job_lane in self._running), max_wait)
+        return time.monotonic() - started
+
     def _forget(self, job: _Job) -> None:
         with self._cond, contextlib.suppress(ValueError):
             self._queue.remove(job)
@@ -83,6 +98,7 @@ class WorkerPool:
                     if job.lane.busy < job.lane.capacity:
                         del self._queue[index]
                         job.lane.busy += 1
+                        self._running.append(job.lane)
                         return job
                 self._cond.wait()
 
@@ -98,6 +114,7 @@ class WorkerPool:
             finally:
                 with self._cond:
                     job.lane.busy -= 1
+                    self._running.remove(job.lane)
                     self._cond.notify_all()
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
                 job.loop.call_soon_threadsafe(_settle, job.future, result, error)

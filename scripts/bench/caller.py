@@ -15,13 +15,14 @@ from typing import Any
 
 import aiohttp
 
-from pipelines.audio import ulaw_to_pcm16
+from pipelines.audio import frame_rms, ulaw_to_pcm16
+from pipelines.turn_detector import FRAME_MS, EndOfTurn, TurnDetector
 from pipelines.vad import WebRtcVad
+from scripts.turn_quality.score import load_config, resolve
 from scripts.twilio_sim import CallConfig, SimulatedCall, caller_audio, silence_audio
 from scripts.twilio_sim.caller_audio import CallerAudio
-from scripts.twilio_sim.stream import MediaStream
+from scripts.twilio_sim.stream import ULAW_SILENCE_FRAME, MediaStream
 
-VAD_AGGRESSIVENESS = 2  # the engine's default (config/turn_taking.yaml vadAggressiveness)
 UNDERRUN_GAP_S = 0.005  # a hole in agent audio longer than this, inside one reply, is an audible underrun
 
 
@@ -43,13 +44,24 @@ def underruns(stream: MediaStream) -> tuple[int, float]:
     return count, worst
 
 
-def vad_hangover_ms(clip: CallerAudio) -> float:
-    """How long after the clip's last loud frame the engine's VAD still hears speech (its endpointing starts
-    there). The caller measures from the last loud frame, so this part of voice-to-voice is the VAD's, not code."""
-    vad = WebRtcVad(VAD_AGGRESSIVENESS)
-    heard = [i for i, frame in enumerate(clip.frames) if vad.is_speech(ulaw_to_pcm16(frame))]
+def detector_offset_ms(clip: CallerAudio, endpointing_ms: int) -> float:
+    """Where the engine's turn detector puts the end of this clip's speech, after the caller's last loud frame.
+
+    The caller times voice-to-voice from its last loud frame; the server's endpointing counts from the speech
+    end its detector decides (VAD hangover, minus the tail trim). Replaying the clip through the same detector
+    and defaults offline gives that offset, so "latency − endpointing − offset" is what Voicex's code added.
+    """
+    settings = resolve(load_config(), {"endpointingMs": endpointing_ms}, {})
+    vad = WebRtcVad(settings.vad_aggressiveness)
+    detector = TurnDetector(settings, 0, wait_for_caller=False)
+    frames = list(clip.frames) + [ULAW_SILENCE_FRAME] * (endpointing_ms // FRAME_MS + 10)
     loud = [i for i, s in enumerate(clip.speech) if s]
-    return 20.0 * max(0, (heard[-1] if heard else 0) - (loud[-1] if loud else 0))
+    for i, frame in enumerate(frames):
+        pcm = ulaw_to_pcm16(frame)
+        for event in detector.on_frame(i * FRAME_MS, vad.is_speech(pcm), frame_rms(pcm)):
+            if isinstance(event, EndOfTurn) and loud:
+                return float(event.speech_end_ms - (loud[-1] + 1) * FRAME_MS)
+    return 0.0
 
 
 async def run_one(spec: dict[str, Any], index: int, http: aiohttp.ClientSession, clips: list[CallerAudio]) -> dict:
@@ -84,14 +96,15 @@ async def run_one(spec: dict[str, Any], index: int, http: aiohttp.ClientSession,
     finally:
         await call.close()
     result = call.result()
-    hangover = [vad_hangover_ms(c) for c in clips]
-    vad_aligned = [
-        t.latency_ms - hangover[spoken[i]]
+    offsets = [detector_offset_ms(c, int(spec.get("endpointing_ms", 500))) for c in clips]
+    from_detector_end = [
+        t.latency_ms - offsets[spoken[i]]
         for i, t in enumerate(result.turns)
         if t.latency_ms is not None and i < len(spoken) and mode == "talk"
     ]
     out.update(
-        vad_aligned_ms=vad_aligned,
+        call_id=result.custom_parameters.get("callId"),
+        from_detector_end_ms=from_detector_end,
         outcome=result.outcome if "exception" not in out else "error",
         error=result.error or out.get("exception"),
         latencies_ms=result.latencies_ms,

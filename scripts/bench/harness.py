@@ -121,7 +121,8 @@ def pcts(values: list[float]) -> dict[str, float | None]:
 class Bench:
     """One benchmark session: DB + tenant + server process(es); place calls with :meth:`run_calls`."""
 
-    def __init__(self, servers: int = 1) -> None:
+    def __init__(self, servers: int = 1, provider: str = "scripted") -> None:
+        """``provider``: ``scripted`` (zero-latency fakes: Voicex's own cost) or ``local`` (the embedded models)."""
         self.tmp = Path(tempfile.mkdtemp(prefix="voicex-bench-"))
         self.db = EmbeddedMongo(self.tmp / "data" / "db", port=free_port())
         self.uri = ""
@@ -129,6 +130,8 @@ class Bench:
         self.n_servers = servers
         self.api_key = self.token = self.agent_id = ""
         self.clips: list[str] = []
+        self.provider = provider
+        self.last_calls: list[dict[str, Any]] = []
 
     async def __aenter__(self) -> Bench:
         self.uri = await asyncio.to_thread(self.db.start)
@@ -160,7 +163,7 @@ class Bench:
         runtime = await Runtime.start(self._settings())
         try:
             svc = runtime.services
-            self.api_key, self.token, agent = await ensure_demo_tenant(svc, "scripted")
+            self.api_key, self.token, agent = await ensure_demo_tenant(svc, self.provider)
             self.agent_id = str(agent["_id"])
             await svc.db.organizations.update_one({"_id": agent["orgId"]}, {"$set": {"planSlug": "enterprise"}})
         finally:
@@ -171,10 +174,13 @@ class Bench:
 
     async def set_thresholds(self, **values: Any) -> None:
         """Override the agent's turn-taking thresholds (read by the server at each call's start)."""
+        await self.update_agent({f"thresholds.{k}": v for k, v in values.items()})
+
+    async def update_agent(self, fields: dict[str, Any]) -> None:
+        """``$set`` fields of the benchmark's agent (dotted paths allowed); the next call reads them."""
         runtime = await Runtime.start(self._settings())
         try:
-            update = {f"thresholds.{k}": v for k, v in values.items()}
-            await runtime.services.db.agents.update_one({"demo": True}, {"$set": update})
+            await runtime.services.db.agents.update_one({"demo": True}, {"$set": fields})
         finally:
             await runtime.close()
 
@@ -198,6 +204,7 @@ class Bench:
             "VOICEX_RATE_LIMIT_IP_PER_MINUTE": "1000000",
             "VOICEX_RATE_LIMIT_PER_MINUTE": "1000000",
             "VOICEX_LOG_LEVEL": "WARNING",
+            "VOICEX_WARM_LOCAL_MODELS": str(self.provider == "local").lower(),
         }
         log = open(self.tmp / f"server-{port}.log", "wb")  # lives as long as the process
         proc = subprocess.Popen([sys.executable, "-m", "voicex", "serve"], env=env, cwd=ROOT, stdout=log, stderr=log)
@@ -221,6 +228,7 @@ class Bench:
             config = {"base_url": url, "api_key": self.api_key, "auth_token": self.token, "agent_id": self.agent_id}
             config["timeout_s"] = 30.0
             spec = {"config": config, "mode": mode, "duration_s": duration_s, "stagger_ms": stagger_ms}
+            spec["endpointing_ms"] = ENDPOINTING_MS
             spec |= {"clips": self.clips, "indices": list(range(w, n, workers))} | extra
             spec_path, out_path = self.tmp / f"spec-{w}.json", self.tmp / f"out-{w}.json"
             spec_path.write_text(json.dumps(spec))
@@ -258,6 +266,7 @@ class Bench:
         busy1 = system_busy()
         machine_pct = 100 * os.cpu_count() * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1])  # type: ignore[operator]
         calls = [c for path in outs if path.exists() for c in json.loads(path.read_text())]
+        self.last_calls = calls  # per call, as the caller workers wrote them
         after = [scrape(url, timeout=90) for _, url in self.servers]  # the level's numbers: wait out a busy server
         stats = self._summarise(n, calls, before, after, server_use, caller_use, active_peak)
         ours = stats["server_cpu_pct"] + stats["caller_cpu_pct"] + db_use.cpu_pct
@@ -288,7 +297,7 @@ class Bench:
             "turns": len(latencies),
             "latency_ms": pcts(latencies),
             "added_latency_ms": pcts([v - ENDPOINTING_MS for v in latencies]),
-            "vad_aligned_added_ms": pcts([v - ENDPOINTING_MS for c in calls for v in c["vad_aligned_ms"]]),
+            "code_added_ms": pcts([v - ENDPOINTING_MS for c in calls for v in c["from_detector_end_ms"]]),
             "barge_in_ms": pcts([v for c in calls for v in c["barge_ins_ms"]]),
             "interrupted_turns": sum(c["interrupted_turns"] for c in calls),
             "underruns": sum(c["underruns"] for c in calls),
