@@ -98,7 +98,8 @@ class CallSession:
             self._greet()
 
     async def _prefill(self) -> None:
-        """Let the LLM digest the system prompt while the greeting plays, so the first answer comes sooner."""
+        """Let the LLM digest the conversation so far (the system prompt while the greeting plays, each reply
+        once it has played) while the caller is still to speak, so the next answer comes sooner."""
         try:
             await self.llm.prefill(self.conversation.for_llm())
         except Exception as exc:  # only an optimisation: the first reply will simply take longer
@@ -344,6 +345,7 @@ class CallSession:
         self._reply_ctx = None
         if not reply.result.sentences:
             self.detector.rearm_silence_timer(self._media_ms)
+        self._spawn(self._prefill())  # the next answer then evaluates only the caller's new words
 
     async def _cancel_reply(self, *, record: bool, interrupted: bool = False) -> None:
         task, context = self._reply, self._reply_ctx

@@ -104,7 +104,12 @@ async def test_a_full_turn_answers_from_the_context_with_metrics() -> None:
     first_reply_audio = next(t for t in far.times("media") if t > speech_end)
     assert 0.5 <= first_reply_audio - speech_end <= 0.6  # endpointing 500 ms + zero-latency providers
     assert llm.requests[0][0].role == "system" and "receptionist" in llm.requests[0][0].content
-    assert llm.prefilled == [[llm.requests[0][0]]]  # the system prompt was handed over at call start
+    # the system prompt at call start, then the conversation once the reply has played (for the next turn)
+    assert llm.prefilled[0] == [llm.requests[0][0]]
+    assert [(m.role, m.content) for m in llm.prefilled[-1][1:]] == [
+        ("user", "When do you open?"),
+        ("assistant", "We open at eight."),
+    ]
     assert llm.requests[0][-1].content == "When do you open?"
     assert [(e["role"], e["text"]) for e in result.transcript] == [
         ("user", "When do you open?"),

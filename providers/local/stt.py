@@ -34,7 +34,7 @@ _FRAME_MS = 20
 _MIN_SPEECH_MS = 100  # loud audio needed before an utterance starts
 _PREROLL_MS = 300
 _UNSTARTED_KEEP_MS = 1000  # audio kept before an utterance starts (its pre-roll and first sounds)
-_PAUSE_PASS_MS = 160  # quiet after speech that starts a pass at once: the turn may be ending, have the final ready
+_PAUSE_PASS_MS = 100  # quiet after speech that starts a pass at once: the turn may be ending, have the final ready
 _AUTO_FINAL_SILENCE_MS = 2000  # the engine did not end the turn (noise, or talking over the agent)
 _MAX_UTTERANCE_MS = 28_000  # whisper's window is 30 s
 
