@@ -1,5 +1,10 @@
 """The call's streaming STT session: audio in without blocking the frame path, transcripts out per turn.
 
+Audio reaches the recognizer without a task hop per frame when it can: a session that takes audio
+synchronously (:meth:`STTSession.send_audio_nowait`) is fed on the frame path; any other gets frames through a
+plain buffer that one sender task drains, woken only when it has gone idle (an ``asyncio.Queue`` per frame was
+the frame path's costliest step).
+
 When the recognizer fails mid-call and the provider is a fallback chain, the next recognizer in the chain
 takes over (``on_switch`` tells the session, whose audio converter may need another format). Without one
 left, :attr:`SttStream.failed` is set, so the session can tell the caller instead of staying silent.
@@ -10,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 
 from providers.base import ProviderError, STTProvider, STTSession
@@ -37,7 +43,10 @@ class SttStream:
         self._switching: asyncio.Task[None] | None = None
         self.failed = False  # no recognizer is left for this call
         self._session: STTSession | None = None
-        self._queue: asyncio.Queue[bytes] = asyncio.Queue(_MAX_QUEUED_CHUNKS)
+        self._pending: deque[bytes] = deque()  # audio for the sender task, oldest first
+        self._wake: asyncio.Future[None] | None = None  # set while the sender task waits for audio
+        self._sending = False  # the sender task is inside send_audio: a nowait push would overtake it
+        self._nowait = True  # the session may take audio synchronously, until it says it cannot
         self._tasks: list[asyncio.Task[None]] = []
         self._finals: list[str] = []
         self._interim = ""
@@ -61,13 +70,28 @@ class SttStream:
         self._tasks = [loop.create_task(self._send()), loop.create_task(self._receive())]
 
     def push(self, chunk: bytes) -> None:
-        """Queue caller audio (provider format); never blocks the frame path."""
-        if self._session is None or not chunk:
+        """Hand caller audio (provider format) to the recognizer; never blocks the frame path."""
+        session = self._session
+        if session is None or not chunk:
             return
-        try:
-            self._queue.put_nowait(chunk)
-        except asyncio.QueueFull:
+        pending = self._pending
+        if self._nowait and not pending and not self._sending:
+            try:
+                if session.send_audio_nowait(chunk):
+                    return
+            except ProviderError as exc:
+                self._fail(exc)
+                return
+            self._nowait = False
+        if len(pending) >= _MAX_QUEUED_CHUNKS:
             self.dropped_chunks += 1
+            return
+        pending.append(chunk)
+        wake = self._wake
+        if wake is not None:
+            self._wake = None
+            if not wake.done():
+                wake.set_result(None)
 
     async def end_of_turn(self, wait_sec: float) -> str:
         """Ask for the final transcript of the turn; use the best interim if it does not come in time."""
@@ -101,11 +125,20 @@ class SttStream:
         return not self._interim and bool(self._finals)
 
     async def _send(self) -> None:
-        assert self._session is not None
+        session = self._session
+        assert session is not None
+        pending = self._pending
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                chunk = await self._queue.get()
-                await self._session.send_audio(chunk)
+                while pending:  # everything that came in since the last wake-up, in order
+                    self._sending = True
+                    try:
+                        await session.send_audio(pending.popleft())
+                    finally:
+                        self._sending = False
+                self._wake = loop.create_future()
+                await self._wake
         except ProviderError as exc:
             self._fail(exc)
 
@@ -164,8 +197,8 @@ class SttStream:
         except ProviderError:
             self.failed = True
             return
-        while not self._queue.empty():  # audio in the failed recognizer's format
-            self._queue.get_nowait()
+        self._pending.clear()  # audio in the failed recognizer's format
+        self._wake, self._sending, self._nowait = None, False, True
         self._session = session
         self._run_tasks()
         self._switching = None

@@ -60,6 +60,16 @@ class STTSession(ABC):
     async def send_audio(self, chunk: bytes) -> None:
         """Push caller audio in the provider's ``input_format``; never blocks for long."""
 
+    def send_audio_nowait(self, chunk: bytes) -> bool:
+        """Optional fast path: take ``chunk`` synchronously, exactly as :meth:`send_audio` would.
+
+        The engine calls it on the per-frame path (50 times a second per call), so only a session whose
+        ``send_audio`` does no I/O and never waits should implement it; that saves a task wake-up per frame.
+        It may raise :class:`ProviderError` like ``send_audio``. The default returns False (not taken), and
+        after one False the engine uses ``send_audio`` for the rest of the session.
+        """
+        return False
+
     @abstractmethod
     async def finalize(self) -> None:
         """The caller's turn ended: emit a final transcript for what was said as soon as possible."""

@@ -37,8 +37,10 @@ class Start:
     custom_parameters: dict[str, str]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Media:
+    """Not frozen: a frozen dataclass costs ~0.4 µs more to build, and one is built 50 times a second per call."""
+
     payload: bytes
     timestamp_ms: int | None
 
@@ -84,10 +86,15 @@ def parse(text: str | bytes) -> Inbound:
     if not isinstance(message, dict):
         raise ProtocolError("not a JSON object")
     event = message.get("event")
-    if event == "media":
-        media = _obj(message, "media")
-        try:  # base64.b64decode(validate=True) without its Python wrapper: this runs 50 times a second per call
-            payload = binascii.a2b_base64(_str(media, "payload"), strict_mode=True)
+    if event == "media":  # 50 times a second per call: _obj and _str inlined (orjson builds exact dicts and strs)
+        media = message.get("media")
+        if type(media) is not dict:
+            raise ProtocolError("media must be an object")
+        text_payload = media.get("payload")
+        if type(text_payload) is not str:
+            raise ProtocolError("media.payload is not base64")
+        try:  # base64.b64decode(validate=True) without its Python wrapper
+            payload = binascii.a2b_base64(text_payload, strict_mode=True)
         except (binascii.Error, ValueError):
             raise ProtocolError("media.payload is not base64") from None
         if not payload or len(payload) > MAX_MEDIA_PAYLOAD:
@@ -126,6 +133,25 @@ def parse(text: str | bytes) -> Inbound:
     if event == "connected":
         return Connected(str(message.get("protocol", "")), str(message.get("version", "")))
     raise ProtocolError(f"unknown event {event!r}")
+
+
+class Outbound:
+    """One stream's outbound messages as the UTF-8 JSON bytes of a text frame, exactly as the functions below
+    write them, but with the per-stream part encoded once (media and a mark go out ~10 times a second a call)."""
+
+    __slots__ = ("_mark", "_media", "clear")
+
+    def __init__(self, stream_sid: str) -> None:
+        sid = orjson.dumps(stream_sid)
+        self._media = b'{"event":"media","streamSid":' + sid + b',"media":{"payload":"'
+        self._mark = b'{"event":"mark","streamSid":' + sid + b',"mark":{"name":'
+        self.clear = clear_message(stream_sid).encode()
+
+    def media(self, payload: bytes) -> bytes:
+        return self._media + binascii.b2a_base64(payload, newline=False) + b'"}}'
+
+    def mark(self, name: str) -> bytes:
+        return self._mark + orjson.dumps(name) + b"}}"
 
 
 def media_message(stream_sid: str, payload: bytes) -> str:

@@ -165,7 +165,7 @@ class StreamHandler:
         if claimed is None:
             raise StreamRefused("stream token already used or call ended")
         self.call = claimed
-        self.sink = TwilioSink(self.ws, start.stream_sid, on_broken=self._end)
+        self.sink = TwilioSink(self.ws, start.stream_sid, on_broken=self._end, transport=self.transport)
         try:
             parts = await build_parts(self.svc, agent, org)
         except ProviderError as exc:
