@@ -49,6 +49,10 @@ class FallbackLLM(LLMProvider):
         self.failures: list[str] = []
         self.order = list(self.providers)  # the failed go last
 
+    @property  # type: ignore[override]
+    def speculative(self) -> bool:
+        return self.order[0].speculative
+
     async def aclose(self) -> None:
         await _close_all(self.providers)
 

@@ -59,7 +59,7 @@ class CallSession:
         self.conversation = Conversation(config.persona)
         self.detector = TurnDetector(config.turn, 0, wait_for_caller=config.opening_mode == "callee_first")
         self._tail_trim = config.turn.tail_trim_db > 0
-        self._preemptive = Preemptive() if config.turn.preemptive else None
+        self._preemptive = Preemptive() if config.turn.preemptive and llm.speculative else None
         self.stt = SttStream(
             stt,
             language=config.persona.language,

@@ -133,6 +133,9 @@ class LLMOptions:
 
 class LLMProvider(_Closable, ABC):
     name: str = "llm"
+    # Worth starting answers the caller may never hear (preemptive generation)? Not for a model on the
+    # call's own CPU: there a speculative answer slows the STT final and the real answer it competes with.
+    speculative: bool = True
 
     async def prefill(self, messages: list[ChatMessage]) -> None:
         """Warm up for a conversation that starts with ``messages`` (e.g. evaluate the system prompt while the

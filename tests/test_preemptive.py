@@ -57,6 +57,22 @@ async def test_a_hesitation_throws_the_held_answer_away_unheard() -> None:
     assert len(llm.requests) == 2 + 1 and llm.active_streams == 0
 
 
+async def test_an_llm_on_the_calls_own_cpu_is_never_asked_to_speculate() -> None:
+    """The embedded LLM says it is not ``speculative``: even with the knob on, a hesitation starts nothing."""
+    llm = ScriptedLLM(["We open at eight.", "Summary. Sentiment: neutral"], latency_ms=100)
+    llm.speculative = False
+    session, far, caller = await start(
+        config(opening="callee_first", preemptiveGeneration="on"), ScriptedSTT("What are your hours?"), llm
+    )
+    await caller.say(600)
+    await caller.silence(200)  # a pause that would start a held answer
+    await caller.say(600)
+    await caller.silence(3000)
+    result = await finish(session, far)
+    assert len(llm.requests) == 1 + 1  # the answer after the end of turn (and the summary), nothing held
+    assert result.turns[0]["preemptive"] is False and result.turns[0]["e2e_latency"] >= 500 + 100
+
+
 def test_same_words_ignores_case_and_punctuation_only() -> None:
     assert same_words("What are your hours?", "what are your hours")
     assert same_words("It's 5, OK.", "it's 5 ok")

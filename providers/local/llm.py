@@ -23,6 +23,7 @@ _MAX_YIELD_SEC = 0.5  # per token: a stuck TTS or STT job must not stall the rep
 
 class LocalLlamaLLM(LLMProvider):
     name = "local"
+    speculative = False  # on 2 cores a held answer measurably delays Whisper's final (docs/performance.md)
 
     def __init__(
         self,

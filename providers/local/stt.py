@@ -109,6 +109,14 @@ class LocalSTTSession(STTSession):
         return task
 
     async def send_audio(self, chunk: bytes) -> None:
+        self.send_audio_nowait(chunk)
+
+    def send_audio_nowait(self, chunk: bytes) -> bool:
+        """Buffering and starting a pass are all synchronous: the frame path hands audio over without a task."""
+        self._take(chunk)
+        return True
+
+    def _take(self, chunk: bytes) -> None:
         if self._closed or not chunk:
             return
         utt = self._utt
