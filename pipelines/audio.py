@@ -41,6 +41,20 @@ def frame_rms(pcm16: bytes) -> int:
     return audioop.rms(pcm16, _SAMPLE_WIDTH)
 
 
+def leading_silence(data: bytes, mulaw: bool, rate: int, threshold: int = 300, keep_ms: int = 10) -> int:
+    """How many bytes of ``data`` to drop before a reply's first sound: all but ``keep_ms`` of the samples
+    quieter than ``threshold`` (PCM16 peak, about -40 dBFS) at its start. Returns len(data) if all are quiet.
+
+    Why: voices start with 20–50 ms of near-silence; at the start of a reply that is pure wait for the caller.
+    """
+    pcm = ulaw_to_pcm16(data) if mulaw else data[: len(data) - len(data) % _SAMPLE_WIDTH]
+    loud = np.flatnonzero(np.abs(np.frombuffer(pcm, dtype=_INT16).astype(np.int32)) >= threshold)
+    if loud.size == 0:
+        return len(pcm) // (_SAMPLE_WIDTH if mulaw else 1)  # whole samples only: the stream stays aligned
+    first = max(0, int(loud[0]) - rate * keep_ms // 1000)
+    return first * (1 if mulaw else _SAMPLE_WIDTH)
+
+
 def pcm16_to_ulaw(data: bytes) -> bytes:
     """Encode PCM16 to G.711 μ-law. ``data`` must hold whole samples (even length), else ValueError."""
     if len(data) & 1:

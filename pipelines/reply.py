@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+from pipelines.audio import leading_silence
 from pipelines.convert import AudioConverter
 from pipelines.heard import HeardTracker, Segment
 from pipelines.metrics import TurnMetrics
@@ -165,10 +166,15 @@ class Reply:
         self, text: str, audio: asyncio.Queue[bytes | None], *, measure: bool = False, started: float = 0.0
     ) -> bool:
         """Queue ``text``'s audio; True when the TTS failed after some of it was already queued."""
-        converter = AudioConverter(self.tts.output_format, self.playout.sink.format)
+        out_format = self.tts.output_format
+        converter = AudioConverter(out_format, self.playout.sink.format)
         produced = False
+        leading = measure  # the reply's first sound: its leading silence is only a wait for the caller
         try:
             async for chunk in self.tts.synthesize(text, self.tts_options):
+                if leading and chunk:
+                    chunk = chunk[leading_silence(chunk, out_format.encoding == "mulaw", out_format.sample_rate) :]
+                    leading = not chunk
                 if not chunk:
                     continue
                 if measure and self.metrics is not None and self.metrics.tts_ttfb is None:

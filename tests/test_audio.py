@@ -18,6 +18,7 @@ from pipelines.audio import (
     ULAW_SILENCE,
     Framer,
     Resampler,
+    leading_silence,
     pcm16_to_ulaw,
     silence,
     tone,
@@ -211,3 +212,16 @@ def test_framer_flush_without_padding_and_clear() -> None:
         framer.flush(b"\x00\x00")
     with pytest.raises(ValueError):
         Framer(0)
+
+
+@pytest.mark.parametrize("mulaw", [False, True])
+def test_a_replys_leading_silence_is_cut_to_10_ms_so_the_caller_hears_it_sooner(mulaw: bool) -> None:
+    pcm = silence(50, 16000) + tone(300, 100, 16000)
+    data = pcm16_to_ulaw(pcm) if mulaw else pcm
+    width = 1 if mulaw else 2
+    cut = leading_silence(data, mulaw, 16000)
+    assert 39 <= cut / width / 16 <= 41  # 50 ms of silence, 10 ms of it kept before the sound
+    assert leading_silence(tone(300, 100, 16000), False, 16000) == 0  # starts loud: nothing to cut
+    quiet = silence(30, 16000)
+    assert leading_silence(quiet, False, 16000) == len(quiet)  # nothing audible yet: all of it goes
+    assert leading_silence(quiet + b"\x01", False, 16000) == len(quiet)  # never half a sample
