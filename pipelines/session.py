@@ -89,13 +89,13 @@ class CallSession:
     # --- lifecycle ----------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.stt.start()
-        # A fallback chain knows its input format only once a provider accepted the session.
-        self._stt_converter = AudioConverter(self.sink.format, self.stt.provider.input_format)
         self._spawn(self._max_duration_timer())
         self._spawn(self._prefill())
         if self.config.opening_mode == "agent_first":
-            self._greet()
+            self._greet()  # first: the caller hears it while the recognizer connects (a network STT: 0.1–0.5 s)
+        await self.stt.start()
+        # A fallback chain knows its input format only once a provider accepted the session.
+        self._stt_converter = AudioConverter(self.sink.format, self.stt.provider.input_format)
 
     async def _prefill(self) -> None:
         """Let the LLM digest the conversation so far (the system prompt while the greeting plays, each reply

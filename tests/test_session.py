@@ -9,6 +9,7 @@ import pytest
 from pipelines.context import Persona
 from pipelines.session import CallSession, SessionConfig
 from pipelines.turn_settings import TurnSettings
+from providers.base import STTSession
 from providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from tests.fake_transport import Caller, EnergyVad, FarEnd
 
@@ -64,6 +65,26 @@ async def test_agent_first_greets_at_once_and_records_it_once_heard() -> None:
     result = await finish(session, far)
     assert [entry["role"] for entry in result.transcript] == ["assistant"]
     assert result.transcript[0]["text"] == "Hello, clinic here."
+
+
+async def test_the_greeting_does_not_wait_for_a_slow_recognizer_to_connect() -> None:
+    class SlowConnectSTT(ScriptedSTT):
+        async def open_session(self, *, language: str = "en") -> STTSession:
+            await asyncio.sleep(2.0)  # a network STT's handshake, here a slow one
+            return await super().open_session(language=language)
+
+    llm = ScriptedLLM(["We open at eight.", "Summary. Sentiment: neutral"])
+    session, far, caller = await start(config(), SlowConnectSTT("When do you open?"), llm)
+    assert far.times("media") and far.times("media")[0] < 0.05  # greeted while the recognizer connected
+    await caller.silence(3000)
+    await caller.say(1000)
+    await caller.silence(2000)
+    result = await finish(session, far)
+    assert [(e["role"], e["text"]) for e in result.transcript if e["role"] != "event"] == [
+        ("assistant", "Hello, clinic here."),
+        ("user", "When do you open?"),
+        ("assistant", "We open at eight."),
+    ]
 
 
 async def test_callee_first_waits_then_greets_after_the_silence_timeout() -> None:
