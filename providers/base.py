@@ -31,7 +31,9 @@ TELEPHONY_FORMAT = AudioFormat("mulaw", 8000)
 
 
 class ProviderError(Exception):
-    """A provider failed. ``retryable`` says whether a fallback provider may take over the same work."""
+    """A provider failed. ``retryable`` says whether the same request could succeed later (a 5xx, a timeout, a busy
+    local model) or never will (a missing or rejected key, an unknown model). Fallback chains take over in both
+    cases (a caller is waiting either way); ``status`` is the HTTP status behind it, if any."""
 
     def __init__(self, provider: str, message: str, *, retryable: bool = True, status: int | None = None) -> None:
         super().__init__(f"{provider}: {message}")
