@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from twilio.request_validator import RequestValidator
 
-from pipelines.audio import pcm16_to_ulaw, tone
+from pipelines.audio import pcm16_to_ulaw, tone, ulaw_to_pcm16
 from scripts.twilio_sim import (
     PlaybackBuffer,
     Violation,
@@ -24,6 +24,8 @@ from scripts.twilio_sim import (
     sign,
     voice_url,
 )
+from scripts.twilio_sim.messages import StreamIds, TwilioMessages, wire
+from scripts.twilio_sim.playback import first_audible_sample, first_audible_ulaw
 
 SID = "MZ" + "0" * 32
 
@@ -135,6 +137,11 @@ def test_documented_server_messages_pass() -> None:
     assert parse_server_message(json.dumps({"event": "clear", "streamSid": SID}), SID)
     with pytest.raises(Violation, match="not JSON"):
         parse_server_message("hello", SID)
+    # what only the json module accepts is still judged as before (orjson is tried first, for speed)
+    head = '{"event":"%s","streamSid":"' + SID + '",'
+    assert parse_server_message(head % "mark" + '"mark":{"name":"\\ud800"}}', SID)
+    with pytest.raises(Violation, match="non-empty string"):
+        parse_server_message(head % "media" + '"media":{"payload":NaN}}', SID)
 
 
 def test_a_stereo_44k_wav_becomes_8k_frames_with_speech_marked() -> None:
@@ -176,3 +183,25 @@ def test_percentile_interpolates_between_ranks() -> None:
     assert percentile([], 50) is None
     assert percentile([300.0, 100.0, 200.0], 50) == 200.0
     assert percentile([100.0, 200.0], 95) == pytest.approx(195.0)
+
+
+def test_media_frames_on_the_wire_are_the_bytes_json_dumps_gives() -> None:
+    ids = StreamIds(new_sid("AC"), new_sid("CA"), new_sid("MZ"))
+    fast, slow = TwilioMessages(ids, timestamp_offset_ms=171), TwilioMessages(ids, timestamp_offset_ms=171)
+    frames = [b"\xff" * 160, ulaw_ms(20), bytes(range(160)), b"\xff" * 160, b"\x00"]
+    assert wire(slow.start({})) == wire(fast.start({}))  # numbering continues across message types
+    for frame in frames * 3:
+        sent = fast.media_bytes(frame)
+        assert sent == json.dumps(slow.media(frame), separators=(",", ":")).encode()
+        message = json.loads(sent)
+        assert isinstance(message["sequenceNumber"], str) and isinstance(message["media"]["timestamp"], str)
+    assert (fast.sequence, fast.chunk) == (16, 15)
+
+
+def test_first_sound_read_from_ulaw_matches_the_decoded_pcm() -> None:
+    for value in range(256):
+        ulaw = b"\xff" * 7 + bytes([value])
+        assert first_audible_ulaw(ulaw) == first_audible_sample(ulaw_to_pcm16(ulaw))
+    assert first_audible_ulaw(b"") is None and first_audible_ulaw(ulaw_ms(20)) == first_audible_sample(
+        ulaw_to_pcm16(ulaw_ms(20))
+    )

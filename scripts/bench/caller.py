@@ -24,6 +24,7 @@ from scripts.twilio_sim.caller_audio import CallerAudio
 from scripts.twilio_sim.stream import ULAW_SILENCE_FRAME, MediaStream
 
 UNDERRUN_GAP_S = 0.005  # a hole in agent audio longer than this, inside one reply, is an audible underrun
+_offsets: dict[tuple[int, int], tuple[CallerAudio, float]] = {}  # (id(clip), endpointing) → (clip kept alive, ms)
 
 
 def underruns(stream: MediaStream) -> tuple[int, float]:
@@ -64,6 +65,14 @@ def detector_offset_ms(clip: CallerAudio, endpointing_ms: int) -> float:
     return 0.0
 
 
+def clip_offset_ms(clip: CallerAudio, endpointing_ms: int) -> float:
+    """:func:`detector_offset_ms`, worked out once per clip and process (~6 ms of VAD each, not once per call)."""
+    key = (id(clip), endpointing_ms)
+    if key not in _offsets:
+        _offsets[key] = (clip, detector_offset_ms(clip, endpointing_ms))
+    return _offsets[key][1]
+
+
 async def run_one(spec: dict[str, Any], index: int, http: aiohttp.ClientSession, clips: list[CallerAudio]) -> dict:
     """One call following ``spec["mode"]``: talk (turns), barge (talk over each reply), hold (stay silent)."""
     cfg = CallConfig(**spec["config"])
@@ -96,7 +105,7 @@ async def run_one(spec: dict[str, Any], index: int, http: aiohttp.ClientSession,
     finally:
         await call.close()
     result = call.result()
-    offsets = [detector_offset_ms(c, int(spec.get("endpointing_ms", 500))) for c in clips]
+    offsets = [clip_offset_ms(c, int(spec.get("endpointing_ms", 500))) for c in clips]
     from_detector_end = [
         t.latency_ms - offsets[spoken[i]]
         for i, t in enumerate(result.turns)

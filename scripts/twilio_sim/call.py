@@ -30,7 +30,6 @@ from scripts.twilio_sim.webhook import (
 
 STREAM_USER_AGENT = "Twilio.TmeWs/1.0"
 DTMF_KEYS = "0123456789*#ABCD"
-_POLL_S = 0.01
 
 
 @dataclass
@@ -194,7 +193,8 @@ class SimulatedCall:
             heard = stream.playback.audible_since(since)
             if heard is not None and heard <= now():
                 return heard
-            await asyncio.sleep(_POLL_S)
+            # nothing can change before the sound is due or new audio arrives: no polling
+            await stream.wait_change(deadline if heard is None else min(heard, deadline))
         return None
 
     async def wait_for_agent_silence(
@@ -209,10 +209,12 @@ class SimulatedCall:
         if await self.wait_for_agent_audio(min(timeout, audio_timeout or timeout)) is None:
             return False
         assert self.stream is not None
-        while not self.stream.is_ended and now() < deadline:
-            if now() - self.stream.playback.play_end >= quiet_ms / 1000:
+        stream = self.stream
+        while not stream.is_ended and now() < deadline:
+            if now() - stream.playback.play_end >= quiet_ms / 1000:
                 return True
-            await asyncio.sleep(_POLL_S)
+            # new audio moves play_end later, a clear moves it to now: both wake this wait
+            await stream.wait_change(min(stream.playback.play_end + quiet_ms / 1000, deadline))
         return False
 
     async def barge_in_after(

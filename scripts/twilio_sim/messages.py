@@ -10,9 +10,28 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 FRAME_BYTES = 160  # 20 ms of 8 kHz μ-law
 FRAME_MS = 20
 MEDIA_FORMAT = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
+_B64_CACHE_MAX = 4096  # distinct frames remembered: a run's clips and silence, bounded for arbitrary audio
+_b64_cache: dict[bytes, str] = {}
+
+
+def wire(message: dict[str, Any]) -> bytes:
+    """The text frame Twilio sends for ``message``: compact JSON, ASCII-escaped, keys in the order built."""
+    return json.dumps(message, separators=(",", ":")).encode()
+
+
+def b64_payload(frame: bytes) -> str:
+    """Base64 of a μ-law frame, cached: callers send the same clip and silence frames thousands of times."""
+    encoded = _b64_cache.get(frame)
+    if encoded is None:
+        if len(_b64_cache) >= _B64_CACHE_MAX:
+            _b64_cache.clear()
+        encoded = _b64_cache[frame] = base64.b64encode(frame).decode("ascii")
+    return encoded
 
 
 @dataclass
@@ -31,6 +50,8 @@ class TwilioMessages:
         self.timestamp_offset_ms = timestamp_offset_ms
         self.sequence = 0
         self.chunk = 0
+        # media_bytes() fills this template: the exact bytes wire(media()) gives, without building a dict
+        self._media_tail = '"},"streamSid":' + json.dumps(ids.stream_sid) + "}"
 
     def _next(self) -> str:
         self.sequence += 1
@@ -70,6 +91,16 @@ class TwilioMessages:
             },
             "streamSid": self.ids.stream_sid,
         }
+
+    def media_bytes(self, payload: bytes) -> bytes:
+        """``wire(self.media(payload))``, byte for byte, at a fraction of the cost (one per call every 20 ms)."""
+        self.chunk += 1
+        self.sequence += 1
+        timestamp = self.timestamp_offset_ms + (self.chunk - 1) * FRAME_MS
+        return (
+            f'{{"event":"media","sequenceNumber":"{self.sequence}","media":{{"track":"inbound","chunk":"{self.chunk}",'
+            f'"timestamp":"{timestamp}","payload":"{b64_payload(payload)}{self._media_tail}'
+        ).encode()
 
     def dtmf(self, digit: str) -> dict[str, Any]:
         return {
@@ -129,9 +160,12 @@ def parse_server_message(text: str, stream_sid: str | None) -> ServerMessage:
     active streamSid, a non-empty base64 μ-law payload without a WAV/AU header.
     """
     try:
-        message = json.loads(text)
-    except ValueError:
-        raise Violation("not JSON") from None
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:  # stricter than json (NaN, lone surrogates, huge ints): let json decide
+        try:
+            message = json.loads(text)
+        except ValueError:
+            raise Violation("not JSON") from None
     if not isinstance(message, dict):
         raise Violation("not a JSON object")
     event = message.get("event")

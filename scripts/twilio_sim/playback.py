@@ -25,6 +25,21 @@ def first_audible_sample(pcm16: bytes, threshold: int = AUDIBLE_PEAK) -> int | N
     return int(loud[0]) if loud.size else None
 
 
+def _loud_ulaw_table(threshold: int = AUDIBLE_PEAK) -> bytes:
+    """A ``bytes.translate`` table: 1 for each μ-law byte that decodes louder than ``threshold``, else 0."""
+    pcm = np.frombuffer(ulaw_to_pcm16(bytes(range(256))), dtype="<i2").astype(np.int32)
+    return bytes((np.abs(pcm) > threshold).astype(np.uint8))
+
+
+_LOUD_ULAW = _loud_ulaw_table()
+
+
+def first_audible_ulaw(ulaw: bytes) -> int | None:
+    """``first_audible_sample`` of the decoded audio, read from the μ-law bytes in C (no numpy per message)."""
+    i = ulaw.translate(_LOUD_ULAW).find(1)
+    return None if i < 0 else i
+
+
 @dataclass
 class Segment:
     """One media message as played: ``start`` on the clock, its PCM, and where sound begins inside it."""
@@ -59,7 +74,7 @@ class PlaybackBuffer:
     def enqueue(self, ulaw: bytes, now: float) -> Segment:
         """Queue audio behind whatever is still playing (or start it now if the buffer ran dry)."""
         pcm = ulaw_to_pcm16(ulaw)
-        segment = Segment(now, max(now, self.play_end), pcm, first_audible_sample(pcm))
+        segment = Segment(now, max(now, self.play_end), pcm, first_audible_ulaw(ulaw))
         self.segments.append(segment)
         self._received.append(segment.received_at)
         self._starts.append(segment.start)
