@@ -79,7 +79,8 @@ def test_serve_with_no_environment_uses_embedded_db_in_data_and_stops_on_ctrl_c(
             process.kill()
     stderr = process.stderr.read() if process.stderr else ""
     assert returncode == 0, stderr
-    assert took < 5.0, f"shutdown took {took:.1f} s"
+    # bounded, not timed: a model load already running (the warm-up) is let finish rather than crash the exit
+    assert took < 20.0, f"shutdown took {took:.1f} s"
     assert (tmp_path / "data" / "db").is_dir() and any((tmp_path / "data" / "db").iterdir())
     assert (tmp_path / "data" / "secrets" / "jwt_secret").is_file()
     assert not (tmp_path / "data" / "db.json").exists()

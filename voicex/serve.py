@@ -19,6 +19,7 @@ from voicex.settings import Settings
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SEC = 1.5
+DRAIN_LOCAL_SEC = 15.0  # a model load takes ~1 s here; a generation stops within a token once its call ended
 
 
 def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -91,7 +92,19 @@ async def serve(settings: Settings) -> None:
         print("Shutting down…", file=sys.stderr, flush=True)
     finally:
         if warming is not None:
-            warming.cancel()
+            warming.cancel()  # models not yet loading are dropped; one already loading finishes below
         await runner.cleanup()
         await runtime.close()
+        await _drain_local_models()
     log.info("stopped")
+
+
+async def _drain_local_models() -> None:
+    """Let embedded-model jobs still running (a warm-up, a reply being cancelled) finish before the process exits:
+    native code running in a daemon thread while the interpreter shuts down can crash it (a segfault on Ctrl+C)."""
+    if "providers.local.pool" not in sys.modules:
+        return
+    from providers.local.pool import drain
+
+    if not await asyncio.to_thread(drain, DRAIN_LOCAL_SEC):
+        log.warning("embedded models still busy at exit", extra={"waitedSec": DRAIN_LOCAL_SEC})

@@ -87,6 +87,15 @@ class WorkerPool:
             self._cond.wait_for(lambda: not any(job_lane.urgent for job_lane in self._running), max_wait)
         return time.monotonic() - started
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no job runs and none is queued (at most ``timeout`` s); True if the pool went idle.
+
+        Why: the workers are daemon threads inside native code (llama.cpp, ctranslate2, onnxruntime); if the
+        interpreter exits while one is loading or computing, the process can crash on the way out.
+        """
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._running and not self._queue, timeout)
+
     def _forget(self, job: _Job) -> None:
         with self._cond, contextlib.suppress(ValueError):
             self._queue.remove(job)
@@ -145,6 +154,13 @@ def get_pool() -> WorkerPool:
             workers = min(cpu_count(), 4)
             _pool = WorkerPool(workers=workers, max_queued=4 * workers)
         return _pool
+
+
+def drain(timeout: float) -> bool:
+    """Wait for the process-wide pool (if one was ever started) to finish its jobs; see WorkerPool.wait_idle."""
+    with _pool_lock:
+        pool = _pool
+    return True if pool is None else pool.wait_idle(timeout)
 
 
 def wrap_error(what: str, exc: BaseException) -> ProviderError:
