@@ -7,6 +7,8 @@ the others do nothing. Usage is then added to the org's day and the concurrency 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
@@ -17,13 +19,15 @@ from pymongo import ReturnDocument
 
 from voicex.db import Database, Document
 from voicex.instances import INSTANCE_ID, dead_instances, forget
-from voicex.retry import FINALIZE, ONCE, retry
-from voicex.slots import LEASE, release_slot, renew_slot
+from voicex.retry import FINALIZE, ONCE, RENEWAL, retry
+from voicex.slots import LEASE, release_slot, renew_slots
 from voicex.usage import add_usage
 
 log = logging.getLogger(__name__)
 
 FAILED_REASONS = frozenset({"error", "server_lost", "provider_error", "stream_refused"})
+# A third of the 30 s lease: a renewal retried for its whole budget (8 s) still leaves the next one time to land.
+RENEW_EVERY_SEC = 10.0
 
 
 @dataclass
@@ -54,9 +58,53 @@ async def create_call(db: Database, call: Document, now: dt.datetime) -> None:
     await db.calls.insert_one(call)
 
 
-async def renew_lease(db: Database, call_id: ObjectId, now: dt.datetime) -> None:
-    await db.calls.update_one({"_id": call_id, "status": "active"}, {"$set": {"leaseExpiresAt": now + LEASE}})
-    await renew_slot(db, call_id, now)
+class LeaseRenewer:
+    """Renews the leases of all the calls this process runs, and their slots: one write per collection.
+
+    Why one renewer for the process: a loop per call cost two writes per call every period (the slot one a
+    scan of ``call_slots``), so the database's CPU grew with the number of live calls and competed with the
+    server for the same cores. One ``update_many`` per collection per period costs the same for 1 call or 300.
+
+    The guarantees are those of the per-call loop it replaces:
+
+    - only ``active`` records are renewed (in the same atomic update), so a call finalized by any path
+      (its stream, the status callback, the janitor) is never renewed again, even by a renewal in flight;
+    - only calls this process runs are in the set, so a dead or stalled process renews nothing: its calls and
+      slots run out of lease (or its instance is known dead) and the janitor reclaims them as before;
+    - a renewal that fails is retried (``RENEWAL``) until the next one is due, and never ends a call.
+
+    Call and slot cannot share one write (two collections, no transaction), but each is one write per period.
+    """
+
+    def __init__(self) -> None:
+        self._calls: set[ObjectId] = set()
+
+    def add(self, call_id: ObjectId) -> None:
+        self._calls.add(call_id)
+
+    def discard(self, call_id: ObjectId) -> None:
+        self._calls.discard(call_id)
+
+    def __contains__(self, call_id: object) -> bool:
+        return call_id in self._calls
+
+    async def renew(self, db: Database, now: dt.datetime) -> int:
+        """Renew every registered call still active, and its slot; the number of call leases renewed."""
+        ids = list(self._calls)
+        if not ids:
+            return 0
+        result = await db.calls.update_many(
+            {"_id": {"$in": ids}, "status": "active"}, {"$set": {"leaseExpiresAt": now + LEASE}}
+        )
+        await renew_slots(db, ids, now)
+        return result.matched_count
+
+    async def run(self, db: Database) -> None:
+        """Renew every ``RENEW_EVERY_SEC`` until cancelled; a DB outage only delays the next renewal."""
+        while True:
+            await asyncio.sleep(RENEW_EVERY_SEC)
+            with contextlib.suppress(Exception):
+                await retry(lambda: self.renew(db, dt.datetime.now(dt.UTC)), "renew call leases", RENEWAL)
 
 
 async def finalize_call(db: Database, call_id: ObjectId, outcome: CallOutcome, ended_at: dt.datetime) -> bool:

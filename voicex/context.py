@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from voicex.call_records import LeaseRenewer
 from voicex.catalog import Catalog
 from voicex.db import Database
 from voicex.metrics import Metrics
@@ -18,6 +19,7 @@ class Services:
     catalog: Catalog
     db: Database
     metrics: Metrics
+    leases: LeaseRenewer = field(default_factory=LeaseRenewer)  # the live calls' leases, renewed by the janitor
 
 
 SERVICES = web.AppKey("services", Services)

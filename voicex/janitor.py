@@ -1,4 +1,5 @@
-"""Background janitor: registers this process, renews its heartbeat, and finalizes calls lost by dead processes.
+"""Background janitor: registers this process, renews its heartbeat and its live calls' leases, and finalizes
+calls lost by dead processes.
 
 The first pass runs at start-up, so a server restarted after a crash reclaims its predecessor's calls (and
 their concurrency slots) at once; later passes catch lease expiries and processes that died elsewhere.
@@ -58,12 +59,14 @@ async def _heartbeat_loop(db: Database) -> None:
 
 
 async def janitor_ctx(app: web.Application) -> AsyncIterator[None]:
-    db = app[SERVICES].db
+    svc = app[SERVICES]
+    db = svc.db
     try:
         await heartbeat(db, _now())  # registered before any call can carry this process's id
     except Exception:
         log.warning("server registration failed; the heartbeat retries", exc_info=True)
-    tasks = [asyncio.create_task(_reap_loop(db)), asyncio.create_task(_heartbeat_loop(db))]
+    loops = [_reap_loop(db), _heartbeat_loop(db), svc.leases.run(db)]
+    tasks = [asyncio.create_task(loop) for loop in loops]
     yield
     for task in tasks:
         task.cancel()

@@ -8,7 +8,6 @@ once however it ends: ``stop``, socket close, the agent ending the call, or an e
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import time
@@ -21,11 +20,10 @@ from pipelines.audio import FRAME_BYTES_ULAW, Framer
 from pipelines.session import CallSession
 from providers.base import ProviderError
 from voicex.call_builder import build_parts
-from voicex.call_records import CallOutcome, finalize_call, renew_lease
+from voicex.call_records import CallOutcome, finalize_call
 from voicex.context import Services, services
 from voicex.db import Document
 from voicex.instances import INSTANCE_ID
-from voicex.retry import RENEWAL, retry
 from voicex.telephony import protocol, tokens
 from voicex.telephony.liveness import SEND_BUFFER_BYTES, bound_send_buffers, close_socket, watch_idle
 from voicex.telephony.signature import valid_upgrade
@@ -36,7 +34,6 @@ from voicex.telephony.webhooks import twilio_token
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
-RENEW_EVERY_SEC = 10
 MAX_MESSAGE_BYTES = 64 * 1024
 _RUNNING: set[asyncio.Task[None]] = set()
 
@@ -93,12 +90,13 @@ class StreamHandler:
             await close_socket(self.ws, self.transport)
             return
         self.svc.metrics.active_calls.inc()
-        assert self.session is not None
+        assert self.session is not None and self.call is not None
         self.heard_at = asyncio.get_running_loop().time()
         self.pump = asyncio.create_task(self._pump())
         idle_sec = self.svc.settings.stream_idle_timeout_sec
+        call_id = self.call["_id"]
+        self.svc.leases.add(call_id)  # the process-wide renewer keeps its lease (and slot) ahead until finalized
         tasks = [
-            asyncio.create_task(self._renew_lease()),
             asyncio.create_task(self._watch_agent_end()),
             asyncio.create_task(watch_idle(lambda: self.heard_at, idle_sec, lambda: self._end("stream_idle"))),
         ]
@@ -112,7 +110,10 @@ class StreamHandler:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self.svc.metrics.active_calls.dec()
-            await self._finish()
+            try:
+                await self._finish()
+            finally:
+                self.svc.leases.discard(call_id)
 
     async def _await_start(self) -> protocol.Start:
         async for message in self.ws:
@@ -228,20 +229,6 @@ class StreamHandler:
         if self.pump is not None and not self.pump.done():
             self.end_reason = reason
             self.pump.cancel()
-
-    async def _renew_lease(self) -> None:
-        assert self.call is not None
-        call_id = self.call["_id"]
-        while True:
-            await asyncio.sleep(RENEW_EVERY_SEC)
-            # A DB outage must not end the call: retry until the next renewal is due (the lease is 30 s).
-            with contextlib.suppress(Exception):
-                await retry(
-                    lambda: renew_lease(self.svc.db, call_id, dt.datetime.now(dt.UTC)),
-                    "renew call lease",
-                    RENEWAL,
-                    callId=str(call_id),
-                )
 
     async def _finish(self) -> None:
         assert self.session is not None and self.call is not None
