@@ -133,7 +133,10 @@ class LlamaEngine:
                     model_path=model_path,
                     n_ctx=context_size,
                     n_batch=256,
-                    n_threads=threads,
+                    # Decoding one token at a time on 1 thread: with 2 it measured slower in whole calls, its
+                    # threads waiting on each other while Piper, the event loop and the DB share the 2 cores.
+                    # Prompt evaluation (a batch) still gets every core.
+                    n_threads=1,
                     n_threads_batch=threads,
                     verbose=False,
                 )
