@@ -8,6 +8,7 @@ leaving the iteration (barge-in) stops it at the next token.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from pathlib import Path
 from threading import Event
 from typing import Any
@@ -62,16 +63,14 @@ class LocalLlamaLLM(LLMProvider):
         max_tokens = max(1, min(options.max_tokens, self.max_tokens))
         temperature = options.temperature
 
-        def produce(emit: Callable[[Any], None], stop: Event) -> None:
-            def step_aside() -> None:
-                self.pool.yield_to_urgent(_MAX_YIELD_SEC)
+        step_aside = partial(self.pool.yield_to_urgent, _MAX_YIELD_SEC)  # between tokens: Whisper/Piper go first
 
+        def produce(emit: Callable[[Any], None], stop: Event) -> None:
             engine = self._engine()
-            emit(
-                engine.generate(
-                    chat, max_tokens=max_tokens, temperature=temperature, stop=stop, emit=emit, pause=step_aside
-                )
+            generation = engine.generate(
+                chat, max_tokens=max_tokens, temperature=temperature, stop=stop, emit=emit, pause=step_aside
             )
+            emit(generation)
 
         async for item in stream(self.pool, self._lane, produce, "llama.cpp"):
             if isinstance(item, Generation):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import time
 from typing import Any
 
@@ -24,6 +23,7 @@ from bson import ObjectId
 from pymongo import MongoClient
 
 from scripts.bench.harness import Bench, table, write_json
+from scripts.twilio_sim.results import percentile
 
 STAGES = (  # call-record turn fields, in the order they happen
     ("end_of_turn_delay", "EOT delay"),
@@ -69,8 +69,8 @@ def turn_rows(calls: list[dict[str, Any]], found: dict[str, dict[str, Any]]) -> 
 
 
 def median(values: list[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
+    """The shared percentile (linear interpolation, as every benchmark here) over the turns that had the step."""
+    return percentile([v for v in values if v is not None], 50)
 
 
 async def run(calls: int, seconds: float, endpointing: int, modes: list[str], workers: int = 1) -> list[dict[str, Any]]:
