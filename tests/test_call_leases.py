@@ -1,6 +1,6 @@
 """Call and slot leases: one process-wide renewer keeps a live call (and its slot) from being reclaimed,
 never renews a finalized call, and renews nothing of a crashed process; a burst of admissions gets exactly
-the plan's concurrent calls.
+the plan's concurrent calls, also when earlier calls left some slots behind.
 
 Renewals are driven by hand with an explicit ``now`` (the background loop is slowed down), so nothing is timed.
 """
@@ -102,3 +102,16 @@ async def test_a_burst_of_admissions_gets_exactly_the_orgs_concurrent_calls(serv
     await release_slot(db, next(c for c, ok in zip(callers, admitted, strict=True) if ok))
     assert await claim_slot(db, org, 40, ObjectId(), now)
     assert not await claim_slot(db, org, 40, ObjectId(), now)
+
+
+async def test_a_burst_after_some_slots_exist_still_gets_every_slot(services) -> None:
+    """Slots made by earlier calls and since freed, then a burst past the limit (a restart after a crash)."""
+    db, now = services.db, dt.datetime.now(dt.UTC)
+    for _ in range(5):
+        org = ObjectId()
+        earlier = [ObjectId() for _ in range(12)]
+        assert all(await asyncio.gather(*(claim_slot(db, org, 25, call_id, now) for call_id in earlier)))
+        for call_id in earlier:
+            await release_slot(db, call_id)
+        admitted = await asyncio.gather(*(claim_slot(db, org, 25, ObjectId(), now) for _ in range(26)))
+        assert sum(admitted) == 25

@@ -27,7 +27,8 @@ async def claim_slot(db: Database, org_id: ObjectId, max_calls: int, call_id: Ob
     existing slot is held, free slots are created ahead in a batch (as many again as exist, at least 8, never
     past ``max_calls``), inserted in order so a loser of that race stops at its first duplicate; one slot per
     admission made N simultaneous admissions race for the same next index, ~N²/2 rounds. And a free slot is
-    looked for from a random index (:func:`_claim_free`).
+    looked for from a random index (:func:`_claim_free`). "Full" is only said after a search made once every
+    slot existed.
     """
     if max_calls <= 0:
         return False
@@ -38,7 +39,9 @@ async def claim_slot(db: Database, org_id: ObjectId, max_calls: int, call_id: Ob
         existing = await db.call_slots.count_documents({"orgId": org_id, "index": {"$lt": max_calls}})
         _SEEN[org_id] = existing
         if existing >= max_calls:
-            return False
+            # Another admission may have created the last slots after this one searched: one more look
+            # over all of them, or a burst after a restart refuses callers while slots stand free.
+            return await _claim_free(db, org_id, max_calls, lease, now)
         batch = range(existing, min(max_calls, existing + max(8, existing)))
         _SEEN[org_id] = batch.stop
         await _create_free(db, org_id, batch)
