@@ -115,3 +115,22 @@ async def test_a_burst_after_some_slots_exist_still_gets_every_slot(services) ->
             await release_slot(db, call_id)
         admitted = await asyncio.gather(*(claim_slot(db, org, 25, ObjectId(), now) for _ in range(26)))
         assert sum(admitted) == 25
+
+
+async def test_renewal_slices_renew_every_call_once_a_period_a_slice_at_a_time(services) -> None:
+    """The renewer spreads a period's writes over RENEW_SLICES slices; together they renew every call once."""
+    db, now, org = services.db, dt.datetime.now(dt.UTC), ObjectId()
+    calls = [ObjectId() for _ in range(40)]
+    renewer = LeaseRenewer()
+    for call_id in calls:
+        assert await claim_slot(db, org, 40, call_id, now)
+        await db.calls.insert_one(
+            {"_id": call_id, "orgId": org, "status": "active", "startedAt": now, "leaseExpiresAt": now + LEASE}
+        )
+        renewer.add(call_id)
+    renewed = [await renewer.renew(db, now + (part + 1) * SECOND, part) for part in range(call_records.RENEW_SLICES)]
+    assert sum(renewed) == 40 and max(renewed) < 40  # each call once, and no slice wrote them all
+    leases = {c["_id"]: c["leaseExpiresAt"] async for c in db.calls.find({"orgId": org})}
+    slots = {s["callId"]: s["leaseExpiresAt"] async for s in db.call_slots.find({"orgId": org})}
+    for call_id in calls:
+        assert leases[call_id] > ms(now + LEASE) and slots[call_id] == leases[call_id]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from voicex import heap
 from voicex.app import create_app
 from voicex.errors import SettingsError
 from voicex.runtime import Runtime
@@ -78,6 +79,7 @@ async def serve(settings: Settings) -> None:
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
+        heap.settle()
         warming = warm_local_models(settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
