@@ -20,11 +20,11 @@ from scripts.bench.harness import ENDPOINTING_MS, Bench, table, write_json
 TARGETS_MS = {1: 10, 100: 25}
 
 
-async def run(levels: list[int], seconds: float, workers: int) -> list[dict[str, Any]]:
+async def run(levels: list[int], seconds: float, workers: int, stagger_ms: float = 20.0) -> list[dict[str, Any]]:
     rows = []
     async with Bench() as bench:
         for n in levels:
-            stats = await bench.run_calls(n, "talk", seconds, workers=workers)
+            stats = await bench.run_calls(n, "talk", seconds, workers=workers, stagger_ms=stagger_ms)
             stats["target_p99_ms"] = TARGETS_MS.get(n)
             rows.append(stats)
             print(f"  {n} calls done: added p99 {stats['added_latency_ms']['p99']}", flush=True)
@@ -63,11 +63,12 @@ def main() -> None:
     parser.add_argument("--levels", default="1,50,100,200,300")
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--workers", type=int, default=2, help="caller processes")
+    parser.add_argument("--stagger-ms", type=float, default=20.0, help="between call starts (20: 50 new calls/s)")
     parser.add_argument("--json")
     parser.add_argument("--smoke", action="store_true", help="1 and 5 calls for 10 s")
     args = parser.parse_args()
     levels, seconds = ([1, 5], 10.0) if args.smoke else ([int(x) for x in args.levels.split(",")], args.seconds)
-    rows = asyncio.run(run(levels, seconds, args.workers))
+    rows = asyncio.run(run(levels, seconds, args.workers, args.stagger_ms))
     print(render(rows))
     write_json(args.json, {"benchmark": "latency", "endpointing_ms": ENDPOINTING_MS, "levels": rows})
 
