@@ -60,8 +60,17 @@ INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec("calls", (("orgId", ASCENDING), ("startedAt", DESCENDING)), "org_started"),
     IndexSpec("calls", (("callSid", ASCENDING),), "call_sid"),
     IndexSpec("calls", (("status", ASCENDING), ("leaseExpiresAt", ASCENDING)), "status_lease"),
+    # The janitor's look for usage a crash left uncounted, every 15 s: without it, a scan of every call ever made.
+    IndexSpec(
+        "calls",
+        (("usagePending", ASCENDING), ("endedAt", ASCENDING)),
+        "usage_pending",
+        {"partialFilterExpression": {"usagePending": True}},
+    ),
     IndexSpec("usage_daily", (("orgId", ASCENDING), ("date", ASCENDING)), "org_date_unique", {"unique": True}),
     IndexSpec("call_slots", (("orgId", ASCENDING), ("leaseExpiresAt", ASCENDING)), "org_lease"),
+    # Slot release at each call's end and lease renewal find slots by call, across all orgs.
+    IndexSpec("call_slots", (("callId", ASCENDING),), "call"),
     IndexSpec("rate_limits", (("expiresAt", ASCENDING),), "expires_ttl", {"expireAfterSeconds": 0}),
 )
 
