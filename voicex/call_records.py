@@ -141,6 +141,10 @@ async def finalize_call(db: Database, call_id: ObjectId, outcome: CallOutcome, e
     return True
 
 
+# What finalizing reads back from the record it wrote: not the transcript, which can be tens of kB a call.
+_RECORDED = {"orgId": 1, "startedAt": 1, "usage": 1, "status": 1}
+
+
 class _Finalization:
     """One finalization, retryable: a marker (``finalizeId``) written with the record lets a retry whose
     earlier attempt was applied but unanswered (the connection dropped) recognise its own win."""
@@ -160,7 +164,7 @@ class _Finalization:
         if current is None:
             return None
         if current.get("finalizeId") == self.marker:
-            return await calls.find_one({"_id": self.call_id})
+            return await calls.find_one({"_id": self.call_id}, projection=_RECORDED)
         reclaimed = current.get("status") != "active"
         if reclaimed and (current.get("endReason") != "server_lost" or outcome.end_reason == "server_lost"):
             return None
@@ -190,7 +194,7 @@ class _Finalization:
         self.reclaimed = reclaimed
         match = {"status": "active"} if not reclaimed else {"endReason": "server_lost"}
         return await calls.find_one_and_update(
-            {"_id": self.call_id, **match}, {"$set": update}, return_document=ReturnDocument.AFTER
+            {"_id": self.call_id, **match}, {"$set": update}, projection=_RECORDED, return_document=ReturnDocument.AFTER
         )
 
 
@@ -232,6 +236,7 @@ async def reap_lost_calls(db: Database, now: dt.datetime) -> int:
         if await finalize_call(db, call["_id"], CallOutcome(end_reason="server_lost"), last_alive):
             reaped += 1
     stale = now - dt.timedelta(minutes=1)
-    async for call in db.calls.find({"usagePending": True, "status": {"$ne": "active"}, "endedAt": {"$lt": stale}}):
+    pending = {"usagePending": True, "status": {"$ne": "active"}, "endedAt": {"$lt": stale}}
+    async for call in db.calls.find(pending, projection=_RECORDED):
         await _count_usage(db, call)
     return reaped
