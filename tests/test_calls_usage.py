@@ -10,7 +10,7 @@ from bson import ObjectId
 from openapi_spec_validator import validate
 
 from tests.factories import Tenant, make_tenant
-from voicex.usage import add_usage, day_key
+from voicex.usage import COUNTED_KEPT, USAGE_SHARDS, add_usage, day_key
 
 BASE = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -233,3 +233,20 @@ async def test_openapi_document_lists_these_endpoints_and_validates(client) -> N
     list_params = {param["name"] for param in paths["/api/dashboard/calls"]["get"]["parameters"]}
     assert list_params >= {"agentId", "status", "skip", "limit"}
     assert paths["/api/dashboard/api-keys"]["post"]["security"] == [{"bearerAuth": []}, {"apiKeyAuth": []}]
+
+
+async def test_a_busy_days_usage_is_exact_and_no_document_grows_with_the_days_calls(client, services) -> None:
+    """300 calls of one org and day, each counted twice (a retry): analytics shows each once, and the ids kept
+    for idempotency are spread over the day's shards instead of one list that every call's end rewrites."""
+    tenant = await make_tenant(client, services)
+    org_id, now = ObjectId(tenant.org_id), dt.datetime.now(dt.UTC)
+    calls = [ObjectId() for _ in range(300)]
+    for call_id in calls:
+        assert await add_usage(services.db, org_id, now, once=call_id, calls=1, minutes=0.5, tokens=10)
+    for call_id in calls[-50:]:  # retries arrive while the call is among the recent ones
+        assert not await add_usage(services.db, org_id, now, once=call_id, calls=1, minutes=0.5, tokens=10)
+    body = await (await client.get("/api/dashboard/analytics/usage?days=2", headers=tenant.key)).json()
+    assert body["items"][-1] == {"date": day_key(now), "calls": 300, "minutes": 150.0, "tokens": 3000, "ttsChars": 0}
+    docs = await services.db.usage_daily.find({"orgId": org_id}).to_list()
+    # 16 documents of at most 64 ids, whatever the number of calls (one document held all 300 before).
+    assert len(docs) == USAGE_SHARDS == 16 and max(len(doc["counted"]) for doc in docs) <= COUNTED_KEPT == 64

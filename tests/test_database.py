@@ -127,3 +127,17 @@ HOT_QUERIES = [
 def test_every_per_call_and_janitor_query_has_an_index(collection: str, pinned: set[str]) -> None:
     leading = {spec.keys[0][0] for spec in INDEXES if spec.collection == collection}
     assert leading & pinned, f"{collection} has no index starting with {sorted(pinned)}"
+
+
+async def test_an_upgraded_database_loses_the_one_document_per_day_usage_index(services) -> None:
+    """A database made by an earlier version has a unique (org, date) usage index; it would refuse a day's
+    second shard, so ensure_indexes drops it and a day can hold its shards."""
+    usage = services.db.usage_daily
+    await usage.drop_indexes()
+    await usage.create_index([("orgId", 1), ("date", 1)], name="org_date_unique", unique=True)
+    await services.db.ensure_indexes()
+    assert "org_date_unique" not in await usage.index_information()
+    await usage.insert_one({"orgId": "o1", "date": "2026-12-04", "shard": 1, "calls": 1})
+    await usage.insert_one({"orgId": "o1", "date": "2026-12-04", "shard": 2, "calls": 1})
+    with pytest.raises(DuplicateKeyError):
+        await usage.insert_one({"orgId": "o1", "date": "2026-12-04", "shard": 2, "calls": 1})

@@ -67,12 +67,21 @@ INDEXES: tuple[IndexSpec, ...] = (
         "usage_pending",
         {"partialFilterExpression": {"usagePending": True}},
     ),
-    IndexSpec("usage_daily", (("orgId", ASCENDING), ("date", ASCENDING)), "org_date_unique", {"unique": True}),
+    IndexSpec(
+        "usage_daily",
+        (("orgId", ASCENDING), ("date", ASCENDING), ("shard", ASCENDING)),
+        "org_date_shard_unique",
+        {"unique": True},
+    ),
     IndexSpec("call_slots", (("orgId", ASCENDING), ("leaseExpiresAt", ASCENDING)), "org_lease"),
     # Slot release at each call's end and lease renewal find slots by call, across all orgs.
     IndexSpec("call_slots", (("callId", ASCENDING),), "call"),
     IndexSpec("rate_limits", (("expiresAt", ASCENDING),), "expires_ttl", {"expireAfterSeconds": 0}),
 )
+
+# Indexes an earlier version created that now stand in the way: one unique (org, date) usage document per day
+# would refuse the day's other shards (voicex/usage.py).
+OBSOLETE_INDEXES: tuple[tuple[str, str], ...] = (("usage_daily", "org_date_unique"),)
 
 
 class Database:
@@ -114,7 +123,10 @@ class Database:
         return "ok"
 
     async def ensure_indexes(self) -> None:
-        """Create every index in INDEXES; a no-op when they already exist."""
+        """Create every index in INDEXES and drop the ones it replaced; a no-op when that is done."""
+        for collection, name in OBSOLETE_INDEXES:
+            if name in await self.db[collection].index_information():
+                await self.db[collection].drop_index(name)
         for spec in INDEXES:
             await self.db[spec.collection].create_index(list(spec.keys), name=spec.name, **spec.options)
 

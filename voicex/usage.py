@@ -1,6 +1,10 @@
 """Usage accounting: the per-org daily usage documents that analytics and admission both read.
 
-One document per org and UTC day (``date`` = "YYYY-MM-DD"), incremented atomically when a call ends.
+Each org's UTC day (``date`` = "YYYY-MM-DD") is ``USAGE_SHARDS`` documents (``shard``), incremented atomically
+when a call ends; readers add them up. A call's shard comes from its id, so its retries land where it was
+counted. Why shards: each document also lists the call ids it counted (so a retry never counts twice), and one
+document per day made every call's end rewrite a list that grows with the day's calls (1.5 ms a write with an
+empty list, 6.5 ms with 900 ids in the embedded DB), with every call of a burst conflicting on it.
 """
 
 from __future__ import annotations
@@ -14,9 +18,15 @@ from pymongo.errors import DuplicateKeyError
 from voicex.db import Database
 
 USAGE_FIELDS = ("calls", "minutes", "tokens", "ttsChars")
-# Call ids remembered per org day for idempotent counting: a retry comes within minutes, long before a
-# thousand later calls of the same org and day have pushed its id out (about 18 kB per document).
-COUNTED_KEPT = 1000
+USAGE_SHARDS = 16
+# Call ids remembered per shard for idempotent counting: a retry comes within minutes, long before about a
+# thousand later calls of the same org and day (64 in each of 16 shards) have pushed its id out.
+COUNTED_KEPT = 64
+
+
+def shard_of(call_id: ObjectId) -> int:
+    """The shard a call's usage goes to: from the id's counter byte, so consecutive calls spread evenly."""
+    return call_id.binary[-1] % USAGE_SHARDS
 
 
 def day_key(moment: dt.datetime) -> str:
@@ -31,7 +41,7 @@ def month_start(moment: dt.datetime) -> dt.datetime:
 async def add_usage(
     db: Database, org_id: ObjectId, moment: dt.datetime, once: ObjectId | None = None, **amounts: float
 ) -> bool:
-    """Atomically add ``calls``/``minutes``/``tokens``/``ttsChars`` to the org's day document.
+    """Atomically add ``calls``/``minutes``/``tokens``/``ttsChars`` to the org's day (one of its shards).
 
     With ``once`` (a call id) the increment is idempotent: the id is recorded in the same update, so a retry
     after a lost reply, or a janitor finishing a crashed finalization, does not count the call twice.
@@ -40,7 +50,7 @@ async def add_usage(
     unknown = set(amounts) - set(USAGE_FIELDS)
     if unknown:
         raise ValueError(f"unknown usage fields: {sorted(unknown)}")
-    key = {"orgId": org_id, "date": day_key(moment)}
+    key = {"orgId": org_id, "date": day_key(moment), "shard": 0 if once is None else shard_of(once)}
     update: dict[str, Any] = {"$inc": {name: amounts.get(name, 0) for name in USAGE_FIELDS}}
     if once is None:
         await db.usage_daily.update_one(key, update, upsert=True)

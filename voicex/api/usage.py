@@ -14,7 +14,7 @@ from voicex.api.schemas import Out
 from voicex.auth import auth
 from voicex.context import services
 from voicex.http import json_response
-from voicex.usage import day_key
+from voicex.usage import USAGE_FIELDS, day_key
 
 routes = web.RouteTableDef()
 
@@ -69,10 +69,14 @@ async def usage_analytics(
     org_id = auth(request).org_id
     today = dt.datetime.now(dt.UTC)
     dates = [day_key(today - dt.timedelta(days=back)) for back in range(days - 1, -1, -1)]
-    cursor = services(request).db.usage_daily.find(
-        {"orgId": org_id, "date": {"$gte": dates[0], "$lte": dates[-1]}}, projection={"counted": 0}
-    )
-    by_date = {doc["date"]: doc async for doc in cursor}
+    # The days listed, not a $gte/$lte range: SecantusDB 0.7 answers nothing for a two-sided range on the middle
+    # field of the (org, date, shard) index.
+    cursor = services(request).db.usage_daily.find({"orgId": org_id, "date": {"$in": dates}}, projection={"counted": 0})
+    by_date: dict[str, dict[str, Any]] = {}
+    async for doc in cursor:  # a day is several shard documents: add them up
+        day = by_date.setdefault(doc["date"], {})
+        for name in USAGE_FIELDS:
+            day[name] = day.get(name, 0) + (doc.get(name) or 0)
     return json_response({"items": [_day_record(date, by_date.get(date)) for date in dates], "days": days})
 
 
