@@ -133,23 +133,25 @@ class FallbackSTT(STTProvider):
     async def aclose(self) -> None:
         await _close_all(self.providers)
 
-    async def open_session(self, *, language: str = "en") -> STTSession:
-        return await self._open_from(0, language)
+    async def open_session(self, *, language: str = "en", endpointing_ms: int | None = None) -> STTSession:
+        return await self._open_from(0, language, endpointing_ms)
 
-    async def failover(self, failure: ProviderError, *, language: str = "en") -> STTSession:
+    async def failover(
+        self, failure: ProviderError, *, language: str = "en", endpointing_ms: int | None = None
+    ) -> STTSession:
         """The chosen recognizer failed mid-call: open a session on a provider after it in the chain."""
         chosen = self.chosen
         self.failures.append(f"stt {chosen.name if chosen else failure.provider}: {failure.message}")
         start = self.providers.index(chosen) + 1 if chosen in self.providers else len(self.providers)
         if start >= len(self.providers):
             raise failure
-        return await self._open_from(start, language)
+        return await self._open_from(start, language, endpointing_ms)
 
-    async def _open_from(self, start: int, language: str) -> STTSession:
+    async def _open_from(self, start: int, language: str, endpointing_ms: int | None) -> STTSession:
         last: ProviderError | None = None
         for provider in self.providers[start:]:
             try:
-                session = await provider.open_session(language=language)
+                session = await provider.open_session(language=language, endpointing_ms=endpointing_ms)
             except ProviderError as exc:
                 self.failures.append(f"stt {provider.name}: {exc.message}")
                 last = exc

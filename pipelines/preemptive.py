@@ -1,6 +1,7 @@
-"""Preemptive generation: start the answer while endpointing still waits; keep it only if the words agree.
+"""Preemptive generation: start the answer while the turn-ending silence runs; keep it only if the words agree.
 
-The caller's turn ends ``endpointingMs`` after they stop talking, but STT usually has their words before then.
+The caller's turn ends ``silenceTimeoutMs`` after they stop talking, but STT usually has their words before then
+(it finalizes after ``endpointingMs``, which is never longer).
 So when the caller pauses, the session starts the reply to the best transcript so far, held back from playout:
 the LLM streams and the first sentences are synthesized meanwhile. When the turn ends with the same words, the
 held reply is released at once and the caller hears it up to an LLM-and-TTS latency sooner. When the caller

@@ -63,6 +63,7 @@ class CallSession:
         self.stt = SttStream(
             stt,
             language=config.persona.language,
+            endpointing_ms=config.turn.endpointing_ms,
             on_transcript=self._on_transcript,
             on_late_final=self.conversation.amend_last_user,
             on_switch=self._stt_switched,
@@ -284,6 +285,10 @@ class CallSession:
         self._start_reply(self._fixed(sentences))
 
     def _silence(self, event: SilenceTimeout) -> None:
+        """``idleTimeoutMs`` of silence on the caller's side: greet (callee_first), reprompt, then hang up.
+
+        The end reason stays ``silence_timeout``: stored call records and dashboards already use it.
+        """
         if self.config.opening_mode == "callee_first" and not self._greeted:
             self._greet()
         elif event.count == 1:

@@ -5,6 +5,10 @@ synchronously (:meth:`STTSession.send_audio_nowait`) is fed on the frame path; a
 plain buffer that one sender task drains, woken only when it has gone idle (an ``asyncio.Queue`` per frame was
 the frame path's costliest step).
 
+The recognizer finalizes on its own at pauses of ``endpointing_ms`` (the agent's ``endpointingMs``), which
+never end the turn: a turn with hesitations gathers several finals, and its text is all of them plus the
+latest interim. :meth:`end_of_turn` asks for one more final only when an interim is still open.
+
 When the recognizer fails mid-call and the provider is a fallback chain, the next recognizer in the chain
 takes over (``on_switch`` tells the session, whose audio converter may need another format). Without one
 left, :attr:`SttStream.failed` is set, so the session can tell the caller instead of staying silent.
@@ -31,12 +35,14 @@ class SttStream:
         provider: STTProvider,
         *,
         language: str,
+        endpointing_ms: int | None = None,
         on_transcript: Callable[[str, bool], None],
         on_late_final: Callable[[str], None] | None = None,
         on_switch: Callable[[], None] | None = None,
     ) -> None:
         self.provider = provider
         self.language = language
+        self.endpointing_ms = endpointing_ms  # the recognizer's pause before a final; None: its own default
         self._on_transcript = on_transcript
         self._on_late_final = on_late_final
         self._on_switch = on_switch
@@ -58,7 +64,7 @@ class SttStream:
 
     async def start(self) -> None:
         try:
-            self._session = await self.provider.open_session(language=self.language)
+            self._session = await self.provider.open_session(language=self.language, endpointing_ms=self.endpointing_ms)
         except ProviderError as exc:
             self._record(exc)
             self.failed = True
@@ -163,7 +169,7 @@ class SttStream:
                 else:
                     self._interim = text
                 if text:
-                    self._on_transcript(" ".join([*self._finals, self._interim]), transcript.is_final)
+                    self._on_transcript(self.best_text(), transcript.is_final)
         except ProviderError as exc:
             self._fail(exc)
 
@@ -193,7 +199,7 @@ class SttStream:
         try:
             if failover is None:
                 raise exc
-            session = await failover(exc, language=self.language)
+            session = await failover(exc, language=self.language, endpointing_ms=self.endpointing_ms)
         except ProviderError:
             self.failed = True
             return

@@ -6,10 +6,14 @@ test can script any sequence of speech and silence and expect exact transitions.
 States
     LISTENING        the agent is silent and so is the caller (or the caller has not spoken long enough yet)
     CALLER_SPEAKING  confirmed caller speech
-    CALLER_PAUSED    the caller stopped; the turn ends after ``endpointing_ms`` of silence unless they resume
+    CALLER_PAUSED    the caller stopped; the turn ends after ``silence_timeout_ms`` of silence unless they resume
     AGENT_SPEAKING   the agent's audio is playing; caller speech may barge in per the sensitivity rule
 
 Events: SpeechStarted, EndOfTurn, BargeIn, InterruptionConfirmed, FalseInterruption, SilenceTimeout.
+
+Only caller silence ends a turn here: the recognizer's own endpointing (``endpointing_ms``, finals at shorter
+pauses) never does, so a hesitation keeps the turn open however many finals it produced. ``SilenceTimeout`` is
+the other silence: ``idle_timeout_ms`` of it after the agent finished (a reprompt, then the goodbye).
 
 Barge-in has two stages because a backchannel ("uh-huh") and the start of a real interruption sound the same
 until words arrive, while the agent must go quiet within ~250 ms: ``BargeIn`` pauses the agent (its audio is
@@ -73,6 +77,8 @@ class FalseInterruption:
 
 @dataclass(frozen=True)
 class SilenceTimeout:
+    """``idle_timeout_ms`` of silence while it was the caller's turn to speak (after the agent, or at the start)."""
+
     at_ms: int
     count: int  # consecutive timeouts without caller speech
 
@@ -109,7 +115,7 @@ class _Candidate:
 
 class TurnDetector:
     def __init__(self, settings: TurnSettings, now_ms: int = 0, *, wait_for_caller: bool = True) -> None:
-        """``wait_for_caller`` arms the silence timer at once (callee_first); otherwise the agent speaks first."""
+        """``wait_for_caller`` arms the idle timer at once (callee_first); otherwise the agent speaks first."""
         self.settings = settings
         self.state = TurnState.LISTENING
         self._candidate = _Candidate()
@@ -120,7 +126,7 @@ class TurnDetector:
         self._fi_deadline: int | None = None  # false-interruption check after a barge-in
         self._deferred_eot: EndOfTurn | None = None
         # Tail trim: a frame VAD keeps saying "speech" for 50-150 ms after the last word; the frame level
-        # (RMS) tells where the sound really faded, so endpointing can count from there.
+        # (RMS) tells where the sound really faded, so the silence that ends the turn can count from there.
         self._trim_ratio = 10 ** (-settings.tail_trim_db / 20) if settings.tail_trim_db else 0.0
         self._speech_level = 0.0
         self._floor_level = 0.0
@@ -202,7 +208,7 @@ class TurnDetector:
         self._fi_deadline = None
 
     def agent_finished(self, now_ms: int) -> None:
-        """The agent's audio finished playing: the caller's silence now counts toward the timeout."""
+        """The agent's audio finished playing: the caller's silence now counts toward the idle timeout."""
         if self.state is TurnState.AGENT_SPEAKING:
             self.state = TurnState.LISTENING
         self._silence_since = now_ms
@@ -246,7 +252,7 @@ class TurnDetector:
             candidate.silence(self.settings.speech_gap_ms)
         # Speech that may be the caller resuming holds the turn open until it is confirmed or dismissed;
         # a dismissed blip does not restart the count, which still runs from the last confirmed speech.
-        if candidate.onset_ms is None and end_ms - self._last_speech_end_ms >= self.settings.endpointing_ms:
+        if candidate.onset_ms is None and end_ms - self._last_speech_end_ms >= self.settings.silence_timeout_ms:
             self._end_turn(end_ms, events)
 
     def _agent_speaking_frame(self, now_ms: int, end_ms: int, is_speech: bool, events: list[Event]) -> None:
@@ -307,7 +313,7 @@ class TurnDetector:
             self._silence_since is not None
             and self.state is TurnState.LISTENING
             and self._candidate.onset_ms is None
-            and now_ms - self._silence_since >= self.settings.silence_timeout_ms
+            and now_ms - self._silence_since >= self.settings.idle_timeout_ms
         ):
             self._silence_count += 1
             self._silence_since = now_ms

@@ -23,8 +23,16 @@ class BargeInRule:
 
 @dataclass(frozen=True)
 class TurnSettings:
-    endpointing_ms: int = 500
-    silence_timeout_ms: int = 8000
+    """One call's knobs (the defaults mirror config/turn_taking.yaml, the one source of truth).
+
+    Three silences, three meanings: ``silence_timeout_ms`` of caller silence ends the caller's turn (the
+    detector); ``endpointing_ms`` is the recognizer's pause before it finalizes a transcript, which never ends
+    a turn; ``idle_timeout_ms`` of silence after the agent finished brings a reprompt, then the goodbye.
+    """
+
+    silence_timeout_ms: int = 700
+    endpointing_ms: int = 300  # never above silence_timeout_ms (resolve clamps it)
+    idle_timeout_ms: int = 8000
     max_call_duration_sec: int = 600
     interruption_sensitivity: Sensitivity = "medium"
     vad: str = "webrtc"
@@ -48,7 +56,9 @@ class TurnSettings:
     ) -> TurnSettings:
         """Merge ``overrides`` (an agent's thresholds, already validated) over ``defaults`` (the knob table).
 
-        ``max_call_duration_cap_sec`` is the plan's limit, which no agent setting can exceed.
+        ``max_call_duration_cap_sec`` is the plan's limit, which no agent setting can exceed. ``endpointingMs`` is
+        lowered to ``silenceTimeoutMs`` when larger: the recognizer's final must be due by the time the turn ends,
+        or every turn would wait for it.
         """
         values = {**defaults, **{k: v for k, v in (overrides or {}).items() if v is not None}}
         sensitivity = values.get("interruptionSensitivity", "medium")
@@ -56,9 +66,11 @@ class TurnSettings:
         max_duration = int(values.get("maxCallDurationSec", cls.max_call_duration_sec))
         if max_call_duration_cap_sec is not None:
             max_duration = min(max_duration, max_call_duration_cap_sec)
+        silence_timeout = int(values.get("silenceTimeoutMs", cls.silence_timeout_ms))
         return cls(
-            endpointing_ms=int(values.get("endpointingMs", cls.endpointing_ms)),
-            silence_timeout_ms=int(values.get("silenceTimeoutMs", cls.silence_timeout_ms)),
+            silence_timeout_ms=silence_timeout,
+            endpointing_ms=min(int(values.get("endpointingMs", cls.endpointing_ms)), silence_timeout),
+            idle_timeout_ms=int(values.get("idleTimeoutMs", cls.idle_timeout_ms)),
             max_call_duration_sec=max_duration,
             interruption_sensitivity=sensitivity,
             vad=str(values.get("vad", cls.vad)),

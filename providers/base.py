@@ -95,8 +95,12 @@ class STTProvider(_Closable, ABC):
     input_format: AudioFormat = AudioFormat("pcm16", 16000)
 
     @abstractmethod
-    async def open_session(self, *, language: str = "en") -> STTSession:
-        """Start a recognition session (for example, open the vendor's WebSocket)."""
+    async def open_session(self, *, language: str = "en", endpointing_ms: int | None = None) -> STTSession:
+        """Start a recognition session (for example, open the vendor's WebSocket).
+
+        ``endpointing_ms`` is the pause after which the recognizer finalizes what it heard so far (None: the
+        adapter's own default). It only paces finals: the engine's turn detector decides when a turn ends.
+        """
 
 
 # --- language model ---------------------------------------------------------------------------------
@@ -153,7 +157,9 @@ class LLMProvider(_Closable, ABC):
 
 @dataclass(frozen=True)
 class TTSOptions:
-    voice: str | None = None
+    """Per-call delivery; the voice is the adapter's model (an agent's ttsModelId), so every voice of a fallback
+    chain keeps its own."""
+
     speed: float = 1.0
     language: str = "en"
 

@@ -285,7 +285,7 @@ class DeepgramSTT(STTProvider):
         close_timeout: float = 3.0,
     ) -> None:
         self.model = model
-        self.endpointing_ms = endpointing_ms
+        self.endpointing_ms = endpointing_ms  # for sessions opened without one
         self.utterance_end_ms = utterance_end_ms  # Deepgram's minimum is 1000
         self.smart_format = smart_format
         self.keepalive_interval = keepalive_interval
@@ -293,8 +293,12 @@ class DeepgramSTT(STTProvider):
         self.close_timeout = close_timeout
         self.client = AsyncDeepgramClient(api_key=api_key, environment=_environment(base_url))
 
-    def params(self, language: str) -> dict[str, Any]:
-        """The query parameters of the live request (booleans are sent as "true"/"false" by the SDK)."""
+    def params(self, language: str, endpointing_ms: int | None = None) -> dict[str, Any]:
+        """The query parameters of the live request (booleans are sent as "true"/"false" by the SDK).
+
+        ``endpointing`` is Deepgram's pause before it finalizes (the agent's ``endpointingMs``); the turn itself
+        is ended by the engine's detector, never by Deepgram.
+        """
         return {
             "model": self.model,
             "language": language,
@@ -302,15 +306,15 @@ class DeepgramSTT(STTProvider):
             "sample_rate": self.input_format.sample_rate,
             "channels": 1,
             "interim_results": True,
-            "endpointing": self.endpointing_ms,
+            "endpointing": self.endpointing_ms if endpointing_ms is None else endpointing_ms,
             "utterance_end_ms": self.utterance_end_ms,
             "vad_events": True,
             "smart_format": self.smart_format,
             "punctuate": True,
         }
 
-    async def open_session(self, *, language: str = "en") -> STTSession:
-        session = DeepgramSTTSession(self, self.params(language))
+    async def open_session(self, *, language: str = "en", endpointing_ms: int | None = None) -> STTSession:
+        session = DeepgramSTTSession(self, self.params(language, endpointing_ms))
         await session.start()
         return session
 

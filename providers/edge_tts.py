@@ -79,7 +79,7 @@ def _error(exc: BaseException, timeout_s: float) -> ProviderError:
 
 
 class EdgeTTS(TTSProvider):
-    """Speaks with an Edge neural voice: the model id (e.g. en-US-AriaNeural) unless TTSOptions names one.
+    """Speaks with an Edge neural voice: the model id (e.g. en-US-AriaNeural).
 
     The voice fixes the language, so ``TTSOptions.language`` is not sent.
     """
@@ -96,7 +96,7 @@ class EdgeTTS(TTSProvider):
         try:
             communicate = edge_tts.Communicate(
                 text,
-                options.voice or self.voice,
+                self.voice,
                 rate=rate_for_speed(options.speed),
                 connect_timeout=self._sdk_timeout,
                 receive_timeout=self._sdk_timeout,

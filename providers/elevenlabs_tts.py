@@ -14,11 +14,11 @@ from elevenlabs import AsyncElevenLabs, VoiceSettings
 from elevenlabs.core.api_error import ApiError
 
 from providers.base import AudioFormat, ProviderError, TTSOptions, TTSProvider
+from providers.urls import is_path_segment
 
 NAME = "elevenlabs"
-MODELS = ("eleven_flash_v2_5", "eleven_turbo_v2_5", "eleven_multilingual_v2")
 DEFAULT_MODEL = "eleven_flash_v2_5"
-DEFAULT_VOICE_ID = "JBFqnCBsd6RMkjVDRZzb"  # "George", a premade voice every account has
+DEFAULT_VOICE_ID = "21m00Tcm4TlvDq8ikWAM"  # "Rachel", a premade voice every account has
 DEFAULT_TIMEOUT_S = 10.0
 _OUTPUT_FORMAT = "ulaw_8000"
 _SPEED_RANGE = (0.7, 1.2)  # what ElevenLabs accepts for voice_settings.speed
@@ -50,7 +50,7 @@ def _api_error(exc: ApiError) -> ProviderError:
 
 
 class ElevenLabsTTS(TTSProvider):
-    """Speaks with one ElevenLabs model; the voice and speed come from each request's TTSOptions."""
+    """Speaks with one voice (the agent's ttsModelId) on one synthesis model; speed comes from TTSOptions."""
 
     name = NAME
     output_format = AudioFormat("mulaw", 8000)
@@ -66,6 +66,8 @@ class ElevenLabsTTS(TTSProvider):
     ) -> None:
         if not api_key:
             raise ProviderError(NAME, "an API key is required", retryable=False, status=401)
+        if not is_path_segment(voice):  # it becomes a segment of the request's URL path
+            raise ProviderError(NAME, f"invalid voice id {voice!r}", retryable=False, status=400)
         self.model = model
         self.voice = voice
         self.timeout_s = timeout_s
@@ -76,7 +78,7 @@ class ElevenLabsTTS(TTSProvider):
 
     def _request(self, text: str, options: TTSOptions) -> dict[str, Any]:
         request: dict[str, Any] = {
-            "voice_id": options.voice or self.voice,
+            "voice_id": self.voice,
             "text": text,
             "model_id": self.model,
             "output_format": _OUTPUT_FORMAT,
@@ -116,13 +118,14 @@ class ElevenLabsTTS(TTSProvider):
 
 
 def create(category: str, model: str, credentials: dict[str, Any], settings: dict[str, Any]) -> ElevenLabsTTS:
-    """Registry factory: credentials ``{"apiKey"}``; settings ``baseUrl``, ``voiceId``, ``timeoutSec``."""
+    """Registry factory: ``model`` is the voice id; credentials ``{"apiKey"}``; settings ``ttsModel`` (the
+    synthesis model), ``baseUrl``, ``timeoutSec``."""
     if category != "tts":
         raise ProviderError(NAME, f"ElevenLabs provides tts, not {category}", retryable=False)
     return ElevenLabsTTS(
         api_key=str(credentials.get("apiKey") or ""),
-        model=model or DEFAULT_MODEL,
-        voice=str(settings.get("voiceId") or DEFAULT_VOICE_ID),
+        model=str(settings.get("ttsModel") or DEFAULT_MODEL),
+        voice=model or DEFAULT_VOICE_ID,
         base_url=settings.get("baseUrl") or None,
         timeout_s=float(settings.get("timeoutSec") or DEFAULT_TIMEOUT_S),
     )

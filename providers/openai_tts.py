@@ -16,12 +16,13 @@ from providers.openai_compat import OPENAI_ERRORS, openai_error
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_VOICE = "alloy"
+DEFAULT_MODEL = "tts-1"  # the lowest-latency speech model
 DEFAULT_TIMEOUT = 10.0
 _NOT_AUDIO = ("application/json", "text/")  # a 200 with one of these is a proxy's page, not speech
 
 
 class OpenAITTS(TTSProvider):
-    """One OpenAI speech model (``tts-1``, ``tts-1-hd``, ``gpt-4o-mini-tts``) with a default voice."""
+    """One voice (``alloy``, ``nova``…) on one OpenAI speech model (``tts-1``, ``tts-1-hd``, ``gpt-4o-mini-tts``)."""
 
     name = "openai"
     output_format = AudioFormat("pcm16", 24000)
@@ -30,7 +31,7 @@ class OpenAITTS(TTSProvider):
         self,
         *,
         api_key: str,
-        model: str = "tts-1",
+        model: str = DEFAULT_MODEL,
         voice: str = DEFAULT_VOICE,
         base_url: str = OPENAI_BASE_URL,
         timeout: float = DEFAULT_TIMEOUT,
@@ -45,7 +46,7 @@ class OpenAITTS(TTSProvider):
         """Yield whole 16-bit samples as they arrive (a network chunk may end mid-sample; the byte waits)."""
         request: dict[str, Any] = {
             "model": self.model,
-            "voice": options.voice or self.voice,
+            "voice": self.voice,
             "input": text,
             "response_format": "pcm",
         }
@@ -72,7 +73,8 @@ class OpenAITTS(TTSProvider):
 
 
 def create(category: str, model: str, credentials: dict[str, Any], settings: dict[str, Any]) -> OpenAITTS:
-    """Factory for providerKey ``openai`` (category ``tts``); ``settings`` may carry ``baseUrl`` and ``voice``."""
+    """Factory for providerKey ``openai`` (category ``tts``): ``model`` is the voice; ``settings`` may carry
+    ``ttsModel`` (the speech model) and ``baseUrl``."""
     if category != "tts":
         raise ProviderError("openai", f"no {category} adapter in openai_tts", retryable=False)
     api_key = str(credentials.get("apiKey") or "")
@@ -80,7 +82,7 @@ def create(category: str, model: str, credentials: dict[str, Any], settings: dic
         raise ProviderError("openai", "no API key configured", retryable=False, status=401)
     return OpenAITTS(
         api_key=api_key,
-        model=model,
-        voice=str(settings.get("voice") or DEFAULT_VOICE),
+        model=str(settings.get("ttsModel") or DEFAULT_MODEL),
+        voice=model or DEFAULT_VOICE,
         base_url=str(settings.get("baseUrl") or OPENAI_BASE_URL),
     )

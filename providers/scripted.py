@@ -4,8 +4,10 @@ For tests and benchmarks (like LiveKit's fake session): they run whole calls thr
 server with no vendor and no model, so what is measured is Voicex itself. The server exposes them as
 providerKey ``scripted`` only when VOICEX_ENABLE_SCRIPTED_PROVIDERS=true.
 
-The STT segments caller audio by energy: each run of loud audio after a quiet gap is one utterance and
-consumes the next scripted transcript (an empty one stands for a cough or noise: no words).
+The STT segments caller audio by energy like a real recognizer's endpointing: a loud run opens an utterance,
+which consumes the next scripted transcript (an empty one stands for a cough or noise: no words), and
+``endpointing_ms`` of quiet after it emits its final and closes it, so the next loud run is a new utterance.
+``finalize()`` emits the final of the open utterance at once (an empty final when none is open).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ with warnings.catch_warnings():
 _PCM16_8K = AudioFormat("pcm16", 8000)
 _PCM16_16K = AudioFormat("pcm16", 16000)
 _LOUD_RMS = 500  # 16-bit PCM RMS above which a frame counts as sound
-_QUIET_GAP_MS = 300  # quiet that separates utterances
+_ENDPOINTING_MS = 300  # quiet that finalizes an utterance when the session is opened without endpointing_ms
 _INTERIM_AFTER_MS = 100  # loud audio before the utterance's words show up as an interim transcript
 
 
@@ -66,12 +68,13 @@ class _Script:
 
 
 class ScriptedSTTSession(STTSession):
-    def __init__(self, provider: ScriptedSTT) -> None:
+    def __init__(self, provider: ScriptedSTT, endpointing_ms: int) -> None:
         self.provider = provider
+        self.endpointing_ms = endpointing_ms
         self._out: asyncio.Queue[Transcript | None] = asyncio.Queue()
         self._loud_ms = 0
-        self._quiet_ms = _QUIET_GAP_MS
-        self._text: str | None = None  # the current utterance's scripted transcript
+        self._quiet_ms = 0  # quiet since the open utterance's last loud audio
+        self._text: str | None = None  # the open utterance's scripted transcript; None: no utterance is open
         self._interim_sent = False
         self._closed = False
         self._bytes_per_ms = provider.input_format.bytes_per_second // 1000
@@ -83,18 +86,23 @@ class ScriptedSTTSession(STTSession):
         """No I/O here, so the engine may feed frames synchronously (no task wake-up per frame)."""
         duration_ms = len(chunk) // self._bytes_per_ms
         if _rms(chunk) >= _LOUD_RMS:
-            if self._quiet_ms >= _QUIET_GAP_MS:
+            if self._text is None:
                 self._text, self._loud_ms, self._interim_sent = self.provider.script.next(), 0, False
             self._loud_ms += duration_ms
             self._quiet_ms = 0
             if self._text and not self._interim_sent and self._loud_ms >= _INTERIM_AFTER_MS:
                 self._interim_sent = True
                 self._emit(Transcript(self._text, is_final=False))
-        else:
+        elif self._text is not None:
             self._quiet_ms += duration_ms
+            if self._quiet_ms >= self.endpointing_ms:  # the recognizer's endpointing: final, utterance closed
+                self._close_utterance()
         return True
 
     async def finalize(self) -> None:
+        self._close_utterance()
+
+    def _close_utterance(self) -> None:
         text, self._text = self._text or "", None
         self._emit(Transcript(text, is_final=True))
 
@@ -126,8 +134,8 @@ class ScriptedSTT(STTProvider):
         self.input_format = input_format
         self.sessions: list[ScriptedSTTSession] = []
 
-    async def open_session(self, *, language: str = "en") -> STTSession:
-        session = ScriptedSTTSession(self)
+    async def open_session(self, *, language: str = "en", endpointing_ms: int | None = None) -> STTSession:
+        session = ScriptedSTTSession(self, _ENDPOINTING_MS if endpointing_ms is None else endpointing_ms)
         self.sessions.append(session)
         return session
 

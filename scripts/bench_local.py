@@ -7,7 +7,8 @@ pass on a 2.5 s utterance (and, for comparison, faster-whisper's stock 30 s-wind
 streaming STT's final after the caller stops (speech streamed in real time); SmolLM2 time to first token
 for a new conversation (cold) and for the next turn of the same one (cached prefix), and to its first
 clause; Piper and eSpeak NG time to first audio for a short clause. Then it adds up the budget from the end
-of the caller's speech to the first agent audio with 300 ms endpointing. Medians of ``--repeat`` runs.
+of the caller's speech to the first agent audio when the turn ends after 300 ms of silence (silenceTimeoutMs;
+the STT's own endpointing is 300 ms too). Medians of ``--repeat`` runs.
 Needs the ``local`` extra. Numbers depend on what else the machine runs: the load average is printed.
 """
 
@@ -31,7 +32,8 @@ from providers.local.llm import LocalLlamaLLM
 from providers.local.stt import LocalWhisperSTT
 from providers.local.tts import EspeakTTS, PiperTTS
 
-ENDPOINTING_MS = 300
+SILENCE_TIMEOUT_MS = 300  # the caller's silence that ends the turn (silenceTimeoutMs)
+ENDPOINTING_MS = 300  # the STT's own pause before a final (endpointingMs), at most SILENCE_TIMEOUT_MS
 FRAME = 640  # 20 ms at 16 kHz PCM16
 _CLAUSE_END = re.compile(r"[.!?](\s|$)|[,;:]\s")
 
@@ -60,8 +62,9 @@ async def utterance(piper: PiperTTS, seconds: float = 2.5) -> bytes:
 
 
 async def stt_final_after_speech(stt: LocalWhisperSTT, speech: bytes) -> tuple[float, str]:
-    """Stream speech + endpointing silence in real time, then finalize: seconds until the final."""
-    session = await stt.open_session()
+    """Stream speech + the turn's closing silence in real time, then finalize (the end of turn): seconds until the
+    first final (the STT's endpointing may have closed the utterance already, then finalize adds an empty one)."""
+    session = await stt.open_session(endpointing_ms=ENDPOINTING_MS)
     finals: list[Transcript] = []
     arrived = asyncio.Event()
 
@@ -72,7 +75,7 @@ async def stt_final_after_speech(stt: LocalWhisperSTT, speech: bytes) -> tuple[f
                 arrived.set()
 
     reader = asyncio.create_task(read())
-    audio = speech + bytes(ENDPOINTING_MS * 32)
+    audio = speech + bytes(SILENCE_TIMEOUT_MS * 32)
     started = time.perf_counter()
     for index, start in enumerate(range(0, len(audio), FRAME)):
         await session.send_audio(audio[start : start + FRAME])
@@ -144,8 +147,8 @@ async def main(repeat: int) -> None:
     final_times = [f[0] for f in finals]
     stt_final = statistics.median(final_times)
     print(
-        f"  streamed: final after finalize()    {spread(final_times)}"
-        f"  (speech in real time, then {ENDPOINTING_MS} ms quiet)"
+        f"  streamed: final after turn end      {spread(final_times)}"
+        f"  (speech in real time, then {SILENCE_TIMEOUT_MS} ms quiet)"
     )
 
     print("\nSmolLM2-135M-Instruct (llama.cpp)")
@@ -176,10 +179,10 @@ async def main(repeat: int) -> None:
     print(f"  Piper joe medium                    {spread(piper_times)}")
     print(f"  eSpeak NG                           {spread(espeak_times)}")
 
-    budget = ENDPOINTING_MS / 1000 + stt_final + statistics.median(cached_clause) + piper_first
-    best = ENDPOINTING_MS / 1000 + min(final_times) + min(cached_clause) + min(piper_times)
+    budget = SILENCE_TIMEOUT_MS / 1000 + stt_final + statistics.median(cached_clause) + piper_first
+    best = SILENCE_TIMEOUT_MS / 1000 + min(final_times) + min(cached_clause) + min(piper_times)
     print("\ncaller stops speaking -> first agent audio (estimate, medians)")
-    print(f"  endpointing                         {ms(ENDPOINTING_MS / 1000)}")
+    print(f"  silence timeout (turn end)          {ms(SILENCE_TIMEOUT_MS / 1000)}")
     print(f"  STT final                           {ms(stt_final)}")
     print(f"  LLM to first clause (cached turn)   {ms(statistics.median(cached_clause))}")
     print(f"  Piper first audio                   {ms(piper_first)}")

@@ -3,7 +3,7 @@
 Two ``voicex serve`` processes share one database. Each round makes fresh organizations and fires, all at once
 and alternating between the two servers:
 
-- ``--webhooks`` signed voice webhooks for an org on the starter plan (maxConcurrentCalls 5): exactly 5 may be
+- ``--webhooks`` signed voice webhooks for an org on the starter plan (its maxConcurrentCalls): exactly that many may be
   admitted (TwiML opening a stream); the rest must be refused with Say + Hangup, never an error;
 - ``--creates`` agent creations for an org at 0 of its maxAgents, and as many custom-provider creations for
   an org at 0 of its maxCustomProviders: exactly the limit may succeed, the rest must be a 4xx ``{"error"}``;
@@ -20,11 +20,16 @@ import asyncio
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from scripts.multiproc import Cluster, ServerProcess, new_call_sid
+from voicex.catalog import load_catalog
+
+# The plan every race runs on, with its limits from config/plans.yaml (what the servers enforce).
+PLAN = load_catalog(Path(__file__).resolve().parents[1] / "config").plans["starter"]
 
 
 @dataclass
@@ -68,10 +73,10 @@ async def _refusal(response: aiohttp.ClientResponse) -> str | None:
 
 
 async def _calls(cluster: Cluster, http: aiohttp.ClientSession, servers: list[ServerProcess], n: int) -> Race:
-    org = await cluster.make_org(http, servers[0], "starter")
+    org = await cluster.make_org(http, servers[0], PLAN.slug)
     async with await cluster.make_agent(http, servers[0], org) as response:
         agent_id = (await response.json())["_id"]
-    race = Race("voice webhooks (calls)", limit=5, tried=n)
+    race = Race("voice webhooks (calls)", limit=PLAN.limits.maxConcurrentCalls, tried=n)
     sids = [new_call_sid() for _ in range(n)]
     picks = [servers[i % len(servers)] for i in range(n)]
     answers = await asyncio.gather(
@@ -113,8 +118,8 @@ async def _creates(servers: list[ServerProcess], race: Race, post: Any) -> None:
 
 
 async def _agents(cluster: Cluster, http: aiohttp.ClientSession, servers: list[ServerProcess], n: int) -> Race:
-    org = await cluster.make_org(http, servers[0], "starter")
-    race = Race("agent creations", limit=5, tried=n)
+    org = await cluster.make_org(http, servers[0], PLAN.slug)
+    race = Race("agent creations", limit=PLAN.limits.maxAgents, tried=n)
 
     async def post(server: ServerProcess, i: int) -> aiohttp.ClientResponse:
         return await cluster.make_agent(http, server, org)
@@ -125,8 +130,8 @@ async def _agents(cluster: Cluster, http: aiohttp.ClientSession, servers: list[S
 
 
 async def _providers(cluster: Cluster, http: aiohttp.ClientSession, servers: list[ServerProcess], n: int) -> Race:
-    org = await cluster.make_org(http, servers[0], "starter")
-    race = Race("custom-provider creations", limit=3, tried=n)
+    org = await cluster.make_org(http, servers[0], PLAN.slug)
+    race = Race("custom-provider creations", limit=PLAN.features.maxCustomProviders, tried=n)
 
     async def post(server: ServerProcess, i: int) -> aiohttp.ClientResponse:
         body = {"category": "llm", "providerKey": "ollama", "name": f"Local model {i}"}

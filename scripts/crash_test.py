@@ -112,7 +112,7 @@ async def run(calls: int = 10, bystanders: int = 2, uri: str | None = None) -> C
         victim = await cluster.start_server()
         other = await cluster.start_server()
         org = await cluster.make_org(http, victim, "pro")
-        thresholds = {"silenceTimeoutMs": 60000, "maxCallDurationSec": 1800}
+        thresholds = {"idleTimeoutMs": 60000, "maxCallDurationSec": 1800}  # no reprompt during the test
         async with await cluster.make_agent(http, victim, org, thresholds=thresholds) as response:
             agent_id = (await response.json())["_id"]
         async with http.get(f"{victim.url}/api/dashboard/plan", headers=org.key) as response:

@@ -27,7 +27,7 @@ from voicex.embedded_db import free_port
 CATEGORIES = ("stt", "llm", "tts")
 FAULTS = ("refused", "http_5xx", "http_401", "timeout", "dropped", "garbage")
 VENDORS = {"stt": "deepgram", "llm": "groq", "tts": "elevenlabs"}
-MODELS = {"stt": "nova-2-phonecall", "llm": "llama-3.1-8b-instant", "tts": "eleven_flash_v2_5"}
+MODELS = {"stt": "nova-2-phonecall", "llm": "llama-3.1-8b-instant", "tts": "21m00Tcm4TlvDq8ikWAM"}  # tts: a voice
 KEYS = {"stt": "dg-test-key", "llm": "gsk-test-key", "tts": "xi-test-key"}
 QUESTION = "What time do you open tomorrow?"
 REPLY = "Hello there! How can I help?"  # what the loopback Groq streams
@@ -156,7 +156,7 @@ class FaultLab:
 
     async def setup(self) -> None:
         providers = await self._json("GET", "/api/dashboard/providers")
-        self.scripted = {p["category"]: p["_id"] for p in providers["items"] if p["providerKey"] == "scripted"}
+        self.scripted = {p["category"]: p["_id"] for p in providers if p["providerKey"] == "scripted"}
         assert set(self.scripted) == set(CATEGORIES), "the scripted providers must be enabled"
 
     async def _json(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:

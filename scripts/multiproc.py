@@ -165,7 +165,7 @@ class Cluster:
     ) -> aiohttp.ClientResponse:
         """POST an agent on the global scripted providers; the response is returned unread."""
         providers = await _json(http.get(f"{server.url}/api/dashboard/providers", headers=org.key), 200)
-        scripted = {p["category"]: p["_id"] for p in providers["items"] if p["providerKey"] == "scripted"}
+        scripted = {p["category"]: p["_id"] for p in providers if p["providerKey"] == "scripted"}
         body = {
             "name": f"Agent {next(_names)}",
             "persona": {"systemPrompt": "Be brief.", "greeting": "Hello from Voicex."},

@@ -13,6 +13,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from twilio.request_validator import RequestValidator
 
+from scripts.twilio_sim import CallerAudio, caller_audio, synthesize
+from scripts.twilio_sim.caller_audio import ULAW_SILENCE_FRAME
 from tests.factories import Tenant, make_tenant
 from voicex.app import create_app
 from voicex.context import Services
@@ -45,7 +47,7 @@ async def start_server(services: Services) -> TestClient[web.Request, web.Applic
 
 async def make_line(client, services: Services, plan: str = "starter", **agent: Any) -> Line:
     tenant = await make_tenant(client, services, plan=plan)
-    providers = (await (await client.get("/api/dashboard/providers", headers=tenant.key)).json())["items"]
+    providers = await (await client.get("/api/dashboard/providers", headers=tenant.key)).json()
     scripted = {p["category"]: p["_id"] for p in providers if p["providerKey"] == "scripted"}
     assert set(scripted) == {"stt", "llm", "tts"}, "scripted providers must be enabled"
     number = f"+1500555{next(_numbers):04d}"
@@ -100,3 +102,31 @@ def parse_twiml(text: str) -> dict[str, Any]:
         return {"stream": stream.get("url"), "params": params, "hangup_after": root.find("Hangup") is not None}
     say = root.find("Say")
     return {"say": say.text if say is not None else None, "hangup": root.find("Hangup") is not None}
+
+
+async def hold_slots(client, line: Line, count: int) -> list[dict[str, str]]:
+    """Admit ``count`` calls whose streams never start: each holds one of the org's concurrent-call slots."""
+    held = []
+    for _ in range(count):
+        params = call_params(line.number)
+        answer = parse_twiml(
+            await (await post_signed(client, f"/api/twilio/voice?api_key={line.tenant.api_key}", params)).text()
+        )
+        assert "stream" in answer, answer
+        held.append(params)
+    return held
+
+
+def spoken(text: str) -> CallerAudio:
+    """``text`` spoken (espeak-ng), cut to its first and last speech frames: no silence around the words."""
+    clip = caller_audio(synthesize(text))
+    speech = [i for i, s in enumerate(clip.speech) if s]
+    return CallerAudio(clip.frames[speech[0] : speech[-1] + 1], clip.speech[speech[0] : speech[-1] + 1])
+
+
+def with_pause(first: CallerAudio, second: CallerAudio, pause_ms: int) -> CallerAudio:
+    """One utterance: ``first``, exactly ``pause_ms`` of line silence, ``second``."""
+    gap = pause_ms // 20
+    return CallerAudio(
+        first.frames + [ULAW_SILENCE_FRAME] * gap + second.frames, first.speech + [False] * gap + second.speech
+    )

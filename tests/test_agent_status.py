@@ -15,7 +15,7 @@ from voicex.usage import day_key
 
 async def _status(client, world: World, agent_id: str) -> tuple[str, str | None]:
     listed = await (await client.get(AGENTS, headers=world.tenant.jwt)).json()
-    [item] = [item for item in listed["items"] if item["_id"] == agent_id]
+    [item] = [item for item in listed if item["_id"] == agent_id]
     single = await fetch(client, world, agent_id)
     assert (single["status"], single["pauseReason"]) == (item["status"], item["pauseReason"])
     return item["status"], item["pauseReason"]

@@ -10,6 +10,7 @@ from openapi_spec_validator import validate
 
 from tests.agent_world import AGENTS, add_provider, body, create, fetch, make_world
 from voicex.agent_quota import claim_agent_slot, release_agent_slot
+from voicex.agent_schemas import AGENT_KNOBS
 
 # --- create -----------------------------------------------------------------------------------------
 
@@ -18,11 +19,10 @@ async def test_create_fills_defaults_from_turn_taking_yaml(client, services) -> 
     world = await make_world(client, services)
     agent = await create(client, world, phoneNumbers=["+15550001111", "+15550001111"])
     knobs = services.catalog.turn_taking.knobs
-    assert agent["thresholds"] == {
-        name: knobs[name].default
-        for name in ("silenceTimeoutMs", "maxCallDurationSec", "interruptionSensitivity", "endpointingMs", "vad")
-    }
-    assert agent["thresholds"]["endpointingMs"] == 500 and agent["thresholds"]["vad"] == "webrtc"
+    assert agent["thresholds"] == {name: knobs[name].default for name in AGENT_KNOBS}
+    # The API reference's meanings: 700 ms of caller silence ends a turn, the recognizer finalizes after 300 ms.
+    assert agent["thresholds"]["silenceTimeoutMs"] == 700 and agent["thresholds"]["endpointingMs"] == 300
+    assert agent["thresholds"]["idleTimeoutMs"] == 8000 and agent["thresholds"]["vad"] == "webrtc"
     assert agent["sttModelId"] == "nova-2-phonecall"  # the provider's first model
     assert agent["openingMode"] == "agent_first" and agent["active"] is True
     assert agent["phoneNumbers"] == ["+15550001111"]
@@ -31,7 +31,7 @@ async def test_create_fills_defaults_from_turn_taking_yaml(client, services) -> 
     assert (agent["status"], agent["pauseReason"]) == ("active", None)
     assert await fetch(client, world, agent["_id"]) == agent
     listed = await (await client.get(AGENTS, headers=world.tenant.jwt)).json()
-    assert [item["_id"] for item in listed["items"]] == [agent["_id"]] and listed["total"] == 1
+    assert listed == [agent]  # a bare array, as in the API reference
 
 
 async def test_default_call_duration_is_capped_by_a_smaller_plan(client, services) -> None:
@@ -60,10 +60,28 @@ INVALID = [
         "llmModelId: model openai/gpt-4.1 needs the Pro plan (this organization is on Starter)",
     ),
     (
-        lambda w: {"thresholds": {"endpointingMs": 50}},
+        lambda w: {"thresholds": {"silenceTimeoutMs": 50}},
         400,
-        "thresholds.endpointingMs: must be between 100 and 5000",
+        "thresholds.silenceTimeoutMs: must be between 100 and 5000",
     ),
+    (
+        lambda w: {
+            "thresholds": {"endpointingMs": 5},
+        },
+        400,
+        "thresholds.endpointingMs: must be between 10 and 5000",
+    ),
+    (
+        lambda w: {"thresholds": {"idleTimeoutMs": 1000}},
+        400,
+        "thresholds.idleTimeoutMs: must be between 2000 and 60000",
+    ),
+    (
+        lambda w: {"ttsConfig": {"model": "eleven_flash_v2_5"}},
+        400,
+        "ttsConfig.model: provider 'Test Edge' has no synthesis model to choose",
+    ),
+    (lambda w: {"ttsConfig": {"voice": "en-US-GuyNeural"}}, 400, "ttsConfig.voice: Extra inputs are not permitted"),
     (lambda w: {"thresholds": {"vad": "energy"}}, 400, "thresholds.vad: must be one of webrtc, silero"),
     (
         lambda w: {"thresholds": {"maxCallDurationSec": 1000}},
@@ -148,7 +166,7 @@ async def test_phone_number_belongs_to_one_agent_per_org(client, services) -> No
 
 async def test_patch_merges_nested_objects_and_revalidates(client, services) -> None:
     world = await make_world(client, services)
-    agent = await create(client, world, thresholds={"endpointingMs": 800})
+    agent = await create(client, world, thresholds={"silenceTimeoutMs": 800})
     url = f"{AGENTS}/{agent['_id']}"
     response = await client.patch(
         url, json={"persona": {"greeting": "Hi there"}, "thresholds": {"vad": "silero"}}, headers=world.tenant.jwt
@@ -157,20 +175,20 @@ async def test_patch_merges_nested_objects_and_revalidates(client, services) -> 
     patched = await response.json()
     assert patched["persona"]["greeting"] == "Hi there"
     assert patched["persona"]["systemPrompt"] == agent["persona"]["systemPrompt"]
-    assert patched["thresholds"]["vad"] == "silero" and patched["thresholds"]["endpointingMs"] == 800
+    assert patched["thresholds"]["vad"] == "silero" and patched["thresholds"]["silenceTimeoutMs"] == 800
     assert patched["updatedAt"] > agent["updatedAt"] and patched["createdAt"] == agent["createdAt"]
 
     refused = await client.patch(url, json={"llmModelId": "gpt-4.1"}, headers=world.tenant.jwt)
     assert refused.status == 403 and "needs the Pro plan" in (await refused.json())["error"]
-    too_fast = await client.patch(url, json={"thresholds": {"endpointingMs": 6000}}, headers=world.tenant.jwt)
-    assert too_fast.status == 400
-    assert (await too_fast.json())["error"] == "thresholds.endpointingMs: must be between 100 and 5000"
+    too_slow = await client.patch(url, json={"thresholds": {"silenceTimeoutMs": 6000}}, headers=world.tenant.jwt)
+    assert too_slow.status == 400
+    assert (await too_slow.json())["error"] == "thresholds.silenceTimeoutMs: must be between 100 and 5000"
     unchanged = await fetch(client, world, agent["_id"])
-    assert unchanged["llmModelId"] == "gpt-4o-mini" and unchanged["thresholds"]["endpointingMs"] == 800
+    assert unchanged["llmModelId"] == "gpt-4o-mini" and unchanged["thresholds"]["silenceTimeoutMs"] == 800
 
-    reset = await client.patch(url, json={"thresholds": {"endpointingMs": None}}, headers=world.tenant.jwt)
-    assert (await reset.json())["thresholds"]["endpointingMs"] == services.catalog.turn_taking.knobs[
-        "endpointingMs"
+    reset = await client.patch(url, json={"thresholds": {"silenceTimeoutMs": None}}, headers=world.tenant.jwt)
+    assert (await reset.json())["thresholds"]["silenceTimeoutMs"] == services.catalog.turn_taking.knobs[
+        "silenceTimeoutMs"
     ].default
     blank = await client.patch(url, json={"persona": {"systemPrompt": None}}, headers=world.tenant.jwt)
     assert blank.status == 400 and (await blank.json())["error"] == "persona.systemPrompt: Field required"
@@ -205,8 +223,7 @@ async def test_another_org_never_sees_or_touches_the_agent(client, services) -> 
         assert (await client.get(url, headers=headers)).status == 404
         assert (await client.patch(url, json={"name": "Mine now"}, headers=headers)).status == 404
         assert (await client.delete(url, headers=headers)).status == 404
-        listed = await (await client.get(AGENTS, headers=headers)).json()
-        assert listed["items"] == [] and listed["total"] == 0
+        assert await (await client.get(AGENTS, headers=headers)).json() == []
     assert (await client.get(f"{AGENTS}/not-an-id", headers=world.tenant.jwt)).status == 404
     assert (await fetch(client, world, agent["_id"]))["name"] == "Front desk"
     assert (await client.get(AGENTS)).status == 401
@@ -244,3 +261,21 @@ async def test_fallback_providers_are_validated_like_the_main_ones(client, servi
         headers=world.tenant.jwt,
     )
     assert gated.status == 403 and (await gated.json())["error"].startswith("fallbacks.llm[0].modelId:")
+
+
+async def test_the_tts_model_is_a_voice_and_the_synthesis_model_a_setting(client, services) -> None:
+    world = await make_world(client, services, plan="pro")
+    providers = await (await client.get("/api/dashboard/providers?category=tts", headers=world.tenant.jwt)).json()
+    eleven = next(p["_id"] for p in providers if p["providerKey"] == "elevenlabs" and p["source"] == "global")
+    voice = {"ttsProviderId": eleven, "ttsModelId": "21m00Tcm4TlvDq8ikWAM"}
+    agent = await create(client, world, **voice, ttsConfig={"speed": 1.1, "model": "eleven_turbo_v2_5"})
+    assert agent["ttsModelId"] == "21m00Tcm4TlvDq8ikWAM" and agent["status"] == "active"
+    assert agent["ttsConfig"] == {"speed": 1.1, "model": "eleven_turbo_v2_5"}
+    refusals = [
+        ({**voice, "ttsModelId": "eleven_flash_v2_5"}, "ttsModelId: provider 'ElevenLabs TTS' has no model"),
+        ({**voice, "ttsConfig": {"model": "eleven_v9"}}, "ttsConfig.model: must be one of eleven_flash_v2_5,"),
+        ({**voice, "ttsConfig": {"model": "../x"}}, "ttsConfig.model: String should match pattern"),
+    ]
+    for overrides, message in refusals:
+        response = await client.post(AGENTS, json=body(world, name="Other", **overrides), headers=world.tenant.jwt)
+        assert response.status == 400 and (await response.json())["error"].startswith(message), message

@@ -32,7 +32,7 @@ async def test_created_key_works_is_listed_by_prefix_only_and_stops_working_once
     assert listed.status == 200
     text = await listed.text()
     assert raw not in text and hash_api_key(raw) not in text and tenant.api_key not in text
-    items = (await listed.json())["items"]
+    items = await listed.json()
     assert [item["name"] for item in items] == ["production", "test key"]  # newest first
     assert set(items[0]) == {"_id", "name", "keyPrefix", "createdAt", "lastUsedAt"}
     assert items[0]["_id"] == body["_id"] and items[0]["keyPrefix"] == raw[:11]
@@ -49,7 +49,7 @@ async def test_created_key_works_is_listed_by_prefix_only_and_stops_working_once
     assert refused.status == 401
     assert await refused.json() == {"error": "invalid API key"}
     remaining = await (await client.get("/api/dashboard/api-keys", headers=tenant.key)).json()
-    assert [item["name"] for item in remaining["items"]] == ["test key"]
+    assert [item["name"] for item in remaining] == ["test key"]
     again = await client.delete(f"/api/dashboard/api-keys/{body['_id']}", headers=tenant.jwt)
     assert again.status == 404
 
@@ -59,7 +59,7 @@ async def test_last_used_at_is_set_when_the_key_is_used(client, services) -> Non
     body = await (await client.post("/api/dashboard/api-keys", json={"name": "ci"}, headers=tenant.jwt)).json()
     before = dt.datetime.now(dt.UTC)
     assert (await client.get("/api/dashboard/plan", headers={"x-api-key": body["rawKey"]})).status == 200
-    items = (await (await client.get("/api/dashboard/api-keys", headers=tenant.jwt)).json())["items"]
+    items = await (await client.get("/api/dashboard/api-keys", headers=tenant.jwt)).json()
     used = next(item for item in items if item["_id"] == body["_id"])
     assert used["lastUsedAt"] is not None
     last_used = dt.datetime.fromisoformat(used["lastUsedAt"].replace("Z", "+00:00"))
@@ -86,7 +86,7 @@ async def test_another_organizations_key_is_invisible_and_cannot_be_deleted(clie
     assert response.status == 404
     assert await response.json() == {"error": "API key not found"}
     assert (await client.get("/api/dashboard/organization", headers=owner.key)).status == 200
-    items = (await (await client.get("/api/dashboard/api-keys", headers=other.jwt)).json())["items"]
+    items = await (await client.get("/api/dashboard/api-keys", headers=other.jwt)).json()
     assert str(key["_id"]) not in [item["_id"] for item in items]
     assert (await client.delete("/api/dashboard/api-keys/not-an-id", headers=other.jwt)).status == 404
 

@@ -165,9 +165,8 @@ async def test_usage_analytics_is_one_zero_filled_record_per_utc_day_oldest_firs
     await add_usage(services.db, org_id, now - dt.timedelta(days=40), calls=7, minutes=70, tokens=7, ttsChars=7)
     await add_usage(services.db, ObjectId(other.org_id), now, calls=50, minutes=500, tokens=5, ttsChars=5)
 
-    body = await get_json(client, "/api/dashboard/analytics/usage?days=30", tenant.key)
-    items = body["items"]
-    assert body["days"] == 30 and len(items) == 30
+    items = await get_json(client, "/api/dashboard/analytics/usage?days=30", tenant.key)
+    assert isinstance(items, list) and len(items) == 30  # a bare array of days, as in the API reference
     expected_dates = [day_key(now - dt.timedelta(days=back)) for back in range(29, -1, -1)]
     assert [item["date"] for item in items] == expected_dates
     by_date = {item["date"]: item for item in items}
@@ -178,11 +177,11 @@ async def test_usage_analytics_is_one_zero_filled_record_per_utc_day_oldest_firs
     assert items[1] == {"date": expected_dates[1], "calls": 0, "minutes": 0, "tokens": 0, "ttsChars": 0}
 
     default = await get_json(client, "/api/dashboard/analytics/usage", tenant.jwt)
-    assert default["days"] == 30 and default["items"] == items
+    assert default == items
     longer = await get_json(client, "/api/dashboard/analytics/usage?days=45", tenant.jwt)
-    assert len(longer["items"]) == 45 and sum(item["calls"] for item in longer["items"]) == 3 + 4 + 1 + 9 + 7
+    assert len(longer) == 45 and sum(item["calls"] for item in longer) == 3 + 4 + 1 + 9 + 7
     today_only = await get_json(client, "/api/dashboard/analytics/usage?days=1", tenant.jwt)
-    assert [item["date"] for item in today_only["items"]] == [day_key(now)]
+    assert [item["date"] for item in today_only] == [day_key(now)]
     for bad in ("0", "366", "week"):
         body = await get_json(client, f"/api/dashboard/analytics/usage?days={bad}", tenant.jwt, status=400)
         assert body["error"].startswith("days"), body
@@ -246,7 +245,7 @@ async def test_a_busy_days_usage_is_exact_and_no_document_grows_with_the_days_ca
     for call_id in calls[-50:]:  # retries arrive while the call is among the recent ones
         assert not await add_usage(services.db, org_id, now, once=call_id, calls=1, minutes=0.5, tokens=10)
     body = await (await client.get("/api/dashboard/analytics/usage?days=2", headers=tenant.key)).json()
-    assert body["items"][-1] == {"date": day_key(now), "calls": 300, "minutes": 150.0, "tokens": 3000, "ttsChars": 0}
+    assert body[-1] == {"date": day_key(now), "calls": 300, "minutes": 150.0, "tokens": 3000, "ttsChars": 0}
     docs = await services.db.usage_daily.find({"orgId": org_id}).to_list()
     # 16 documents of at most 64 ids, whatever the number of calls (one document held all 300 before).
     assert len(docs) == USAGE_SHARDS == 16 and max(len(doc["counted"]) for doc in docs) <= COUNTED_KEPT == 64

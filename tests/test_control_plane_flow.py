@@ -12,7 +12,7 @@ SIGNUP = {"name": "Dana", "email": "dana@clinic.example", "password": "clinic-pa
 
 
 async def _global(client, headers, key: str, category: str) -> dict:
-    items = (await (await client.get(f"/api/dashboard/providers?category={category}", headers=headers)).json())["items"]
+    items = await (await client.get(f"/api/dashboard/providers?category={category}", headers=headers)).json()
     return next(item for item in items if item["providerKey"] == key and item["source"] == "global")
 
 
@@ -68,7 +68,7 @@ async def test_signup_to_agents_keys_limits_revocation_and_conflicts(client, ser
     first = await client.post("/api/dashboard/agents", json=agent_body, headers=key)
     assert first.status == 201
     agent = await first.json()
-    assert agent["status"] == "active" and agent["thresholds"]["endpointingMs"] == 500
+    assert agent["status"] == "active" and agent["thresholds"]["silenceTimeoutMs"] == 700
     for n in range(2, plan["limits"]["maxAgents"] + 1):
         extra = {**agent_body, "name": f"Agent {n}", "phoneNumbers": []}
         assert (await client.post("/api/dashboard/agents", json=extra, headers=key)).status == 201

@@ -13,7 +13,7 @@ import pytest
 from bson import ObjectId
 
 from scripts.crash_test import run
-from tests.telephony import call_params, make_line, parse_twiml, post_signed
+from tests.telephony import call_params, hold_slots, make_line, parse_twiml, post_signed
 from voicex.call_records import reap_lost_calls
 from voicex.instances import identity
 
@@ -47,8 +47,9 @@ async def test_a_call_is_reclaimed_at_once_only_when_its_process_is_gone(
 ) -> None:
     """A live process keeps its call; one whose pid now belongs to another process loses it, lease or not."""
     line = await make_line(server, services, plan="free")
+    await hold_slots(server, line, services.catalog.plans["free"].limits.maxConcurrentCalls - 1)
     voice = f"/api/twilio/voice?api_key={line.tenant.api_key}"
-    params = call_params(line.number)
+    params = call_params(line.number)  # the org's last slot
     answer = await post_signed(server, voice, params)
     call_id = ObjectId(parse_twiml(await answer.text())["params"]["callId"])
     now = dt.datetime.now(dt.UTC)
@@ -63,7 +64,7 @@ async def test_a_call_is_reclaimed_at_once_only_when_its_process_is_gone(
     call = await services.db.calls.find_one({"_id": call_id})
     assert (call["status"], call.get("endReason")) == (("failed", "server_lost") if reclaimed else ("active", None))
     again = parse_twiml(await (await post_signed(server, voice, call_params(line.number))).text())
-    assert ("stream" in again) == reclaimed  # the free plan's one slot is free only if the call was reclaimed
+    assert ("stream" in again) == reclaimed  # the last slot is free only if the call was reclaimed
     if not reclaimed:  # the caller hangs up before the stream starts: Twilio's status callback ends the call
         status = f"/api/twilio/status?api_key={line.tenant.api_key}"
         await post_signed(server, status, {**params, "CallStatus": "completed", "SequenceNumber": "3"})

@@ -58,7 +58,7 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[EmbeddedMongo, Runtime, o
     runtime = await Runtime.start(settings)
     client = await start_server(runtime.services)
     # no "are you still there?" while the callers wait out the outage, so each transcript is exactly predictable
-    line = await make_line(client, runtime.services, plan="pro", thresholds={"silenceTimeoutMs": 60000})
+    line = await make_line(client, runtime.services, plan="pro", thresholds={"idleTimeoutMs": 60000})
     try:
         yield database, runtime, client, line
     finally:
@@ -120,5 +120,5 @@ async def test_usage_of_a_call_is_counted_once_however_often_it_is_written(world
     assert await add_usage(runtime.services.db, org_id, moment, once=ObjectId(), calls=1, minutes=1.0)
 
     body = await (await client.get("/api/dashboard/analytics/usage?days=1", headers=line.tenant.key)).json()
-    assert body["items"][-1]["calls"] == 2 and body["items"][-1]["minutes"] == 3.5
-    assert set(body["items"][-1]) == {"date", "calls", "minutes", "tokens", "ttsChars"}
+    assert body[-1]["calls"] == 2 and body[-1]["minutes"] == 3.5
+    assert set(body[-1]) == {"date", "calls", "minutes", "tokens", "ttsChars"}

@@ -48,7 +48,7 @@ class BrokenTTS(TTSProvider):
 class RefusingSTT(STTProvider):
     name = "refusing"
 
-    async def open_session(self, *, language: str = "en") -> STTSession:
+    async def open_session(self, *, language: str = "en", endpointing_ms: int | None = None) -> STTSession:
         raise ProviderError("refusing", "connection refused")
 
 
@@ -92,3 +92,14 @@ async def test_stt_opens_the_first_provider_that_accepts() -> None:
     await session.close()
     with pytest.raises(ProviderError):
         await FallbackSTT([RefusingSTT()]).open_session()
+
+
+async def test_stt_sessions_of_a_chain_get_the_calls_endpointing_also_after_a_failover() -> None:
+    main, backup = ScriptedSTT("hello"), ScriptedSTT("hello")
+    chain = FallbackSTT([RefusingSTT(), main, backup])
+    first = await chain.open_session(endpointing_ms=250)
+    second = await chain.failover(ProviderError("scripted", "connection dropped"), endpointing_ms=250)
+    assert [s.endpointing_ms for s in main.sessions + backup.sessions] == [250, 250]
+    assert chain.chosen is backup
+    await first.close()
+    await second.close()

@@ -22,7 +22,7 @@ async def test_a_body_that_is_not_utf8_is_a_400_not_a_500(client, services) -> N
 
 async def test_a_skip_past_64_bits_is_a_400_not_a_500(client, services) -> None:
     tenant = await make_tenant(client, services)
-    for path in ("/api/dashboard/calls", "/api/dashboard/agents", "/api/dashboard/models/search"):
+    for path in ("/api/dashboard/calls", "/api/dashboard/models/search"):  # the lists that take skip/limit
         response = await client.get(path, params={"skip": str(10**30), "category": "llm"}, headers=tenant.key)
         assert response.status == 400, path
         assert "skip" in (await response.json())["error"]

@@ -18,7 +18,7 @@ from bson import ObjectId
 
 from scripts.twilio_sim import CallConfig, SimulatedCall, synthesize
 from tests.raw_stream import RawStream, media_message, server_frames, start_message
-from tests.telephony import AUTH_TOKEN, call_params, make_line, parse_twiml, post_signed
+from tests.telephony import AUTH_TOKEN, call_params, hold_slots, make_line, parse_twiml, post_signed
 from voicex.call_records import reap_lost_calls
 from voicex.slots import LEASE
 from voicex.telephony.stream import MAX_MESSAGE_BYTES
@@ -139,9 +139,10 @@ async def test_an_oversized_stream_message_closes_the_stream_and_finalizes_the_c
 
 
 async def test_no_stream_can_exist_beyond_the_orgs_concurrent_call_slots(server, services) -> None:
-    line = await make_line(server, services, plan="free")  # maxConcurrentCalls 1
+    line = await make_line(server, services, plan="free")
+    held = len(await hold_slots(server, line, services.catalog.plans["free"].limits.maxConcurrentCalls - 1))
     call = SimulatedCall(sim_config(server, line))
-    assert await call.dial()
+    assert await call.dial()  # the last slot
     params = call.result().custom_parameters
     busy = await post_signed(server, f"/api/twilio/voice?api_key={line.tenant.api_key}", call_params(line.number))
     assert "busy" in parse_twiml(await busy.text())["say"]  # the second call gets no stream parameters at all
@@ -158,7 +159,7 @@ async def test_no_stream_can_exist_beyond_the_orgs_concurrent_call_slots(server,
         sent = await stream.read_until_closed(10)
         stream.close()
         assert [opcode for opcode, _ in server_frames(sent)] == [0x8]  # closed at once: no audio, no marks
-    assert await services.db.calls.count_documents({"orgId": ObjectId(line.tenant.org_id)}) == 1
+    assert await services.db.calls.count_documents({"orgId": ObjectId(line.tenant.org_id)}) == 1 + held
     assert await services.db.calls.count_documents({"streamTokenUsed": True}) == 1
     assert "voicex_active_calls 1.0" in await (await server.get("/metrics")).text()
     await call.hangup()

@@ -29,6 +29,7 @@ async def test_free_plan_sees_allowed_models_first_and_what_the_rest_need(client
         "source": "global",
         "allowed": False,
         "requiredPlan": "starter",
+        "language": None,
     }
     assert all(item["requiredPlan"] is None for item in items[:-1])
     global_doc = await services.db.providers.find_one({"orgId": None, "providerKey": "deepgram"})
@@ -37,9 +38,14 @@ async def test_free_plan_sees_allowed_models_first_and_what_the_rest_need(client
     tts = (await search(client, tenant, category="tts", limit=100))["items"]
     gated = [item["requiredPlan"] for item in tts if not item["allowed"]]
     assert gated and gated == sorted(gated, key=["starter", "pro"].index)  # cheapest upgrade first
-    assert {"modelId": "tts-1-hd", "requiredPlan": "pro"}.items() <= next(
-        item for item in tts if item["modelId"] == "tts-1-hd"
+    # TTS models are voices, each with its language; ElevenLabs voices need the Starter plan.
+    assert {"modelId": "21m00Tcm4TlvDq8ikWAM", "label": "Rachel (calm, American)", "language": "en-US"}.items() <= next(
+        item for item in tts if item["modelId"] == "21m00Tcm4TlvDq8ikWAM"
     ).items()
+    assert {(item["providerKey"], item["requiredPlan"]) for item in tts if not item["allowed"]} == {
+        ("elevenlabs", "starter")
+    }
+    assert all(item["language"] for item in tts)
 
 
 async def test_a_richer_plan_unlocks_models(client, services) -> None:
@@ -73,6 +79,7 @@ async def test_own_provider_models_are_always_allowed_and_inactive_ones_hidden(c
             "source": "client",
             "allowed": True,
             "requiredPlan": None,
+            "language": None,
         }
     ]
     theirs = next(item for item in items if item["source"] == "global" and item["modelId"] == "gpt-4o")
@@ -105,7 +112,8 @@ async def test_paging_covers_every_hit_once(client, services) -> None:
     tenant = await make_tenant(client, services, plan="free")
     everything = await search(client, tenant, category="tts", limit=100)
     assert everything["total"] >= 10
-    pages = [await search(client, tenant, category="tts", skip=skip, limit=4) for skip in range(0, 16, 4)]
+    total = everything["total"]
+    pages = [await search(client, tenant, category="tts", skip=skip, limit=4) for skip in range(0, total + 4, 4)]
     assert all(page["total"] == everything["total"] and page["limit"] == 4 for page in pages)
     assert all(len(page["items"]) <= 4 for page in pages)
     assert [item for page in pages for item in page["items"]] == everything["items"]

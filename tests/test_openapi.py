@@ -62,3 +62,30 @@ async def test_swagger_ui_points_at_the_document(client) -> None:
     assert response.status == 200
     assert "text/html" in response.headers["Content-Type"]
     assert "/api/openapi.json" in await response.text()
+
+
+# Lists without skip/limit are bare arrays, lists with them are pages (docs/api-reference.md, "Lists").
+ARRAYS = [
+    "/api/plans",
+    "/api/dashboard/agents",
+    "/api/dashboard/providers",
+    "/api/dashboard/providers/registry",
+    "/api/dashboard/api-keys",
+    "/api/dashboard/analytics/usage",
+]
+PAGES = ["/api/dashboard/calls", "/api/dashboard/models/search", "/api/admin/organizations"]
+
+
+async def test_the_document_says_which_lists_are_arrays_and_which_are_pages(client) -> None:
+    spec = await (await client.get("/api/openapi.json")).json()
+
+    def schema(path: str) -> dict:
+        found = spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        while "$ref" in found:
+            found = spec["components"]["schemas"][found["$ref"].rsplit("/", 1)[-1]]
+        return found
+
+    for path in ARRAYS:
+        assert schema(path)["type"] == "array", path
+    for path in PAGES:
+        assert {"items", "total", "skip", "limit"} <= set(schema(path)["properties"]), path

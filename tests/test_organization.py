@@ -12,10 +12,10 @@ from tests.factories import make_tenant
 async def test_public_plans_hide_custom_plans_and_model_lists(client) -> None:
     response = await client.get("/api/plans")
     assert response.status == 200
-    plans = (await response.json())["items"]
+    plans = await response.json()
     assert [plan["slug"] for plan in plans] == ["free", "starter", "pro"]
     assert all("models" not in plan for plan in plans)
-    assert plans[1]["limits"]["maxConcurrentCalls"] == 5
+    assert plans[1]["limits"]["maxConcurrentCalls"] == 10
     assert plans[1]["pricing"] == {"monthly": 49, "annual": 490, "maxDiscountPercent": 10}
 
 

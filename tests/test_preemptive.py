@@ -1,4 +1,5 @@
-"""Preemptive generation: the answer starts while endpointing waits and plays only for the words it answers."""
+"""Preemptive generation: the answer starts while the turn-ending silence (silenceTimeoutMs) runs and plays only
+for the words it answers."""
 
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ async def _one_turn(preemptive: str) -> tuple[dict, ScriptedLLM, list[dict]]:
 async def test_the_answer_is_ready_when_the_turn_ends() -> None:
     held, held_llm, transcript = await _one_turn("on")
     plain, _, plain_transcript = await _one_turn("off")
-    assert plain["e2e_latency"] >= 500 + 400  # endpointing, then the LLM's 400 ms
-    assert held["e2e_latency"] <= 500 + 60  # the LLM ran during endpointing
+    assert plain["e2e_latency"] >= 500 + 400  # silenceTimeoutMs, then the LLM's 400 ms
+    assert held["e2e_latency"] <= 500 + 60  # the LLM ran while the silence was counted
     assert held["preemptive"] is True and plain["preemptive"] is False
     assert held["end_of_turn_delay"] == 500 and held["llm_ttft"] is not None
     assert len(held_llm.requests) == 1 + 1  # one answer (and the summary)

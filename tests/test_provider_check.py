@@ -11,9 +11,7 @@ pytestmark = pytest.mark.scripted_providers
 
 
 async def _provider_id(client, tenant, key: str, category: str) -> str:
-    items = (await (await client.get(f"/api/dashboard/providers?category={category}", headers=tenant.key)).json())[
-        "items"
-    ]
+    items = await (await client.get(f"/api/dashboard/providers?category={category}", headers=tenant.key)).json()
     return next(item["_id"] for item in items if item["providerKey"] == key)
 
 

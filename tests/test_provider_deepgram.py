@@ -9,11 +9,14 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from pipelines.stt_stream import SttStream
+from pipelines.turn_settings import TurnSettings
 from providers.base import TELEPHONY_FORMAT, ProviderError, STTSession, Transcript
 from providers.deepgram_stt import DeepgramSTT, create
 from tests.loopback.deepgram_server import DeepgramLoopback, Utterance
 
 KEY = "dg-test-key"
+RULES = {level: {"minSpeechMs": 60, "minWords": 0} for level in ("low", "medium", "high")}
 CHUNK = 160  # 20 ms of 8 kHz μ-law, as Twilio sends it
 
 
@@ -103,6 +106,21 @@ async def test_factory_connects_with_telephony_params_and_audio_arrives_unchange
     assert connection.controls == ["CloseStream"]
     await until(lambda: collector.ended)
     assert collector.error is None
+
+
+async def test_the_agents_endpointing_is_the_sessions_endpointing_parameter(servers) -> None:
+    server = await servers()
+    provider = stt(server)
+    settings = TurnSettings.resolve({"silenceTimeoutMs": 700, "endpointingMs": 200}, RULES, [])  # an agent's knobs
+    stream = SttStream(
+        provider, language="en", endpointing_ms=settings.endpointing_ms, on_transcript=lambda text, final: None
+    )
+    await stream.start()  # the engine opens the call's session as a call does
+    await stream.close()
+    plain = await provider.open_session()  # no endpointing given: the adapter's own 300 ms
+    await plain.close()
+
+    assert [c.query["endpointing"] for c in server.connections] == ["200", "300"]
 
 
 async def test_interim_then_final_on_finalize(servers) -> None:

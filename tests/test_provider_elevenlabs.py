@@ -30,8 +30,13 @@ async def server() -> AsyncIterator[ElevenLabsServer]:
         await srv.close()
 
 
-def _tts(server: ElevenLabsServer, model: str = "eleven_flash_v2_5", key: str = KEY) -> ElevenLabsTTS:
-    tts = create("tts", model, {"apiKey": key}, {"baseUrl": server.base_url, "timeoutSec": 0.5})
+def _tts(
+    server: ElevenLabsServer, model: str = "eleven_flash_v2_5", key: str = KEY, voice: str = DEFAULT_VOICE_ID
+) -> ElevenLabsTTS:
+    """The adapter as the registry builds it: the agent's ttsModelId is the voice, the provider's ttsModel
+    setting (or the agent's ttsConfig.model) the synthesis model."""
+    settings = {"baseUrl": server.base_url, "timeoutSec": 0.5, "ttsModel": model}
+    tts = create("tts", voice, {"apiKey": key}, settings)
     _open.append(tts)  # closed at teardown: pooled connections must not outlive the test loop
     return tts
 
@@ -56,8 +61,8 @@ async def test_streams_the_exact_mulaw_bytes_and_sends_the_request(server: Eleve
 
 
 async def test_voice_speed_and_language_reach_elevenlabs(server: ElevenLabsServer) -> None:
-    tts = _tts(server, model="eleven_turbo_v2_5")
-    await _collect(tts, "Hola.", TTSOptions(voice="customVoice123", speed=1.1, language="es-ES"))
+    tts = _tts(server, model="eleven_turbo_v2_5", voice="customVoice123")
+    await _collect(tts, "Hola.", TTSOptions(speed=1.1, language="es-ES"))
     await _collect(tts, "Fast.", TTSOptions(speed=3.0))
     first, second = server.requests
     assert first.voice_id == "customVoice123"
@@ -115,7 +120,7 @@ async def test_unknown_voice_is_not_retryable(server: ElevenLabsServer) -> None:
     server.mode, server.error_status = "error", 400
     server.error_body = {"detail": {"status": "voice_not_found", "message": "A voice with that ID was not found."}}
     with pytest.raises(ProviderError) as info:
-        await _collect(_tts(server), options=TTSOptions(voice="nope"))
+        await _collect(_tts(server, voice="nope"))
     assert (info.value.retryable, info.value.status) == (False, 400)
     assert "voice with that ID" in str(info.value)
 
@@ -171,9 +176,21 @@ async def test_a_response_without_audio_is_an_error(server: ElevenLabsServer, mo
 
 def test_factory_requires_an_api_key_and_the_tts_category() -> None:
     with pytest.raises(ProviderError) as info:
-        create("tts", "eleven_flash_v2_5", {}, {})
+        create("tts", DEFAULT_VOICE_ID, {}, {})
     assert info.value.retryable is False
     with pytest.raises(ProviderError):
-        create("stt", "eleven_flash_v2_5", {"apiKey": "k"}, {})
+        create("stt", DEFAULT_VOICE_ID, {"apiKey": "k"}, {})
     tts = create("tts", "", {"apiKey": "k"}, {})
     assert (tts.model, tts.voice) == ("eleven_flash_v2_5", DEFAULT_VOICE_ID)
+    assert DEFAULT_VOICE_ID == "21m00Tcm4TlvDq8ikWAM"  # Rachel, the API reference's example voice
+
+
+@pytest.mark.parametrize("voice", ["../../v1/user", "a/b", "x?y=1", "..", "v#1", "%2e%2e"])
+async def test_a_voice_id_that_would_leave_its_url_path_segment_is_refused(
+    server: ElevenLabsServer, voice: str
+) -> None:
+    """The voice id is a segment of the request's path: nothing a tenant writes there reaches another endpoint."""
+    with pytest.raises(ProviderError) as info:
+        _tts(server, voice=voice)
+    assert (info.value.retryable, info.value.status) == (False, 400)
+    assert server.requests == []

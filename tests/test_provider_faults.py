@@ -21,7 +21,7 @@ CASES = [
     ("stt", "garbage", True, "reply"),  # the fallback takes over mid-call
     ("llm", "timeout", True, "reply"),  # the fallback answers after one stalled request
     ("llm", "refused", False, "apology"),
-    # mid-reply, but in the answer held back while endpointing waited (preemptive generation): nothing was
+    # mid-reply, but in the answer held back while the turn-ending silence ran (preemptive generation): nothing was
     # heard yet, so the fallback answers afresh (with preemptiveGeneration off the caller hears an apology)
     ("llm", "dropped", True, "reply"),
     ("tts", "http_5xx", False, "reply"),  # the emergency voice speaks the answer

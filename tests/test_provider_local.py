@@ -107,7 +107,7 @@ async def test_spoken_sentence_is_transcribed_while_spoken_and_finalized(stack, 
     tts = stack["piper"] if voice == "piper" else create("tts", "espeak-ng", {}, {})
     speech = await _speech(tts, SENTENCE)
     stt: LocalWhisperSTT = stack["stt"]  # type: ignore[assignment]
-    session = await stt.open_session()
+    session = await stt.open_session(endpointing_ms=1000)  # the engine ends the turn before the STT would
     results: list[Transcript] = []
     reader = asyncio.create_task(_collect(session, results))
     await _feed(session, _quiet(500) + speech + _quiet(300), pause=0.01)  # about twice real time
@@ -124,7 +124,7 @@ async def test_spoken_sentence_is_transcribed_while_spoken_and_finalized(stack, 
 
 async def test_final_reuses_the_last_pass_when_only_silence_followed(stack) -> None:
     stt = _CountingSTT()
-    session = await stt.open_session()
+    session = await stt.open_session(endpointing_ms=2000)
     results: list[Transcript] = []
     reader = asyncio.create_task(_collect(session, results))
     await _feed(session, await _speech(stack["piper"], "Hello, can you hear me?") + _quiet(600))
@@ -164,7 +164,7 @@ async def test_silence_and_line_noise_are_never_transcribed(stack) -> None:
 
 async def test_utterances_are_segmented_by_finalize(stack) -> None:
     stt: LocalWhisperSTT = stack["stt"]  # type: ignore[assignment]
-    session = await stt.open_session()
+    session = await stt.open_session(endpointing_ms=2000)
     results: list[Transcript] = []
     reader = asyncio.create_task(_collect(session, results))
     await _feed(session, await _speech(stack["piper"], "Good morning.") + _quiet(300))
@@ -181,6 +181,37 @@ async def test_utterances_are_segmented_by_finalize(stack) -> None:
     first, second = [t.text for t in results if t.is_final]
     assert "morning" in _words(first) and "open" not in _words(first)
     assert "open" in _words(second) and "morning" not in _words(second)
+
+
+async def test_a_pause_of_endpointing_ms_closes_the_utterance_and_a_later_finalize_adds_no_words(stack) -> None:
+    stt = _CountingSTT()
+    session = await stt.open_session(endpointing_ms=400)
+    results: list[Transcript] = []
+    reader = asyncio.create_task(_collect(session, results))
+    await _feed(session, await _speech(stack["piper"], "Good morning.") + _quiet(360))
+    await stt.idle()  # the pass that the pause started (at 100 ms) is done…
+    await asyncio.sleep(0.05)
+    assert not any(t.is_final for t in results)  # …but 360 ms of pause is not the 400 ms endpointing
+    await _feed(session, _quiet(40, seed=2))
+    first = await _final(results)  # no finalize(): the recognizer's own endpointing
+    assert "morning" in _words(first.text)
+    await _feed(session, await _speech(stack["piper"], "What time do you open?") + _quiet(600, seed=3))
+    deadline = time.monotonic() + 20
+    while sum(t.is_final for t in results) < 2:
+        assert time.monotonic() < deadline, "the second utterance was not closed by its pause"
+        await asyncio.sleep(0.01)
+    await session.finalize()  # the engine's end of turn, after the recognizer closed both: an empty final
+    while sum(t.is_final for t in results) < 3:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    await session.close()
+    await reader
+
+    finals = [t.text for t in results if t.is_final]
+    assert "morning" in _words(finals[0]) and "open" not in _words(finals[0])
+    assert "open" in _words(finals[1]) and "morning" not in _words(finals[1])
+    assert finals[2] == ""  # in order, and no words twice
+    assert results[-1] == Transcript("", is_final=True)
 
 
 async def test_llm_streams_a_short_reply(stack) -> None:

@@ -56,15 +56,15 @@ async def test_streams_the_exact_pcm_in_whole_samples(server: OpenAILoopback, tt
     }
 
 
-async def test_voice_and_speed_come_from_the_options(server: OpenAILoopback, tts: OpenAITTS) -> None:
-    await synthesize(tts, options=TTSOptions(voice="nova", speed=1.25))
+async def test_speed_comes_from_the_options(server: OpenAILoopback, tts: OpenAITTS) -> None:
+    await synthesize(tts, options=TTSOptions(speed=1.25))
     body = server.requests[0].body
-    assert (body["voice"], body["speed"]) == ("nova", 1.25)
+    assert (body["voice"], body["speed"]) == ("alloy", 1.25)
 
 
-async def test_factory_takes_voice_and_base_url_from_settings(server: OpenAILoopback) -> None:
+async def test_factory_takes_the_voice_as_model_and_the_speech_model_from_settings(server: OpenAILoopback) -> None:
     adapter = openai_tts.create(
-        "tts", "tts-1", {"apiKey": "sk-org"}, {"baseUrl": server.openai_base_url, "voice": "echo"}
+        "tts", "echo", {"apiKey": "sk-org"}, {"baseUrl": server.openai_base_url, "ttsModel": "tts-1-hd"}
     )
     try:
         audio = b"".join(await synthesize(adapter))
@@ -72,11 +72,16 @@ async def test_factory_takes_voice_and_base_url_from_settings(server: OpenAILoop
         await adapter.aclose()
     assert audio == server.audio
     request = server.requests[0]
-    assert (request.body["model"], request.body["voice"]) == ("tts-1", "echo")
+    assert (request.body["model"], request.body["voice"]) == ("tts-1-hd", "echo")
     assert request.headers["authorization"] == "Bearer sk-org"
     with pytest.raises(ProviderError) as no_key:
-        openai_tts.create("tts", "tts-1", {}, {})
+        openai_tts.create("tts", "alloy", {}, {})
     assert no_key.value.retryable is False
+    default = openai_tts.create("tts", "", {"apiKey": "sk-org"}, {})
+    try:
+        assert (default.model, default.voice) == ("tts-1", "alloy")
+    finally:
+        await default.aclose()
 
 
 async def test_audio_arrives_before_the_server_finishes(server: OpenAILoopback, tts: OpenAITTS) -> None:

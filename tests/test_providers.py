@@ -40,6 +40,9 @@ async def test_global_providers_are_synced_from_the_catalog_idempotently(service
     assert set(first) == GLOBALS
     assert first[("openai", "llm")]["name"] == "OpenAI LLM" and first[("deepgram", "stt")]["name"] == "Deepgram STT"
     assert first[("openai", "llm")]["settings"] == {"baseUrl": "https://api.openai.com/v1"}
+    # A TTS provider lists voices; the vendor's synthesis model is a setting of the TTS provider only.
+    assert first[("openai", "tts")]["settings"] == {"baseUrl": "https://api.openai.com/v1", "ttsModel": "tts-1"}
+    assert {"modelId": "alloy", "label": "Alloy", "language": "en"} in first[("openai", "tts")]["models"]
     assert first[("openai", "llm")]["credentials"] is None
     # A model dropped from the config and a provider type that is gone are cleaned up on the next start.
     stale = {"modelId": "gpt-3", "label": "GPT-3"}
@@ -60,13 +63,41 @@ async def test_registry_lists_provider_types_with_fields_and_plan_gated_models(c
     tenant = await make_tenant(client, services, plan="free")
     response = await client.get("/api/dashboard/providers/registry", headers=tenant.key)
     assert response.status == 200
-    types = {item["providerKey"]: item for item in (await response.json())["items"]}
+    registry = await response.json()
+    assert isinstance(registry, list)  # a bare array, as the API reference's lists without paging
+    types = {item["providerKey"]: item for item in registry}
     assert {"openai", "deepgram", "ollama", "local", "edge"} <= set(types)
     openai = types["openai"]
     assert openai["name"] == "OpenAI" and openai["categories"] == ["llm", "tts"]
     assert openai["credentials"] == [{"key": "apiKey", "label": "API key"}]
-    assert openai["settings"] == [{"key": "baseUrl", "label": "Base URL", "default": "https://api.openai.com/v1"}]
-    assert {"modelId": "gpt-4.1", "label": "GPT-4.1", "requiredPlan": "pro"} in openai["models"]["llm"]
+    assert openai["settings"] == [
+        {
+            "key": "baseUrl",
+            "label": "Base URL",
+            "default": "https://api.openai.com/v1",
+            "categories": None,
+            "choices": None,
+        },
+        {
+            "key": "ttsModel",
+            "label": "Speech model",
+            "default": "tts-1",
+            "categories": ["tts"],
+            "choices": ["tts-1", "tts-1-hd", "gpt-4o-mini-tts"],
+        },
+    ]
+    assert {"modelId": "gpt-4.1", "label": "GPT-4.1", "language": None, "requiredPlan": "pro"} in openai["models"][
+        "llm"
+    ]
+    # A TTS model is a voice, with the language it speaks.
+    assert {"modelId": "alloy", "label": "Alloy", "language": "en", "requiredPlan": "free"} in openai["models"]["tts"]
+    eleven = types["elevenlabs"]["models"]["tts"]
+    assert {"modelId": "21m00Tcm4TlvDq8ikWAM", "label": "Rachel (calm, American)", "language": "en-US"} == {
+        key: eleven[0][key] for key in ("modelId", "label", "language")
+    }
+    assert all(
+        voice["language"] for category in ("tts",) for t in types.values() for voice in t["models"].get(category, [])
+    )
     assert types["ollama"]["credentials"] == []
 
 
@@ -78,7 +109,7 @@ async def test_list_shows_globals_and_own_providers_and_filters(client, services
     assert [m["modelId"] for m in mine["models"]] == ["gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1", "gpt-4o"]
 
     response = await client.get("/api/dashboard/providers", headers=tenant.jwt)
-    items = (await response.json())["items"]
+    items = await response.json()
     assert len(items) == len(GLOBALS) + 1
     by_name = {item["name"]: item for item in items}
     assert by_name["My OpenAI"]["_id"] == mine["_id"]
@@ -89,9 +120,9 @@ async def test_list_shows_globals_and_own_providers_and_filters(client, services
     assert all("credentials" not in item for item in items)
 
     own = await (await client.get("/api/dashboard/providers?client=true", headers=tenant.jwt)).json()
-    assert [item["_id"] for item in own["items"]] == [mine["_id"]]
+    assert [item["_id"] for item in own] == [mine["_id"]]
     stt = await (await client.get("/api/dashboard/providers?category=stt", headers=tenant.jwt)).json()
-    assert {item["name"] for item in stt["items"]} == {"Deepgram STT", "Voicex embedded (offline) STT"}
+    assert {item["name"] for item in stt} == {"Deepgram STT", "Voicex embedded (offline) STT"}
     bad = await client.get("/api/dashboard/providers?category=video", headers=tenant.jwt)
     assert bad.status == 400 and (await bad.json())["error"].startswith("category:")
 
@@ -128,6 +159,51 @@ async def test_create_refusals_in_order(client, services) -> None:
     assert await services.db.providers.count_documents({"orgId": ObjectId(tenant.org_id)}) == 3
 
 
+async def test_own_tts_provider_lists_voices_that_are_safe_url_path_segments(client, services) -> None:
+    tenant = await make_tenant(client, services)
+    eleven = {
+        "category": "tts",
+        "providerKey": "elevenlabs",
+        "name": "Our voices",
+        "credentials": {"apiKey": SECRET},
+        "settings": {"ttsModel": "eleven_turbo_v2_5"},
+    }
+    defaults = await create(client, tenant, eleven)
+    assert defaults["models"][0] == {
+        "modelId": "21m00Tcm4TlvDq8ikWAM",
+        "label": "Rachel (calm, American)",
+        "language": "en-US",
+    }
+    assert defaults["settings"]["ttsModel"] == "eleven_turbo_v2_5"
+    cloned = await create(
+        client,
+        tenant,
+        {
+            **eleven,
+            "name": "Cloned",
+            "models": [{"modelId": "Xb7hH8MSUJpSbSDYk0k2", "label": "Our brand voice", "language": "en-GB"}],
+        },
+    )
+    assert cloned["models"] == [{"modelId": "Xb7hH8MSUJpSbSDYk0k2", "label": "Our brand voice", "language": "en-GB"}]
+    # A voice id goes into the vendor's URL path: nothing that could leave the segment is accepted.
+    for voice in ("../../v1/user", "a/b", "voice?x=1", "..", "%2e%2e"):
+        response = await client.post(
+            "/api/dashboard/providers",
+            json={**eleven, "name": f"Bad {voice}", "models": [{"modelId": voice}]},
+            headers=tenant.jwt,
+        )
+        assert response.status == 400, voice
+        assert (await response.json())["error"].startswith("models.0.modelId: a voice id may hold only"), voice
+    patched = await client.patch(
+        f"/api/dashboard/providers/{cloned['_id']}", json={"models": [{"modelId": "x/../y"}]}, headers=tenant.jwt
+    )
+    assert patched.status == 400
+    llm_setting = await client.post(
+        "/api/dashboard/providers", json=openai_llm("LLM", settings={"ttsModel": "tts-1"}), headers=tenant.jwt
+    )
+    assert llm_setting.status == 400 and (await llm_setting.json())["error"].startswith("settings.ttsModel:")
+
+
 async def test_credentials_are_encrypted_at_rest_and_never_returned(client, services) -> None:
     tenant = await make_tenant(client, services)
     created_response = await client.post("/api/dashboard/providers", json=openai_llm(), headers=tenant.jwt)
@@ -162,7 +238,7 @@ async def test_patch_updates_own_provider_and_refuses_globals(client, services) 
     assert response.status == 200, await response.text()
     updated = await response.json()
     assert updated["name"] == "Renamed" and updated["active"] is False
-    assert updated["models"] == [{"modelId": "ft:gpt-4o:acme", "label": "ft:gpt-4o:acme"}]
+    assert updated["models"] == [{"modelId": "ft:gpt-4o:acme", "label": "ft:gpt-4o:acme", "language": None}]
     assert updated["settings"] == {"baseUrl": "https://proxy.example.com/v1"}
     assert updated["updatedAt"] > provider["updatedAt"]
     assert (await (await client.get(url, headers=tenant.jwt)).json())["name"] == "Renamed"
@@ -230,7 +306,7 @@ async def test_another_tenant_cannot_see_or_touch_your_provider(client, services
         assert response.status == 404
         assert await response.json() == {"error": "provider not found"}
     listed = await (await client.get("/api/dashboard/providers", headers=other.jwt)).json()
-    assert provider["_id"] not in [item["_id"] for item in listed["items"]]
+    assert provider["_id"] not in [item["_id"] for item in listed]
     assert (await client.get("/api/dashboard/providers/not-an-id", headers=other.jwt)).status == 404
     # The other tenant may use the same name in its own organization.
     await create(client, other, openai_llm())

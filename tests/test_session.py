@@ -21,8 +21,9 @@ RULES = {
     "low": {"minSpeechMs": 600, "minWords": 2},
 }
 DEFAULTS = {
-    "endpointingMs": 500,
-    "silenceTimeoutMs": 5000,
+    "silenceTimeoutMs": 500,
+    "endpointingMs": 300,
+    "idleTimeoutMs": 5000,
     "maxCallDurationSec": 600,
     "interruptionSensitivity": "medium",
     "speechStartMs": 60,
@@ -69,9 +70,9 @@ async def test_agent_first_greets_at_once_and_records_it_once_heard() -> None:
 
 async def test_the_greeting_does_not_wait_for_a_slow_recognizer_to_connect() -> None:
     class SlowConnectSTT(ScriptedSTT):
-        async def open_session(self, *, language: str = "en") -> STTSession:
+        async def open_session(self, *, language: str = "en", endpointing_ms: int | None = None) -> STTSession:
             await asyncio.sleep(2.0)  # a network STT's handshake, here a slow one
-            return await super().open_session(language=language)
+            return await super().open_session(language=language, endpointing_ms=endpointing_ms)
 
     llm = ScriptedLLM(["We open at eight.", "Summary. Sentiment: neutral"])
     session, far, caller = await start(config(), SlowConnectSTT("When do you open?"), llm)
@@ -87,10 +88,8 @@ async def test_the_greeting_does_not_wait_for_a_slow_recognizer_to_connect() -> 
     ]
 
 
-async def test_callee_first_waits_then_greets_after_the_silence_timeout() -> None:
-    session, far, caller = await start(
-        config(opening="callee_first", silenceTimeoutMs=3000), ScriptedSTT(), ScriptedLLM()
-    )
+async def test_callee_first_waits_then_greets_after_the_idle_timeout() -> None:
+    session, far, caller = await start(config(opening="callee_first", idleTimeoutMs=3000), ScriptedSTT(), ScriptedLLM())
     await caller.silence(2900)
     assert far.times("media") == []
     await caller.silence(400)
@@ -123,7 +122,7 @@ async def test_a_full_turn_answers_from_the_context_with_metrics() -> None:
     await caller.silence(3000)
     result = await finish(session, far)
     first_reply_audio = next(t for t in far.times("media") if t > speech_end)
-    assert 0.5 <= first_reply_audio - speech_end <= 0.6  # endpointing 500 ms + zero-latency providers
+    assert 0.5 <= first_reply_audio - speech_end <= 0.6  # silenceTimeoutMs 500 + zero-latency providers
     assert llm.requests[0][0].role == "system" and "receptionist" in llm.requests[0][0].content
     # the system prompt at call start, then the conversation once the reply has played (for the next turn)
     assert llm.prefilled[0] == [llm.requests[0][0]]
@@ -143,6 +142,30 @@ async def test_a_full_turn_answers_from_the_context_with_metrics() -> None:
     assert result.metrics["e2e_latency"]["count"] == 1
     assert (result.summary, result.sentiment) == ("Asked about hours.", "neutral")
     assert result.usage["tokens"] > 0 and result.usage["ttsChars"] == len("We open at eight.")
+
+
+async def test_a_hesitation_is_one_turn_although_the_recognizer_finalized_each_part() -> None:
+    stt = ScriptedSTT(["I'd like to", "book a table."])
+    llm = ScriptedLLM(["For when?", "Summary. Sentiment: neutral"])
+    cfg = config(opening="callee_first", silenceTimeoutMs=700, endpointingMs=200)
+    session, far, caller = await start(cfg, stt, llm)
+    await caller.silence(200)
+    await caller.say(600)
+    await caller.silence(400)  # finalized by the recognizer after 200 ms; the turn goes on
+    await caller.say(600)
+    speech_end = asyncio.get_running_loop().time()
+    await caller.silence(3000)
+    result = await finish(session, far)
+    assert stt.sessions[0].endpointing_ms == 200  # the agent's endpointingMs reached the recognizer
+    assert [(e["role"], e["text"]) for e in result.transcript] == [
+        ("user", "I'd like to book a table."),
+        ("assistant", "For when?"),
+    ]
+    assert len(llm.requests) == 1 + 1  # one answer (and the summary)
+    [turn] = result.turns
+    assert turn["end_of_turn_delay"] == 700
+    first_reply_audio = next(t for t in far.times("media") if t > speech_end)
+    assert 0.7 <= first_reply_audio - speech_end <= 0.75
 
 
 async def test_barge_in_clears_cancels_and_keeps_only_what_was_heard() -> None:
@@ -218,7 +241,7 @@ async def test_a_backchannel_pauses_the_agent_without_losing_or_repeating_audio(
 
 
 async def test_silence_reprompts_then_says_goodbye_and_ends() -> None:
-    session, far, caller = await start(config(silenceTimeoutMs=3000), ScriptedSTT(), ScriptedLLM())
+    session, far, caller = await start(config(idleTimeoutMs=3000), ScriptedSTT(), ScriptedLLM())
     caller_task = asyncio.ensure_future(caller.silence(30_000))
     reason = await asyncio.wait_for(session.wait_ended(), 30)
     assert reason == "silence_timeout" and far.closed_reason == "silence_timeout"
@@ -230,9 +253,7 @@ async def test_silence_reprompts_then_says_goodbye_and_ends() -> None:
 
 
 async def test_max_duration_says_goodbye_and_ends() -> None:
-    session, far, caller = await start(
-        config(maxCallDurationSec=30, silenceTimeoutMs=60000), ScriptedSTT(), ScriptedLLM()
-    )
+    session, far, caller = await start(config(maxCallDurationSec=30, idleTimeoutMs=60000), ScriptedSTT(), ScriptedLLM())
     caller_task = asyncio.ensure_future(caller.silence(40_000))
     reason = await asyncio.wait_for(session.wait_ended(), 40)
     caller_task.cancel()

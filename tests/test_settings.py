@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.turn_settings import TurnSettings
 from voicex.catalog import load_catalog
 from voicex.errors import ConfigError, SettingsError
 from voicex.settings import ensure_secrets, load_settings
@@ -84,7 +85,7 @@ def test_the_shipped_catalog_loads_and_gates_models_by_plan() -> None:
     assert "local/whisper-tiny.en" in free["stt"] and "local/smollm2-135m-instruct" in free["llm"]
     assert "deepgram/nova-3" not in free["stt"] and "deepgram/nova-3" in pro["stt"]
     assert set(free["tts"]) < set(pro["tts"])
-    assert catalog.turn_taking.defaults()["endpointingMs"] == 500
+    assert catalog.turn_taking.defaults()["silenceTimeoutMs"] == 700
     assert {"deepgram", "openai", "groq", "ollama", "elevenlabs", "edge", "local"} <= set(catalog.provider_types)
 
 
@@ -103,7 +104,7 @@ def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
 
 def test_invalid_field_names_file_and_field(tmp_path: Path) -> None:
     config = _copy_config(tmp_path)
-    text = (config / "plans.yaml").read_text().replace("maxConcurrentCalls: 5,", "maxConcurrentCalls: -5,", 1)
+    text = (config / "plans.yaml").read_text().replace("maxConcurrentCalls: 10,", "maxConcurrentCalls: -5,", 1)
     (config / "plans.yaml").write_text(text)
     with pytest.raises(ConfigError) as error:
         load_catalog(config)
@@ -112,10 +113,36 @@ def test_invalid_field_names_file_and_field(tmp_path: Path) -> None:
 
 def test_turn_taking_default_outside_its_range_is_refused(tmp_path: Path) -> None:
     config = _copy_config(tmp_path)
-    text = (config / "turn_taking.yaml").read_text().replace("default: 500", "default: 50", 1)
+    text = (config / "turn_taking.yaml").read_text().replace("default: 700", "default: 50", 1)
     (config / "turn_taking.yaml").write_text(text)
-    with pytest.raises(ConfigError, match=r"turn_taking\.yaml: knobs\.endpointingMs: .*outside \[100"):
+    with pytest.raises(ConfigError, match=r"turn_taking\.yaml: knobs\.silenceTimeoutMs: .*outside \[100"):
         load_catalog(config)
+
+
+@pytest.mark.parametrize(
+    ("knob", "default", "low", "high"),
+    [
+        ("silenceTimeoutMs", 700, 100, 5000),  # caller silence that ends the caller's turn
+        ("endpointingMs", 300, 10, 5000),  # the recognizer's pause before a final; never ends a turn
+        ("idleTimeoutMs", 8000, 2000, 60000),  # silence after the agent finished: reprompt, then goodbye
+    ],
+)
+def test_the_silence_knobs_have_the_api_reference_meanings_and_ranges(
+    knob: str, default: int, low: int, high: int
+) -> None:
+    table = load_catalog(REPO_CONFIG).turn_taking.knobs
+    assert (table[knob].default, table[knob].min, table[knob].max) == (default, low, high)
+
+
+def test_turn_settings_defaults_are_the_knob_table_defaults() -> None:
+    """config/turn_taking.yaml is the one source of the defaults; the engine's dataclass mirrors it."""
+    defaults = load_catalog(REPO_CONFIG).turn_taking.defaults()
+    plain = TurnSettings()
+    assert (plain.silence_timeout_ms, plain.endpointing_ms, plain.idle_timeout_ms) == (
+        defaults["silenceTimeoutMs"],
+        defaults["endpointingMs"],
+        defaults["idleTimeoutMs"],
+    )
 
 
 def test_model_naming_an_unknown_plan_is_refused(tmp_path: Path) -> None:

@@ -54,17 +54,23 @@ class _Session(STTSession):
 
 
 class _Provider(STTProvider):
-    """Hands out the given sessions in turn; ``failover`` is what a fallback chain offers."""
+    """Hands out the given sessions in turn; ``failover`` is what a fallback chain offers. ``opened`` records the
+    endpointing each session was asked for."""
 
     def __init__(self, *sessions: _Session) -> None:
         self.sessions = list(sessions)
+        self.opened: list[tuple[str, int | None]] = []
 
-    async def open_session(self, *, language: str = "en") -> STTSession:
+    async def open_session(self, *, language: str = "en", endpointing_ms: int | None = None) -> STTSession:
+        self.opened.append(("open", endpointing_ms))
         return self.sessions.pop(0)
 
-    async def failover(self, failure: ProviderError, *, language: str = "en") -> STTSession:
+    async def failover(
+        self, failure: ProviderError, *, language: str = "en", endpointing_ms: int | None = None
+    ) -> STTSession:
         if not self.sessions:
             raise failure
+        self.opened.append(("failover", endpointing_ms))
         return self.sessions.pop(0)
 
 
@@ -72,10 +78,13 @@ def _frames(count: int, start: int = 0) -> list[bytes]:
     return [i.to_bytes(2, "big") * 160 for i in range(start, start + count)]
 
 
-async def _stream(provider: _Provider, switched: list[str] | None = None) -> SttStream:
+async def _stream(
+    provider: _Provider, switched: list[str] | None = None, endpointing_ms: int | None = None
+) -> SttStream:
     stream = SttStream(
         provider,
         language="en",
+        endpointing_ms=endpointing_ms,
         on_transcript=lambda text, final: None,
         on_switch=(lambda: switched.append("switched")) if switched is not None else None,
     )
@@ -175,4 +184,87 @@ async def test_the_scripted_recognizer_fed_on_the_frame_path_still_hears_words_o
     await _settle()
     assert heard == [("first words", False)]
     assert await stream.end_of_turn(1.0) == "first words"
+    await stream.close()
+
+
+async def test_the_calls_endpointing_reaches_the_recognizer_and_the_one_that_takes_over() -> None:
+    first, second = _Session(nowait=True, fail_at=0), _Session(nowait=True)
+    provider = _Provider(first, second)
+    stream = await _stream(provider, [], endpointing_ms=200)
+    stream.push(_frames(1)[0])  # breaks the first recognizer
+    await _settle()
+    assert provider.opened == [("open", 200), ("failover", 200)]
+    await stream.close()
+
+
+def _scripted_frames(session: STTSession, pattern: list[tuple[bool, int]]) -> None:
+    for loud, ms in pattern:
+        for _ in range(ms // 20):
+            session.send_audio_nowait(tone(300, 20, amplitude=0.2) if loud else silence(20))
+
+
+async def _drain(session: STTSession, into: list[Transcript]) -> None:
+    async for transcript in session.transcripts():
+        into.append(transcript)
+
+
+async def test_the_scripted_recognizer_finalizes_after_endpointing_ms_of_quiet_and_not_before() -> None:
+    session = await ScriptedSTT(["Hello there.", "Second."]).open_session(endpointing_ms=200)
+    got: list[Transcript] = []
+    reader = asyncio.create_task(_drain(session, got))
+    _scripted_frames(session, [(True, 400), (False, 180)])
+    await _settle()
+    assert got == [Transcript("Hello there.", is_final=False)]  # 180 ms of quiet: still open
+    _scripted_frames(session, [(False, 20)])
+    await _settle()
+    assert got[1:] == [Transcript("Hello there.", is_final=True)]  # 200 ms: the final at once, the utterance closed
+    _scripted_frames(session, [(False, 1000), (True, 200)])  # more quiet adds nothing; speech is a new utterance
+    await _settle()
+    assert got[2:] == [Transcript("Second.", is_final=False)]
+    await session.finalize()  # the engine ends the turn: the open utterance's final
+    await _settle()
+    assert got[3:] == [Transcript("Second.", is_final=True)]
+    await session.finalize()  # nothing open: an empty final answers
+    await _settle()
+    assert got[4:] == [Transcript("", is_final=True)]
+    await session.close()
+    await reader
+
+
+async def test_the_scripted_recognizer_defaults_to_300_ms_of_endpointing() -> None:
+    session = await ScriptedSTT("Hi.").open_session()
+    got: list[Transcript] = []
+    reader = asyncio.create_task(_drain(session, got))
+    _scripted_frames(session, [(True, 200), (False, 280)])
+    await _settle()
+    assert not any(t.is_final for t in got)
+    _scripted_frames(session, [(False, 20)])
+    await _settle()
+    assert [t for t in got if t.is_final] == [Transcript("Hi.", is_final=True)]
+    await session.close()
+    await reader
+
+
+async def test_a_turn_with_a_hesitation_gathers_both_finals_without_asking_for_another() -> None:
+    heard: list[tuple[str, bool]] = []
+    provider = ScriptedSTT(["I'd like to", "book a table."])
+    stream = SttStream(
+        provider, language="en", endpointing_ms=200, on_transcript=lambda text, final: heard.append((text, final))
+    )
+    await stream.start()
+    for loud, ms in [(True, 600), (False, 400), (True, 600), (False, 200)]:
+        for _ in range(ms // 20):
+            stream.push(tone(300, 20, amplitude=0.2) if loud else silence(20))
+            await _settle()
+    assert [final for _, final in heard] == [False, True, False, True]
+    assert heard[-1] == ("I'd like to book a table.", True)
+    finalized = False
+
+    async def no_finalize() -> None:
+        nonlocal finalized
+        finalized = True
+
+    provider.sessions[0].finalize = no_finalize  # type: ignore[method-assign]
+    assert await stream.end_of_turn(1.0) == "I'd like to book a table."
+    assert not finalized  # the finals already covered the turn
     await stream.close()

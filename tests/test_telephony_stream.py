@@ -61,7 +61,7 @@ async def test_a_whole_call_is_answered_and_recorded(server, services, tmp_path)
 
     assert result.violations == [] and result.marks_echoed > 0 and result.media_received > 0
     turn = result.turns[0]
-    assert turn.latency_ms is not None and 400 <= turn.latency_ms <= 1500  # endpointing 500 ms + zero-latency fakes
+    assert turn.latency_ms is not None and 500 <= turn.latency_ms <= 1500  # silenceTimeoutMs 700 + zero-latency fakes
     assert wav_seconds > 2
     record = await finalized(services, result.custom_parameters["callId"])
     assert (record["status"], record["endReason"]) == ("completed", "caller_hangup")
@@ -162,7 +162,7 @@ async def test_a_forged_upgrade_signature_is_refused(server, services) -> None:
 
 
 async def test_the_agent_ends_a_silent_call_and_closes_the_stream(server, services) -> None:
-    line = await make_line(server, services, thresholds={"silenceTimeoutMs": 2000})
+    line = await make_line(server, services, thresholds={"idleTimeoutMs": 2000})
     call = SimulatedCall(config(server, line))
     assert await call.dial()
     closed = await asyncio.gather(call.silence(12_000), call.wait_closed(15))

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from bson import ObjectId
 
-from tests.telephony import AUTH_TOKEN, call_params, make_line, parse_twiml, post_signed, start_server
+from tests.telephony import AUTH_TOKEN, call_params, hold_slots, make_line, parse_twiml, post_signed, start_server
 from voicex.call_records import reap_lost_calls
 from voicex.slots import LEASE
 from voicex.usage import add_usage
@@ -99,21 +99,23 @@ async def test_refusals_say_why_and_hang_up(server, services, setup: str, spoken
 
 
 async def test_exactly_max_concurrent_calls_are_admitted_from_simultaneous_webhooks(server, services) -> None:
-    line = await make_line(server, services, plan="starter")  # maxConcurrentCalls 5
+    line = await make_line(server, services, plan="starter")
+    limit = services.catalog.plans["starter"].limits.maxConcurrentCalls
     responses = await asyncio.gather(
-        *(post_signed(server, voice_path(line), call_params(line.number)) for _ in range(20))
+        *(post_signed(server, voice_path(line), call_params(line.number)) for _ in range(limit + 15))
     )
     twimls = [parse_twiml(await response.text()) for response in responses]
     admitted = [t for t in twimls if "stream" in t]
     busy = [t for t in twimls if "busy" in (t.get("say") or "")]
-    assert (len(admitted), len(busy)) == (5, 15)
-    assert await services.db.calls.count_documents({"status": "active"}) == 5
+    assert (len(admitted), len(busy)) == (limit, 15)
+    assert await services.db.calls.count_documents({"status": "active"}) == limit
 
 
 async def test_status_callbacks_out_of_order_and_hangup_before_the_stream(server, services) -> None:
-    line = await make_line(server, services, plan="free")  # one concurrent call
+    line = await make_line(server, services, plan="free")
+    await hold_slots(server, line, services.catalog.plans["free"].limits.maxConcurrentCalls - 1)
     params = call_params(line.number)
-    await post_signed(server, voice_path(line), params)
+    await post_signed(server, voice_path(line), params)  # the last slot
     busy = parse_twiml(await (await post_signed(server, voice_path(line), call_params(line.number))).text())
     assert "busy" in busy["say"]
     status_path = f"/api/twilio/status?api_key={line.tenant.api_key}"

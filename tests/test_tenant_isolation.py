@@ -19,7 +19,7 @@ async def _objects_of(client, services, tenant) -> dict[str, str]:
             headers=tenant.jwt,
         )
     ).json()
-    providers = (await (await client.get("/api/dashboard/providers", headers=tenant.jwt)).json())["items"]
+    providers = await (await client.get("/api/dashboard/providers", headers=tenant.jwt)).json()
     tts = next(p for p in providers if p["providerKey"] == "edge")
     stt = next(p for p in providers if p["providerKey"] == "local" and p["category"] == "stt")
     agent_response = await client.post(
@@ -28,7 +28,7 @@ async def _objects_of(client, services, tenant) -> dict[str, str]:
             "name": "Private agent",
             "persona": {"systemPrompt": "Be brief."},
             "llmProviderId": provider["_id"],
-            "llmModelId": "llama3.2",
+            "llmModelId": "llama3.2:3b",
             "ttsProviderId": tts["_id"],
             "ttsModelId": "en-US-AriaNeural",
             "sttProviderId": stt["_id"],

@@ -25,8 +25,9 @@ RULES = {
 }
 BACKCHANNELS = ["uh-huh", "uh huh", "mm-hmm", "yeah", "okay", "ok", "right", "got it", "yes"]
 DEFAULTS = {
-    "endpointingMs": 500,
-    "silenceTimeoutMs": 8000,
+    "silenceTimeoutMs": 500,
+    "endpointingMs": 300,
+    "idleTimeoutMs": 8000,
     "interruptionSensitivity": "medium",
     "speechStartMs": 60,
     "speechGapToleranceMs": 80,
@@ -76,17 +77,31 @@ def test_a_short_blip_is_not_speech() -> None:
     assert script.detector.state is TurnState.LISTENING
 
 
-def test_end_of_turn_exactly_endpointing_after_speech_ends() -> None:
-    script = Script(TurnDetector(settings(endpointingMs=500)))
+@pytest.mark.parametrize(("silence_timeout_ms", "endpointing_ms"), [(500, 300), (700, 200), (700, 10), (300, 300)])
+def test_end_of_turn_exactly_silence_timeout_after_speech_ends(silence_timeout_ms: int, endpointing_ms: int) -> None:
+    detector = TurnDetector(settings(silenceTimeoutMs=silence_timeout_ms, endpointingMs=endpointing_ms))
+    script = Script(detector)
     script.speech(1000)
-    assert script.silence(480) == []
-    assert script.silence(20) == [EndOfTurn(at_ms=1500, speech_end_ms=1000, after_barge_in=False)]
+    assert script.silence(silence_timeout_ms - 20) == []  # the recognizer's endpointing plays no part
+    assert script.silence(20) == [EndOfTurn(at_ms=1000 + silence_timeout_ms, speech_end_ms=1000, after_barge_in=False)]
     assert script.detector.state is TurnState.LISTENING
 
 
+def test_recognizer_finals_at_short_pauses_never_end_the_turn() -> None:
+    script = Script(TurnDetector(settings(silenceTimeoutMs=700, endpointingMs=200)))
+    script.speech(800)
+    assert script.silence(200) == []
+    assert script.detector.on_transcript("I'd like to", True, script.now) == []  # STT's endpointing: a final
+    assert script.silence(200) == []
+    assert script.speech(600) == []  # the caller goes on: the same turn
+    assert script.detector.on_transcript("I'd like to book a table", True, script.now + 200) == []
+    assert script.silence(680) == []
+    assert script.silence(20) == [EndOfTurn(at_ms=800 + 400 + 600 + 700, speech_end_ms=1800, after_barge_in=False)]
+
+
 @pytest.mark.parametrize("pause_ms", [300, 480])
-def test_hesitation_pauses_shorter_than_endpointing_never_end_the_turn(pause_ms: int) -> None:
-    script = Script(TurnDetector(settings(endpointingMs=500)))
+def test_hesitation_pauses_shorter_than_the_silence_timeout_never_end_the_turn(pause_ms: int) -> None:
+    script = Script(TurnDetector(settings(silenceTimeoutMs=500)))
     script.speech(800)
     assert script.silence(pause_ms) == []
     assert script.speech(600) == []
@@ -97,8 +112,8 @@ def test_hesitation_pauses_shorter_than_endpointing_never_end_the_turn(pause_ms:
     ]
 
 
-def test_a_noise_blip_during_a_pause_does_not_restart_endpointing() -> None:
-    script = Script(TurnDetector(settings(endpointingMs=500)))
+def test_a_noise_blip_during_a_pause_does_not_restart_the_silence_count() -> None:
+    script = Script(TurnDetector(settings(silenceTimeoutMs=500)))
     script.speech(600)
     script.silence(200)
     script.speech(20)  # one noisy frame: shorter than the confirmation window
@@ -226,12 +241,12 @@ def _frames(detector: TurnDetector, start_ms: int, ms: int, speech: bool, level:
 @pytest.mark.parametrize(
     ("trim_db", "tail_ms", "speech_end_ms"),
     [
-        (0, 60, 1460),  # off: endpointing counts from the VAD's last speech frame
+        (0, 60, 1460),  # off: the turn-ending silence counts from the VAD's last speech frame
         (20, 60, 1400),  # on: from the last frame within 20 dB of the caller's level
         (20, 300, 1620),  # a long quiet tail is trimmed by at most 80 ms
     ],
 )
-def test_tail_trim_counts_endpointing_from_where_the_sound_faded(
+def test_tail_trim_counts_the_silence_timeout_from_where_the_sound_faded(
     trim_db: int, tail_ms: int, speech_end_ms: int
 ) -> None:
     detector = TurnDetector(settings(speechTailTrimDb=trim_db), wait_for_caller=False)
@@ -244,8 +259,8 @@ def test_tail_trim_counts_endpointing_from_where_the_sound_faded(
     ]
 
 
-def test_silence_timeouts_count_up_and_reset_when_the_caller_speaks() -> None:
-    detector = TurnDetector(settings(silenceTimeoutMs=3000), wait_for_caller=False)
+def test_idle_timeouts_count_up_and_reset_when_the_caller_speaks() -> None:
+    detector = TurnDetector(settings(idleTimeoutMs=3000), wait_for_caller=False)
     detector.agent_started(0)
     detector.agent_finished(1000)
     script = Script(detector, start_ms=1000)
@@ -260,13 +275,23 @@ def test_silence_timeouts_count_up_and_reset_when_the_caller_speaks() -> None:
     assert script.silence(3000) == [SilenceTimeout(at_ms=start + 3000, count=1)]
 
 
-def test_callee_first_arms_the_silence_timer_at_start() -> None:
-    script = Script(TurnDetector(settings(silenceTimeoutMs=2000), now_ms=0, wait_for_caller=True))
-    assert script.silence(2000) == [SilenceTimeout(at_ms=2000, count=1)]
+def test_callee_first_arms_the_idle_timer_at_start() -> None:
+    script = Script(TurnDetector(settings(idleTimeoutMs=2000), now_ms=0, wait_for_caller=True))
+    assert script.silence(1980) == []
+    assert script.silence(20) == [SilenceTimeout(at_ms=2000, count=1)]
 
 
-def test_no_silence_timeout_while_the_agent_is_speaking_or_thinking() -> None:
-    detector = TurnDetector(settings(silenceTimeoutMs=2000), wait_for_caller=True)
+def test_the_idle_timeout_is_not_the_turn_ending_silence() -> None:
+    detector = TurnDetector(settings(silenceTimeoutMs=700, idleTimeoutMs=5000), wait_for_caller=False)
+    detector.agent_started(0)
+    detector.agent_finished(1000)
+    script = Script(detector, start_ms=1000)
+    assert script.silence(4980) == []  # 700 ms (or 5000 - 700) of silence means nothing while it is idle
+    assert script.silence(20) == [SilenceTimeout(at_ms=6000, count=1)]
+
+
+def test_no_idle_timeout_while_the_agent_is_speaking_or_thinking() -> None:
+    detector = TurnDetector(settings(idleTimeoutMs=2000), wait_for_caller=True)
     script = Script(detector)
     script.speech(200)
     script.silence(600)  # end of turn at 700 ms: the agent is now thinking
@@ -287,9 +312,23 @@ def test_settings_resolve_agent_overrides_and_the_plan_cap() -> None:
         {**DEFAULTS, "maxCallDurationSec": 600},
         RULES,
         BACKCHANNELS,
-        {"interruptionSensitivity": "low", "maxCallDurationSec": 3600, "endpointingMs": None},
+        {"interruptionSensitivity": "low", "maxCallDurationSec": 3600, "silenceTimeoutMs": None, "idleTimeoutMs": 9000},
         max_call_duration_cap_sec=900,
     )
     assert resolved.barge_in.min_speech_ms == 600 and resolved.barge_in.min_words == 2
     assert resolved.max_call_duration_sec == 900
-    assert resolved.endpointing_ms == 500
+    assert (resolved.silence_timeout_ms, resolved.endpointing_ms, resolved.idle_timeout_ms) == (500, 300, 9000)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"silenceTimeoutMs": 700, "endpointingMs": 200}, (700, 200)),  # the API reference's pairing: kept
+        ({"silenceTimeoutMs": 400, "endpointingMs": 1000}, (400, 400)),  # a final after the turn ended: clamped
+        ({"silenceTimeoutMs": 100}, (100, 100)),  # the default endpointing (300) is clamped too
+        ({"endpointingMs": 500}, (500, 500)),  # equal is fine
+    ],
+)
+def test_endpointing_is_clamped_to_the_silence_timeout(overrides: dict, expected: tuple[int, int]) -> None:
+    resolved = settings(**overrides)
+    assert (resolved.silence_timeout_ms, resolved.endpointing_ms) == expected

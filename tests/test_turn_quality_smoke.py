@@ -77,7 +77,7 @@ def test_make_set_and_score_a_tiny_set(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
     stdout = run(
         "scripts.turn_quality.score", "--set", str(set_dir), "--vad", "webrtc", "--aggressiveness", "2",
-        "--endpointing-ms", "500", "--rule", "low=600:2", "--rule", "medium=200,300", "--rule", "high=150",
+        "--silence-timeout-ms", "500", "--rule", "low=600:2", "--rule", "medium=200,300", "--rule", "high=150",
         "--json", str(out),
     )  # fmt: skip
     assert stdout.startswith("| VAD |") and "targets webrtc/2 medium" in stdout
@@ -88,7 +88,7 @@ def test_make_set_and_score_a_tiny_set(tmp_path: Path) -> None:
         ("low", 600), ("medium", 200), ("high", 150), ("medium", 300),
     ]  # fmt: skip
     for result in results:
-        assert result["vad"] == "webrtc/2" and result["endpointing_ms"] == 500
+        assert result["vad"] == "webrtc/2" and result["silence_timeout_ms"] == 500
         assert set(result["summary"]) == {"quiet", "noisy", "all", "espeak", "festival"}
         assert set(result["summary"]["all"]) == SUMMARY_KEYS
         assert result["summary"]["all"]["turns"] == 2 and result["summary"]["all"]["interruptions"] == 2

@@ -10,7 +10,14 @@ E164 = r"^\+[1-9]\d{6,14}$"
 
 # The turn-taking knobs an agent may set; the others in config/turn_taking.yaml tune the engine itself and
 # stay out of the API so they can change without breaking clients.
-AGENT_KNOBS = ("silenceTimeoutMs", "maxCallDurationSec", "interruptionSensitivity", "endpointingMs", "vad")
+AGENT_KNOBS = (
+    "silenceTimeoutMs",
+    "maxCallDurationSec",
+    "interruptionSensitivity",
+    "endpointingMs",
+    "idleTimeoutMs",
+    "vad",
+)
 
 Temperature = Annotated[float, Field(ge=0, le=2)]
 MaxTokens = Annotated[int, Field(ge=1, le=4096)]
@@ -38,19 +45,37 @@ class AgentLlmConfig(_Body):
     maxTokens: MaxTokens = 512
 
 
+SynthesisModel = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="the vendor's synthesis model (e.g. eleven_turbo_v2_5, tts-1-hd); default: the provider's",
+    ),
+]
+
+
 class AgentTtsConfig(_Body):
+    """How the voice (``ttsModelId``) speaks; ``model`` overrides the provider's synthesis model."""
+
     speed: Speed = 1.0
-    voice: str | None = Field(None, max_length=200)
+    model: SynthesisModel | None = None
     language: Language | None = None
 
 
 class AgentThresholds(_Body):
     """Turn-taking overrides; an omitted (or null) knob takes its default from config/turn_taking.yaml."""
 
-    silenceTimeoutMs: int | None = None
+    silenceTimeoutMs: int | None = Field(None, description="caller silence (ms) that ends the caller's turn")
     maxCallDurationSec: int | None = Field(None, description="also capped by the plan's maxCallDurationSec")
     interruptionSensitivity: str | None = Field(None, description="low | medium | high")
-    endpointingMs: int | None = None
+    endpointingMs: int | None = Field(
+        None, description="the recognizer's endpointing (ms; Deepgram's `endpointing`); never ends a turn by itself"
+    )
+    idleTimeoutMs: int | None = Field(
+        None, description="silence (ms) after the agent finishes before a reprompt; a second one ends the call"
+    )
     vad: str | None = Field(None, description="webrtc | silero")
 
 
@@ -74,7 +99,7 @@ class AgentIn(_Body):
     llmModelId: str = Field(min_length=1)
     llmConfig: AgentLlmConfig = Field(default_factory=AgentLlmConfig)
     ttsProviderId: str
-    ttsModelId: str = Field(min_length=1)
+    ttsModelId: str = Field(min_length=1, description="a voice of the TTS provider (ElevenLabs voice id, Edge voice…)")
     ttsConfig: AgentTtsConfig = Field(default_factory=AgentTtsConfig)
     sttProviderId: str
     sttModelId: str | None = Field(None, min_length=1, description="defaults to the provider's first model")
@@ -112,7 +137,7 @@ class AgentLlmConfigPatch(_Body):
 
 class AgentTtsConfigPatch(_Body):
     speed: Speed | None = None
-    voice: str | None = Field(None, max_length=200)
+    model: SynthesisModel | None = None
     language: Language | None = None
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from bson import ObjectId
 from pydantic import BaseModel, ValidationError
 
+from voicex.agent_migration import SCHEMA_VERSION
 from voicex.agent_schemas import (
     AGENT_KNOBS,
     AgentIn,
@@ -160,6 +161,20 @@ def check_provider_model(
     return str(model_id)
 
 
+def check_synthesis_model(agent: AgentIn, provider: Document, catalog: Catalog) -> None:
+    """``ttsConfig.model`` must be a synthesis model the TTS provider has; a global one offers its listed choices."""
+    wanted = agent.ttsConfig.model
+    if wanted is None:
+        return
+    provider_type = catalog.provider_types.get(provider.get("providerKey", ""))
+    settings = provider_type.settings_for("tts") if provider_type is not None else ()
+    setting = next((s for s in settings if s.key == "ttsModel"), None)
+    if setting is None:
+        raise bad_request(f"ttsConfig.model: provider '{provider.get('name')}' has no synthesis model to choose")
+    if provider.get("orgId") is None and setting.choices is not None and wanted not in setting.choices:
+        raise bad_request(f"ttsConfig.model: must be one of {', '.join(setting.choices)}")
+
+
 def fallback_ids(agent: AgentIn) -> dict[Category, list[ObjectId]]:
     return {
         slot: [
@@ -242,6 +257,7 @@ def agent_fields(
     """The stored form of a valid agent (pure); raises the 400/403 ApiError of the first problem."""
     ids = provider_ids(agent)
     models = {slot: check_slot(slot, agent, providers.get(ids[slot]), org_id, plan, catalog) for slot in CATEGORIES}
+    check_synthesis_model(agent, providers[ids["tts"]], catalog)
     return {
         "name": agent.name,
         "persona": agent.persona.model_dump(),
@@ -250,7 +266,7 @@ def agent_fields(
         "llmConfig": agent.llmConfig.model_dump(),
         "ttsProviderId": ids["tts"],
         "ttsModelId": models["tts"],
-        "ttsConfig": agent.ttsConfig.model_dump(),
+        "ttsConfig": agent.ttsConfig.model_dump(exclude_none=True),
         "sttProviderId": ids["stt"],
         "sttModelId": models["stt"],
         "thresholds": resolve_thresholds(agent.thresholds, plan, catalog),
@@ -258,6 +274,7 @@ def agent_fields(
         "phoneNumbers": list(agent.phoneNumbers),
         "active": agent.active,
         "fallbacks": check_fallbacks(agent, providers, org_id, plan, catalog),
+        "schemaVersion": SCHEMA_VERSION,  # the field meanings of voicex/agent_migration.py's version 2
     }
 
 

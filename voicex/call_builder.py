@@ -78,9 +78,7 @@ def session_config(services: Services, agent: Document, org: Document) -> Sessio
         llm_options=LLMOptions(
             temperature=float(llm_config.get("temperature", 0.7)), max_tokens=int(llm_config.get("maxTokens", 256))
         ),
-        tts_options=TTSOptions(
-            voice=tts_config.get("voice"), speed=float(tts_config.get("speed", 1.0)), language=language
-        ),
+        tts_options=TTSOptions(speed=float(tts_config.get("speed", 1.0)), language=language),
     )
 
 
@@ -116,23 +114,21 @@ async def build_parts(services: Services, agent: Document, org: Document) -> Cal
         doc["_id"]: doc
         async for doc in services.db.providers.find({"_id": {"$in": ids}, "orgId": {"$in": [None, org["_id"]]}})
     }
+    synthesis_model = (agent.get("ttsConfig") or {}).get("model")
     built: dict[str, list[Any]] = {}
     for slot, chain in chains.items():
         built[slot], problems = [], []
-        for provider_id, model in chain:
+        for index, (provider_id, model) in enumerate(chain):
             provider = found.get(provider_id) if isinstance(provider_id, ObjectId) else None
             if provider is None or not provider.get("active", True):
                 problems.append(f"{slot.upper()} provider missing or inactive")
                 continue
+            settings = provider.get("settings") or {}
+            if slot == "tts" and index == 0 and synthesis_model:  # the agent's ttsConfig.model: its main voice only
+                settings = {**settings, "ttsModel": synthesis_model}
             try:
                 built[slot].append(
-                    build(
-                        provider["providerKey"],
-                        slot,
-                        model,
-                        provider_credentials(services, provider),
-                        provider.get("settings") or {},
-                    )
+                    build(provider["providerKey"], slot, model, provider_credentials(services, provider), settings)
                 )
             except ProviderError as exc:
                 problems.append(str(exc))

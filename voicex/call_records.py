@@ -26,7 +26,7 @@ from voicex.usage import add_usage
 
 log = logging.getLogger(__name__)
 
-FAILED_REASONS = frozenset({"error", "server_lost", "provider_error", "stream_refused"})
+FAILED_REASONS = frozenset({"error", "server_lost", "provider_error", "stream_refused", "twilio_failed"})
 # A third of the 30 s lease: a renewal retried for its whole budget (8 s) still leaves the next one time to land.
 RENEW_EVERY_SEC = 10.0
 # Each period is done in this many slices, one every RENEW_EVERY_SEC / RENEW_SLICES: a database on the server's

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from providers.urls import is_path_segment
 from voicex.errors import ConfigError
 
 Category = Literal["llm", "tts", "stt"]
@@ -78,12 +79,20 @@ class SettingField(_Strict):
     key: str
     label: str
     default: str | int | float | bool | None = None
+    categories: tuple[Category, ...] | None = None  # None: every category of the provider type
+    choices: tuple[str, ...] | None = None  # what agents on a global provider may pick (ttsModel)
+
+    def applies_to(self, category: str) -> bool:
+        return self.categories is None or category in self.categories
 
 
 class ModelEntry(_Strict):
+    """A model of one category; for TTS it is a voice, and ``language`` (BCP 47) says what it speaks."""
+
     id: str = Field(min_length=1)
     label: str
     plan: str
+    language: str | None = Field(None, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
 
 class ProviderType(_Strict):
@@ -104,7 +113,22 @@ class ProviderType(_Strict):
         for category in self.categories:
             if not self.models.get(category):
                 raise ValueError(f"category {category!r} has no models")
+        for voice in self.models.get("tts", ()):
+            if voice.language is None:
+                raise ValueError(f"tts voice {voice.id!r} needs a language")
+            if not is_path_segment(voice.id):
+                raise ValueError(f"tts voice {voice.id!r} is not a safe URL path segment")
+        for setting in self.settings:
+            if setting.choices is not None and setting.default not in setting.choices:
+                raise ValueError(f"setting {setting.key!r}: default {setting.default!r} is not one of its choices")
         return self
+
+    def settings_for(self, category: str) -> tuple[SettingField, ...]:
+        """The settings a provider of ``category`` takes (``ttsModel`` only on a TTS one, say)."""
+        return tuple(setting for setting in self.settings if setting.applies_to(category))
+
+    def setting_defaults(self, category: str) -> dict[str, Any]:
+        return {setting.key: setting.default for setting in self.settings_for(category)}
 
 
 class ProvidersFile(_Strict):
@@ -206,6 +230,14 @@ class Catalog:
                         f"config/plans.yaml: plans[{plan.slug}].extraModels: {ref!r} is not a model in"
                         " config/providers.yaml"
                     )
+
+
+def catalog_models(provider_type: ProviderType, category: Category) -> list[dict[str, Any]]:
+    """A provider document's model list as the catalog has it (voices with their language)."""
+    return [
+        {"modelId": m.id, "label": m.label, **({"language": m.language} if m.language else {})}
+        for m in provider_type.models[category]
+    ]
 
 
 def _load_yaml(path: Path) -> Any:

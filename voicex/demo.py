@@ -140,9 +140,9 @@ async def _ensure_agent(svc: Services, org_id: ObjectId, provider_key: str, now:
         "fallbacks": {"llm": [], "tts": [], "stt": []},
         "thresholds": {
             name: defaults[name]
-            for name in ("silenceTimeoutMs", "interruptionSensitivity", "vad", "maxCallDurationSec")
+            for name in ("endpointingMs", "idleTimeoutMs", "interruptionSensitivity", "vad", "maxCallDurationSec")
         }
-        | {"endpointingMs": 400},
+        | {"silenceTimeoutMs": 400},  # the caller's turn ends after 400 ms of silence (the default is 700)
         "updatedAt": now,
     }
     for slot in ("stt", "llm", "tts"):

@@ -13,7 +13,7 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from voicex.catalog import Catalog, Category, ProviderType
+from voicex.catalog import Catalog, Category, ProviderType, catalog_models
 from voicex.db import Database, Document
 from voicex.settings import Settings
 
@@ -53,8 +53,8 @@ def credentials_set(provider: Document, catalog: Catalog, settings: Settings) ->
 def _wanted(provider_type: ProviderType, category: Category) -> dict[str, Any]:
     return {
         "name": global_provider_name(provider_type, category),
-        "models": [{"modelId": model.id, "label": model.label} for model in provider_type.models[category]],
-        "settings": {setting.key: setting.default for setting in provider_type.settings},
+        "models": catalog_models(provider_type, category),
+        "settings": provider_type.setting_defaults(category),
         "active": True,
         "credentials": None,
     }

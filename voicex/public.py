@@ -70,7 +70,7 @@ _CALL_SUMMARY_FIELDS = (
     "endReason",
     "sentiment",
 )
-_CALL_DETAIL_FIELDS = ("transcript", "summary", "metrics", "usage", "errors")
+_CALL_DETAIL_FIELDS = ("transcript", "summary", "metrics", "turns", "usage", "errors")
 
 
 def public_call_summary(call: Document) -> dict[str, Any]:
@@ -83,6 +83,7 @@ def public_call(call: Document) -> dict[str, Any]:
     data = public_call_summary(call)
     data.update({name: call.get(name) for name in _CALL_DETAIL_FIELDS})
     data["transcript"] = data["transcript"] or []
+    data["turns"] = data["turns"] or []
     data["errors"] = data["errors"] or []
     return data
 
@@ -96,7 +97,8 @@ def public_provider(provider: Document, catalog: Catalog, settings: Settings) ->
         "name": provider["name"],
         "source": "global" if provider.get("orgId") is None else "client",
         "models": [
-            {"modelId": m["modelId"], "label": m.get("label", m["modelId"])} for m in provider.get("models", [])
+            {"modelId": m["modelId"], "label": m.get("label", m["modelId"]), "language": m.get("language")}
+            for m in provider.get("models", [])
         ],
         "settings": provider.get("settings") or {},
         "active": bool(provider.get("active", True)),

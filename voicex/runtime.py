@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from voicex.agent_migration import migrate
 from voicex.catalog import load_catalog
 from voicex.context import Services
 from voicex.db import Database
@@ -39,6 +40,7 @@ class Runtime:
             await db.ping(timeout=10.0)
             await db.ensure_indexes()
             await sync_global_providers(db, catalog, settings)
+            await migrate(db, catalog)
         except Exception as exc:
             await db.close()
             if embedded is not None:

@@ -2,13 +2,15 @@
 
 Whisper is not a streaming model, so the session re-transcribes the growing utterance every
 ``interim_interval_ms`` of new speech (one pass in flight per session) and emits each new text as an
-interim; a pause in the speech starts a pass at once. So when the turn ends (endpointing waits longer
-than that pause), the last pass usually already covers the utterance (only silence came after it), and
-``finalize()`` re-emits it as the final at once; otherwise one more pass runs.
+interim; a pause in the speech starts a pass at once (after 100 ms). The session's ``endpointing_ms`` of
+pause closes the utterance and emits its final, like a streaming recognizer's endpointing: the last pass
+usually already covers it (only silence came after it) and is re-emitted at once; otherwise one more pass
+runs. ``finalize()`` (the engine's end of turn) closes an open utterance the same way, or answers with an
+empty final when none is open. Finals are chained, so they come out in the order utterances were closed.
 Energy gating keeps silence away from the model: nothing is buffered or transcribed until ~100 ms of
 loud audio arrive (with 300 ms of pre-roll so the first consonant is kept), a click followed by silence
-is forgotten, and a pass only runs when there is new loud audio. After ``finalize()`` (or 2 s of silence,
-or 28 s of speech) the utterance is closed and the next one starts empty.
+is forgotten, and a pass only runs when there is new loud audio. An utterance is also closed after 28 s
+of speech (whisper's window); the next one starts empty.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ _FRAME_MS = 20
 _MIN_SPEECH_MS = 100  # loud audio needed before an utterance starts
 _PREROLL_MS = 300
 _UNSTARTED_KEEP_MS = 1000  # audio kept before an utterance starts (its pre-roll and first sounds)
-_PAUSE_PASS_MS = 100  # quiet after speech that starts a pass at once: the turn may be ending, have the final ready
-_AUTO_FINAL_SILENCE_MS = 2000  # the engine did not end the turn (noise, or talking over the agent)
+_PAUSE_PASS_MS = 100  # quiet after speech that starts a pass at once: have the final ready by the endpointing
+_ENDPOINTING_MS = 300  # pause that closes an utterance when the session is opened without endpointing_ms
 _MAX_UTTERANCE_MS = 28_000  # whisper's window is 30 s
 
 
@@ -88,14 +90,15 @@ class LocalWhisperSTT(STTProvider):
     async def transcribe(self, pcm16: bytes) -> tuple[str, float]:
         return await wait(self.submit(pcm16), "whisper")
 
-    async def open_session(self, *, language: str = "en") -> STTSession:
+    async def open_session(self, *, language: str = "en", endpointing_ms: int | None = None) -> STTSession:
         # tiny.en only knows English; other languages come out as English-sounding words.
-        return LocalSTTSession(self)
+        return LocalSTTSession(self, _ENDPOINTING_MS if endpointing_ms is None else endpointing_ms)
 
 
 class LocalSTTSession(STTSession):
-    def __init__(self, provider: LocalWhisperSTT) -> None:
+    def __init__(self, provider: LocalWhisperSTT, endpointing_ms: int = _ENDPOINTING_MS) -> None:
         self.provider = provider
+        self.endpointing_ms = endpointing_ms
         self._utt = _Utterance()
         self._out: asyncio.Queue[Transcript | None] = asyncio.Queue()
         self._finals: asyncio.Task[None] | None = None  # the latest pending final (finals chain in order)
@@ -135,7 +138,7 @@ class LocalSTTSession(STTSession):
             del utt.audio[: max(0, len(utt.audio) - _UNSTARTED_KEEP_MS * _BYTES_PER_MS)]
             return
         utt.since_pass_ms += duration
-        if utt.quiet_ms >= _AUTO_FINAL_SILENCE_MS or utt.ms >= _MAX_UTTERANCE_MS:
+        if utt.quiet_ms >= self.endpointing_ms or utt.ms >= _MAX_UTTERANCE_MS:
             self._close_utterance()
         elif self._want_interim(utt):
             utt.since_pass_ms, utt.loud_since_pass = 0, False

@@ -78,7 +78,7 @@ class EspeakTTS(TTSProvider):
     async def synthesize(self, text: str, options: TTSOptions) -> AsyncIterator[bytes]:
         if not text.strip():
             return
-        voice = options.voice or self.voice
+        voice = self.voice
         words_per_minute = max(80, min(450, round(175 * options.speed)))
         fmt = self.output_format
 

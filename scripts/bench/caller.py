@@ -24,7 +24,7 @@ from scripts.twilio_sim.caller_audio import CallerAudio
 from scripts.twilio_sim.stream import ULAW_SILENCE_FRAME, MediaStream
 
 UNDERRUN_GAP_S = 0.005  # a hole in agent audio longer than this, inside one reply, is an audible underrun
-_offsets: dict[tuple[int, int], tuple[CallerAudio, float]] = {}  # (id(clip), endpointing) → (clip kept alive, ms)
+_offsets: dict[tuple[int, int], tuple[CallerAudio, float]] = {}  # (id(clip), silence timeout) → (clip kept, ms)
 
 
 def underruns(stream: MediaStream) -> tuple[int, float]:
@@ -45,17 +45,17 @@ def underruns(stream: MediaStream) -> tuple[int, float]:
     return count, worst
 
 
-def detector_offset_ms(clip: CallerAudio, endpointing_ms: int) -> float:
+def detector_offset_ms(clip: CallerAudio, silence_timeout_ms: int) -> float:
     """Where the engine's turn detector puts the end of this clip's speech, after the caller's last loud frame.
 
-    The caller times voice-to-voice from its last loud frame; the server's endpointing counts from the speech
+    The caller times voice-to-voice from its last loud frame; the server's silenceTimeoutMs counts from the speech
     end its detector decides (VAD hangover, minus the tail trim). Replaying the clip through the same detector
-    and defaults offline gives that offset, so "latency − endpointing − offset" is what Voicex's code added.
+    and defaults offline gives that offset, so "latency − silence timeout − offset" is what Voicex's code added.
     """
-    settings = resolve(load_config(), {"endpointingMs": endpointing_ms}, {})
+    settings = resolve(load_config(), {"silenceTimeoutMs": silence_timeout_ms}, {})
     vad = WebRtcVad(settings.vad_aggressiveness)
     detector = TurnDetector(settings, 0, wait_for_caller=False)
-    frames = list(clip.frames) + [ULAW_SILENCE_FRAME] * (endpointing_ms // FRAME_MS + 10)
+    frames = list(clip.frames) + [ULAW_SILENCE_FRAME] * (silence_timeout_ms // FRAME_MS + 10)
     loud = [i for i, s in enumerate(clip.speech) if s]
     for i, frame in enumerate(frames):
         pcm = ulaw_to_pcm16(frame)
@@ -65,11 +65,11 @@ def detector_offset_ms(clip: CallerAudio, endpointing_ms: int) -> float:
     return 0.0
 
 
-def clip_offset_ms(clip: CallerAudio, endpointing_ms: int) -> float:
+def clip_offset_ms(clip: CallerAudio, silence_timeout_ms: int) -> float:
     """:func:`detector_offset_ms`, worked out once per clip and process (~6 ms of VAD each, not once per call)."""
-    key = (id(clip), endpointing_ms)
+    key = (id(clip), silence_timeout_ms)
     if key not in _offsets:
-        _offsets[key] = (clip, detector_offset_ms(clip, endpointing_ms))
+        _offsets[key] = (clip, detector_offset_ms(clip, silence_timeout_ms))
     return _offsets[key][1]
 
 
@@ -105,7 +105,7 @@ async def run_one(spec: dict[str, Any], index: int, http: aiohttp.ClientSession,
     finally:
         await call.close()
     result = call.result()
-    offsets = [clip_offset_ms(c, int(spec.get("endpointing_ms", 500))) for c in clips]
+    offsets = [clip_offset_ms(c, int(spec.get("silence_timeout_ms", 500))) for c in clips]
     from_detector_end = [
         t.latency_ms - offsets[spoken[i]]
         for i, t in enumerate(result.turns)

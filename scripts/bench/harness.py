@@ -33,7 +33,7 @@ from voicex.settings import load_settings
 ROOT = Path(__file__).resolve().parents[2]
 UTTERANCES = ("What time do you open tomorrow?", "Can I book a cleaning next week?")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-ENDPOINTING_MS = 500
+SILENCE_TIMEOUT_MS = 500  # the agent's silenceTimeoutMs: caller silence that ends a turn
 
 
 def cpu_seconds(pid: int) -> float:
@@ -169,7 +169,7 @@ class Bench:
         finally:
             await runtime.close()
         await self.set_thresholds(  # VAD pinned: the latency correction (caller.vad_hangover_ms) models webrtcvad
-            endpointingMs=ENDPOINTING_MS, silenceTimeoutMs=60000, maxCallDurationSec=3600, vad="webrtc"
+            silenceTimeoutMs=SILENCE_TIMEOUT_MS, idleTimeoutMs=60000, maxCallDurationSec=3600, vad="webrtc"
         )
 
     async def set_thresholds(self, **values: Any) -> None:
@@ -228,7 +228,7 @@ class Bench:
             config = {"base_url": url, "api_key": self.api_key, "auth_token": self.token, "agent_id": self.agent_id}
             config["timeout_s"] = 30.0
             spec = {"config": config, "mode": mode, "duration_s": duration_s, "stagger_ms": stagger_ms}
-            spec["endpointing_ms"] = ENDPOINTING_MS
+            spec["silence_timeout_ms"] = SILENCE_TIMEOUT_MS
             spec |= {"clips": self.clips, "indices": list(range(w, n, workers))} | extra
             spec_path, out_path = self.tmp / f"spec-{w}.json", self.tmp / f"out-{w}.json"
             spec_path.write_text(json.dumps(spec))
@@ -296,8 +296,8 @@ class Bench:
             "active_peak": active_peak,
             "turns": len(latencies),
             "latency_ms": pcts(latencies),
-            "added_latency_ms": pcts([v - ENDPOINTING_MS for v in latencies]),
-            "code_added_ms": pcts([v - ENDPOINTING_MS for c in calls for v in c["from_detector_end_ms"]]),
+            "added_latency_ms": pcts([v - SILENCE_TIMEOUT_MS for v in latencies]),
+            "code_added_ms": pcts([v - SILENCE_TIMEOUT_MS for c in calls for v in c["from_detector_end_ms"]]),
             "barge_in_ms": pcts([v for c in calls for v in c["barge_ins_ms"]]),
             "interrupted_turns": sum(c["interrupted_turns"] for c in calls),
             "underruns": sum(c["underruns"] for c in calls),

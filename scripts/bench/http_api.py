@@ -73,7 +73,7 @@ async def agents_worker(http: aiohttp.ClientSession, spec: dict[str, Any], rec: 
         began = time.perf_counter()
         async with http.get(url, headers=headers) as response:
             body = await response.read()
-        ok = response.status == 200 and b'"items"' in body
+        ok = response.status == 200 and body.startswith(b"[")  # the agents list: a bare JSON array
         rec.add("agents", began, "ok" if ok else f"http {response.status}")
 
 

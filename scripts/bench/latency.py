@@ -1,7 +1,7 @@
-"""Benchmark 1 — added latency: caller voice-to-voice minus the agent's endpointingMs, per concurrency level.
+"""Benchmark 1 — added latency: caller voice-to-voice minus the agent's silenceTimeoutMs, per concurrency level.
 
 Every call talks in turns (say an utterance, wait for the whole reply, repeat) for ``--seconds``; providers are the
-scripted zero-latency ones, so what remains after endpointing is Voicex's own cost. Targets: p99 ≤ 10 ms at 1 call,
+scripted zero-latency ones, so what remains after that silence is Voicex's own cost. Targets: p99 ≤ 10 ms at 1 call,
 ≤ 25 ms at 100 calls. ``python -m scripts.bench.latency [--levels 1,50,100,200,300] [--seconds 60] [--json out]``
 
 "code-added" also subtracts where the engine's turn detector ends each clip's speech after the caller's last loud
@@ -15,7 +15,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from scripts.bench.harness import ENDPOINTING_MS, Bench, table, write_json
+from scripts.bench.harness import SILENCE_TIMEOUT_MS, Bench, table, write_json
 
 TARGETS_MS = {1: 10, 100: 25}
 
@@ -55,7 +55,7 @@ def render(rows: list[dict[str, Any]]) -> str:
                 f"{r['completed']}/{r['calls']}",
             ]
         )
-    return f"Added latency (voice-to-voice − endpointingMs {ENDPOINTING_MS} ms)\n" + table(headers, body)
+    return f"Added latency (voice-to-voice − silenceTimeoutMs {SILENCE_TIMEOUT_MS} ms)\n" + table(headers, body)
 
 
 def main() -> None:
@@ -70,7 +70,7 @@ def main() -> None:
     levels, seconds = ([1, 5], 10.0) if args.smoke else ([int(x) for x in args.levels.split(",")], args.seconds)
     rows = asyncio.run(run(levels, seconds, args.workers, args.stagger_ms))
     print(render(rows))
-    write_json(args.json, {"benchmark": "latency", "endpointing_ms": ENDPOINTING_MS, "levels": rows})
+    write_json(args.json, {"benchmark": "latency", "silence_timeout_ms": SILENCE_TIMEOUT_MS, "levels": rows})
 
 
 if __name__ == "__main__":

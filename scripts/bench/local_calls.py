@@ -8,7 +8,7 @@ time went (end-of-turn delay, STT final, LLM first token and first sentence, TTS
 own speech end → first audio out). Calls run one at a time, ``--calls`` per setting, with the LLM's temperature
 at 0 so every setting hears the same replies (SmolLM2's first sentence length is the biggest variable).
 
-    python -m scripts.bench.local_calls [--calls 4] [--seconds 30] [--endpointing 300]
+    python -m scripts.bench.local_calls [--calls 4] [--seconds 30] [--silence-timeout-ms 300]
         [--preemptive off,on] [--turns] [--json out.json]
 """
 
@@ -73,10 +73,13 @@ def median(values: list[float | None]) -> float | None:
     return percentile([v for v in values if v is not None], 50)
 
 
-async def run(calls: int, seconds: float, endpointing: int, modes: list[str], workers: int = 1) -> list[dict[str, Any]]:
+async def run(
+    calls: int, seconds: float, silence_timeout: int, modes: list[str], workers: int = 1
+) -> list[dict[str, Any]]:
     out = []
     async with Bench(provider="local") as bench:
-        base = {"endpointingMs": endpointing, "silenceTimeoutMs": 60000, "maxCallDurationSec": 3600}
+        # the turn ends after silence_timeout ms of caller silence; STT endpointing stays at its default (300 ms)
+        base = {"silenceTimeoutMs": silence_timeout, "idleTimeoutMs": 60000, "maxCallDurationSec": 3600}
         await bench.set_thresholds(**base, preemptiveGeneration="off")
         await bench.update_agent({"llmConfig.temperature": 0.0})  # greedy: the same replies for every setting
         await bench.run_calls(1, "talk", 5, workers=1)  # the models finish warming: not measured
@@ -92,7 +95,7 @@ async def run(calls: int, seconds: float, endpointing: int, modes: list[str], wo
             caller = [r["caller_ms"] for r in rows]
             summary = {
                 "preemptive": mode,
-                "endpointing_ms": endpointing,
+                "silence_timeout_ms": silence_timeout,
                 "calls": calls,
                 "completed": completed,
                 "turns": len(rows),
@@ -115,7 +118,8 @@ def render(results: list[dict[str, Any]], show_turns: bool) -> str:
         + [r["gap_p50_ms"], f"{r['completed']}/{r['calls']}"]
         for r in results
     ]
-    text = f"Embedded stack, whole calls (endpointingMs {results[0]['endpointing_ms']}; ms)\n" + table(headers, body)
+    text = f"Embedded stack, whole calls (silenceTimeoutMs {results[0]['silence_timeout_ms']}; ms)\n"
+    text += table(headers, body)
     if show_turns:
         headers = ["preemptive", "caller"] + [label for _, label in STAGES] + ["caller − server", "held answer used"]
         headers += ["reply (start)"]
@@ -134,7 +138,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=4, help="calls per setting, one at a time")
     parser.add_argument("--seconds", type=float, default=30, help="each call talks in turns this long")
-    parser.add_argument("--endpointing", type=int, default=300)
+    parser.add_argument("--silence-timeout-ms", type=int, default=300, help="caller silence that ends a turn")
     parser.add_argument("--preemptive", default="off,on", help="preemptiveGeneration settings to compare")
     parser.add_argument("--turns", action="store_true", help="also print every turn")
     parser.add_argument("--smoke", action="store_true", help="one short call per setting (the test suite's check)")
@@ -142,7 +146,7 @@ def main() -> None:
     args = parser.parse_args()
     calls, seconds = (1, 8.0) if args.smoke else (args.calls, args.seconds)
     modes = [m for m in args.preemptive.split(",") if m]
-    results = asyncio.run(run(calls, seconds, args.endpointing, modes))
+    results = asyncio.run(run(calls, seconds, args.silence_timeout_ms, modes))
     print(render(results, args.turns))
     write_json(args.json, {"benchmark": "local_calls", "results": results})
 

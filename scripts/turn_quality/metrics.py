@@ -2,7 +2,7 @@
 
 Definitions (all times are media milliseconds from the start of the scenario's file):
     premature end of turn   an EndOfTurn before the caller's last word that falls in a labelled pause shorter
-                            than ``endpointing_ms`` (or within ONSET_SLACK_MS after it), or inside speech
+                            than ``silence_timeout_ms`` (or within ONSET_SLACK_MS after it), or inside speech
     end-of-turn delay       first EndOfTurn at or after the true end of the last word, minus that end
     missed end of turn      no EndOfTurn after the last word before the file ends (≥ 2.5 s of silence)
     false barge-in          an InterruptionConfirmed in a backchannel, noise-burst or call-start scenario: the agent
@@ -43,7 +43,7 @@ class Outcome:
     variant: str
     engine: str  # the caller's synthesizer, or "" for noise-only scenarios
     premature_eot: int = 0
-    short_pauses: int = 0  # labelled pauses shorter than endpointing
+    short_pauses: int = 0  # labelled pauses shorter than the silence timeout (the turn-ending silence)
     pause_eot: dict[int, bool] = field(default_factory=dict)  # pause length -> an EndOfTurn fell inside it
     eot_delay_ms: int | None = None
     missed_eot: bool = False
@@ -55,12 +55,12 @@ class Outcome:
     reaction_ms: int | None = None
 
 
-def judge(scenario: dict[str, Any], events: list[Event], endpointing_ms: int) -> Outcome:
+def judge(scenario: dict[str, Any], events: list[Event], silence_timeout_ms: int) -> Outcome:
     engine = scenario["voice"].split(":")[0] if scenario["voice"] else ""
     outcome = Outcome(scenario["name"], scenario["kind"], scenario["variant"], engine)
     kind = scenario["kind"]
     if kind == "turn":
-        _judge_turn(scenario, events, endpointing_ms, outcome)
+        _judge_turn(scenario, events, silence_timeout_ms, outcome)
     elif kind == "burst_listening":
         outcome.spurious_start = any(isinstance(e, SpeechStarted) for e in events)
     elif kind == "interruption":
@@ -82,14 +82,14 @@ def judge(scenario: dict[str, Any], events: list[Event], endpointing_ms: int) ->
     return outcome
 
 
-def _judge_turn(scenario: dict[str, Any], events: list[Event], endpointing_ms: int, outcome: Outcome) -> None:
+def _judge_turn(scenario: dict[str, Any], events: list[Event], silence_timeout_ms: int, outcome: Outcome) -> None:
     spans = scenario["speech"]
     first_onset, last_end = spans[0]["onset_ms"], spans[-1]["end_ms"]
     outcome.spurious_start = any(isinstance(e, SpeechStarted) and e.at_ms < first_onset for e in events)
     gaps = [(a["end_ms"], b["onset_ms"]) for a, b in itertools.pairwise(spans)]
     for start, end in gaps:
         outcome.pause_eot[end - start] = False
-        if end - start < endpointing_ms:
+        if end - start < silence_timeout_ms:
             outcome.short_pauses += 1
     for event in events:
         if not isinstance(event, EndOfTurn) or event.at_ms < first_onset:
@@ -101,7 +101,7 @@ def _judge_turn(scenario: dict[str, Any], events: list[Event], endpointing_ms: i
         pause = next((end - start for start, end in gaps if start <= event.at_ms < end + ONSET_SLACK_MS), None)
         if pause is not None:
             outcome.pause_eot[pause] = True
-        if pause is None or pause < endpointing_ms:
+        if pause is None or pause < silence_timeout_ms:
             outcome.premature_eot += 1
     outcome.missed_eot = outcome.eot_delay_ms is None
 
@@ -165,13 +165,13 @@ def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
     }
 
 
-def check_targets(summary: dict[str, Any], sensitivity: str, endpointing_ms: int) -> dict[str, bool]:
+def check_targets(summary: dict[str, Any], sensitivity: str, silence_timeout_ms: int) -> dict[str, bool]:
     """The issue's targets that apply to ``sensitivity`` (reaction at medium and high; the rest at medium)."""
     checks: dict[str, bool] = {}
     if sensitivity == "medium":
         delay = summary["eot_delay_p95_ms"]
         checks["no_premature_eot"] = summary["premature_eot"] == 0
-        checks["eot_delay_p95"] = delay is not None and delay <= endpointing_ms + 40 and summary["missed_eot"] == 0
+        checks["eot_delay_p95"] = delay is not None and delay <= silence_timeout_ms + 40 and summary["missed_eot"] == 0
         checks["no_missed_barge_in"] = summary["missed_barge_in"] == 0
         checks["false_barge_in_le_5pct"] = (summary["false_barge_in_pct"] or 0.0) <= 5.0
     limit = {"medium": 250, "high": 150}.get(sensitivity)

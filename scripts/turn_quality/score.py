@@ -8,7 +8,7 @@ FalseInterruption (the rest of its audio plays later by the length of the pause)
 
 Usage:
     python -m scripts.turn_quality.score [--set data/turn_quality] [--vad webrtc|silero|all]
-        [--aggressiveness 0,1,2,3] [--sensitivity low,medium,high] [--endpointing-ms 500[,700]]
+        [--aggressiveness 0,1,2,3] [--sensitivity low,medium,high] [--silence-timeout-ms 500[,700]]
         [--knob speechGapToleranceMs=80,120] [--rule medium=60,100[:WORDS]] [--tail-allowance-ms 40]
         [--rows quiet,noisy,espeak,festival,all] [--json out.json]
 
@@ -139,8 +139,8 @@ def score(
     """Every (VAD, settings combination, sensitivity) result: its summary per group and the targets it meets.
 
     Each VAD runs once over the set; every combination of settings reuses its decisions. ``tail_allowance_ms`` is a
-    what-if for compensating the VAD's tail: the detector waits ``endpointingMs`` minus it, while premature ends and
-    delays are still judged against ``endpointingMs``.
+    what-if for compensating the VAD's tail: the detector waits ``silenceTimeoutMs`` minus it, while premature ends
+    and delays are still judged against ``silenceTimeoutMs``.
     """
     manifest = json.loads((set_dir / "manifest.json").read_text())
     scenarios = manifest["scenarios"]
@@ -159,11 +159,11 @@ def score(
                     continue  # another combination differs only in another level's rule
                 done.add((sensitivity, _describe(overrides, rules, sensitivity)))
                 settings = resolve(config, {**overrides, "interruptionSensitivity": sensitivity}, rules)
-                endpointing = settings.endpointing_ms
+                silence_timeout = settings.silence_timeout_ms  # the caller silence that ends a turn
                 if tail_allowance_ms:
-                    settings = replace(settings, endpointing_ms=endpointing - tail_allowance_ms)
+                    settings = replace(settings, silence_timeout_ms=silence_timeout - tail_allowance_ms)
                 outcomes = [
-                    judge(s, simulate(s, decisions[s["name"]], settings, levels[s["name"]]), endpointing)
+                    judge(s, simulate(s, decisions[s["name"]], settings, levels[s["name"]]), silence_timeout)
                     for s in scenarios
                 ]
                 groups = {g: summarize([o for o in outcomes if g in ("all", o.variant, o.engine)]) for g in GROUPS}
@@ -172,7 +172,7 @@ def score(
                         "vad": vad_label(vad, aggressiveness),
                         "sensitivity": sensitivity,
                         "settings": _describe(overrides, rules, sensitivity),
-                        "endpointing_ms": endpointing,
+                        "silence_timeout_ms": silence_timeout,
                         "tail_allowance_ms": tail_allowance_ms,
                         "barge_in_rule": {
                             "minSpeechMs": settings.barge_in.min_speech_ms,
@@ -181,7 +181,7 @@ def score(
                         "speech_gap_ms": settings.speech_gap_ms,
                         "speech_start_ms": settings.speech_start_ms,
                         "summary": groups,
-                        "targets": check_targets(groups["all"], sensitivity, endpointing),
+                        "targets": check_targets(groups["all"], sensitivity, silence_timeout),
                         "failures": _failures(outcomes),
                         "vad_seconds": round(vad_seconds, 2),
                     }
@@ -274,12 +274,12 @@ def _parse_rule(text: str) -> list[tuple[str, dict[str, int]]]:
     return alternatives
 
 
-def combos(knobs: list[str], rules: list[str], endpointing_ms: list[int]) -> list[Combo]:
+def combos(knobs: list[str], rules: list[str], silence_timeout_ms: list[int]) -> list[Combo]:
     """Every combination of the alternatives given on the command line (one combination when none are)."""
     axes: list[list[tuple[str, str, Any]]] = [[("knob", n, v) for n, v in _parse_knob(k)] for k in knobs]
     axes += [[("rule", level, rule) for level, rule in _parse_rule(r)] for r in rules]
-    if endpointing_ms:
-        axes.append([("knob", "endpointingMs", ms) for ms in endpointing_ms])
+    if silence_timeout_ms:
+        axes.append([("knob", "silenceTimeoutMs", ms) for ms in silence_timeout_ms])
     result: list[Combo] = []
     for choice in itertools.product(*axes):
         overrides = {name: value for kind, name, value in choice if kind == "knob"}
@@ -295,11 +295,13 @@ def main() -> None:
     parser.add_argument("--aggressiveness", default=None, help="webrtc modes, e.g. 0,1,2,3 (default: the config's)")
     parser.add_argument("--silero-threshold", type=float, default=0.5)
     parser.add_argument("--sensitivity", default="all", help="low, medium, high (comma-separated) or all")
-    parser.add_argument("--endpointing-ms", default="", help="override endpointingMs (comma-separated: a sweep)")
+    parser.add_argument(
+        "--silence-timeout-ms", default="", help="override silenceTimeoutMs, the turn end (comma-separated: a sweep)"
+    )
     parser.add_argument("--knob", action="append", default=[], help="NAME=V[,V...] knob override (repeatable)")
     parser.add_argument("--rule", action="append", default=[], help="LEVEL=MS[:WORDS][,...] sensitivity rule")
     parser.add_argument(
-        "--tail-allowance-ms", type=int, default=0, help="what-if: end turns this much before endpointingMs"
+        "--tail-allowance-ms", type=int, default=0, help="what-if: end turns this much before silenceTimeoutMs"
     )
     parser.add_argument("--rows", default="quiet,noisy,all", help=f"rows to print, some of {', '.join(GROUPS)}")
     parser.add_argument("--json", type=Path, default=None, help="write the numbers here")
@@ -308,13 +310,13 @@ def main() -> None:
     defaults = load_config().defaults()
     vads = _parse_list(args.vad or str(defaults["vad"]), ("webrtc", "silero"))
     modes = [int(m) for m in _parse_list(args.aggressiveness or str(defaults["vadAggressiveness"]), "0123")]
-    endpointing = [int(ms) for ms in args.endpointing_ms.split(",") if ms]
+    silence_timeouts = [int(ms) for ms in args.silence_timeout_ms.split(",") if ms]
     started = time.perf_counter()
     report = score(
         args.set_dir,
         _vad_configs(vads, modes),
         _parse_list(args.sensitivity, SENSITIVITIES),
-        combos(args.knob, args.rule, endpointing),
+        combos(args.knob, args.rule, silence_timeouts),
         args.silero_threshold,
         args.tail_allowance_ms,
     )
@@ -324,7 +326,7 @@ def main() -> None:
         if result["targets"]:
             marks = ", ".join(f"{name} {'ok' if ok else 'MISSED'}" for name, ok in result["targets"].items())
             where = f"{result['vad']} {result['sensitivity']} {result['settings']}".strip()
-            print(f"targets {where} (endpointing {result['endpointing_ms']}): {marks}")
+            print(f"targets {where} (silenceTimeoutMs {result['silence_timeout_ms']}): {marks}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
         print(f"wrote {args.json}")

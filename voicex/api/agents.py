@@ -8,7 +8,7 @@ org, so another org's agent is a 404.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal, NoReturn
+from typing import Literal, NoReturn
 
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r201, r400, r401, r403, r404, r409
@@ -29,7 +29,7 @@ from voicex.agent_schemas import (
 from voicex.agent_status import load_status, load_statuses
 from voicex.agent_validation import build_agent, merge_patch, parse_agent, stored_as_input
 from voicex.api.openapi import ErrorOut, endpoint
-from voicex.api.schemas import MAX_SKIP, Deleted, Out, Page
+from voicex.api.schemas import Deleted, Out
 from voicex.auth import auth
 from voicex.catalog import Plan
 from voicex.context import Services, services
@@ -64,33 +64,22 @@ class AgentOut(Out):
     updatedAt: str
 
 
-class AgentsPage(Page):
-    items: list[AgentOut]
-
-
 @routes.get("/api/dashboard/agents", allow_head=False)
 @endpoint
-async def list_agents(
-    request: web.Request,
-    skip: Annotated[int, Field(ge=0, le=MAX_SKIP)] = 0,
-    limit: Annotated[int, Field(ge=1, le=1000)] = 100,
-) -> r200[AgentsPage] | r401[ErrorOut] | r403[ErrorOut]:
-    """The organization's agents, newest first, each with its status and pause reason.
+async def list_agents(request: web.Request) -> r200[list[AgentOut]] | r401[ErrorOut] | r403[ErrorOut]:
+    """All the organization's agents (at most the plan's maxAgents), newest first, each with its status.
 
     Tags: agents
     Security: bearerAuth, apiKeyAuth
     Status Codes:
-        200: A page of agents
+        200: The agents
     """
     context = auth(request)
     svc = services(request)
     assert context.org is not None
-    query = {"orgId": context.org_id}
-    total = await svc.db.agents.count_documents(query)
-    agents = await svc.db.agents.find(query).sort([("createdAt", -1), ("_id", -1)]).skip(skip).limit(limit).to_list()
+    agents = await svc.db.agents.find({"orgId": context.org_id}).sort([("createdAt", -1), ("_id", -1)]).to_list()
     statuses = await load_statuses(svc.db, svc.catalog, context.org, agents)
-    items = [public_agent(agent, *status) for agent, status in zip(agents, statuses, strict=True)]
-    return json_response({"items": items, "total": total, "skip": skip, "limit": limit})
+    return json_response([public_agent(agent, *status) for agent, status in zip(agents, statuses, strict=True)])
 
 
 @routes.post("/api/dashboard/agents")

@@ -54,13 +54,9 @@ class ApiKeyCreatedOut(ApiKeyOut):
     rawKey: str = Field(pattern=r"^vx_[0-9a-f]{48}$", description="send as 'x-api-key'; shown only this once")
 
 
-class ApiKeysOut(Out):
-    items: list[ApiKeyOut]
-
-
 @routes.get("/api/dashboard/api-keys", allow_head=False)
 @endpoint
-async def list_api_keys(request: web.Request) -> r200[ApiKeysOut] | r401[ErrorOut] | r403[ErrorOut]:
+async def list_api_keys(request: web.Request) -> r200[list[ApiKeyOut]] | r401[ErrorOut] | r403[ErrorOut]:
     """The organization's API keys, newest first, by name and prefix (never the key or its hash).
 
     Tags: api-keys
@@ -70,7 +66,7 @@ async def list_api_keys(request: web.Request) -> r200[ApiKeysOut] | r401[ErrorOu
     """
     context = auth(request)
     cursor = services(request).db.api_keys.find({"orgId": context.org_id}).sort([("createdAt", -1), ("_id", -1)])
-    return json_response({"items": [public_api_key(key) async for key in cursor]})
+    return json_response([public_api_key(key) async for key in cursor])
 
 
 @routes.post("/api/dashboard/api-keys")

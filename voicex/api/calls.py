@@ -48,10 +48,25 @@ class TranscriptEntryOut(Out):
     at: str | None = None
 
 
+class TurnOut(Out):
+    """One caller turn, in milliseconds (names as pipelines/metrics.py); null when the step did not happen."""
+
+    turn: int
+    end_of_turn_delay: float | None = Field(description="caller speech end → end of turn decided")
+    stt_final_latency: float | None
+    llm_ttft: float | None
+    llm_first_sentence: float | None
+    tts_ttfb: float | None
+    e2e_latency: float | None = Field(description="caller speech end → first agent audio")
+    interrupted: bool
+    preemptive: bool
+
+
 class CallOut(CallSummaryOut):
     transcript: list[TranscriptEntryOut]
     summary: str | None
-    metrics: dict[str, Any] | None = Field(description="per-turn latencies and counters")
+    metrics: dict[str, Any] | None = Field(description="the call's latency percentiles and counters")
+    turns: list[TurnOut] = Field(description="per-turn latencies, in order")
     usage: dict[str, Any] | None = Field(description="tokens, ttsChars and minutes the call used")
     errors: list[str] = Field(description="what went wrong during the call: provider faults, fallbacks taken")
 

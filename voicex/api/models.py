@@ -32,6 +32,7 @@ class ModelHitOut(Out):
     source: Literal["global", "client"]
     allowed: bool
     requiredPlan: str | None = Field(description="the cheapest plan that allows the model; null when allowed")
+    language: str | None = Field(description="TTS voices: the language the voice speaks (BCP 47); else null")
 
 
 class ModelsPage(Page):
@@ -99,6 +100,7 @@ async def search_models(
                     "source": "global" if provider.get("orgId") is None else "client",
                     "allowed": allowed,
                     "requiredPlan": required,
+                    "language": model.get("language"),
                 }
             )
     tiers = {slug: plan.tier for slug, plan in catalog.plans.items()}

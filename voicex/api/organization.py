@@ -33,13 +33,9 @@ class OrganizationPatch(BaseModel):
     twilio: TwilioCredentialsIn | None = Field(None, description="write-only; read back as authTokenSet")
 
 
-class PlansOut(BaseModel):
-    items: list[PlanOut]
-
-
 @routes.get("/api/plans", allow_head=False)
 @endpoint
-async def list_public_plans(request: web.Request) -> r200[PlansOut]:
+async def list_public_plans(request: web.Request) -> r200[list[PlanOut]]:
     """The plans anyone may sign up for (public, not custom), without their model lists.
 
     Tags: plans
@@ -48,7 +44,7 @@ async def list_public_plans(request: web.Request) -> r200[PlansOut]:
     """
     catalog = services(request).catalog
     plans = sorted((p for p in catalog.plans.values() if p.public and not p.custom), key=lambda p: p.tier)
-    return json_response({"items": [public_plan(plan, catalog, include_models=False) for plan in plans]})
+    return json_response([public_plan(plan, catalog, include_models=False) for plan in plans])
 
 
 @routes.get("/api/dashboard/plan", allow_head=False)

@@ -28,6 +28,8 @@ class FieldOut(Out):
 
 class SettingOut(FieldOut):
     default: SettingValue
+    categories: list[Category] | None = Field(description="the categories the setting applies to; null: all")
+    choices: list[str] | None = Field(description="the values agents on a global provider may pick; null: any")
 
 
 class RegistryModelOut(ProviderModelOut):
@@ -43,19 +45,26 @@ class ProviderTypeOut(Out):
     models: dict[Category, list[RegistryModelOut]]
 
 
-class RegistryOut(Out):
-    items: list[ProviderTypeOut]
-
-
 def registry_entry(provider_type: ProviderType) -> dict[str, Any]:
     return {
         "providerKey": provider_type.key,
         "name": provider_type.name,
         "categories": list(provider_type.categories),
         "credentials": [{"key": c.key, "label": c.label} for c in provider_type.credentials],
-        "settings": [{"key": s.key, "label": s.label, "default": s.default} for s in provider_type.settings],
+        "settings": [
+            {
+                "key": s.key,
+                "label": s.label,
+                "default": s.default,
+                "categories": list(s.categories) if s.categories is not None else None,
+                "choices": list(s.choices) if s.choices is not None else None,
+            }
+            for s in provider_type.settings
+        ],
         "models": {
-            category: [{"modelId": m.id, "label": m.label, "requiredPlan": m.plan} for m in models]
+            category: [
+                {"modelId": m.id, "label": m.label, "language": m.language, "requiredPlan": m.plan} for m in models
+            ]
             for category, models in provider_type.models.items()
         },
     }
@@ -63,7 +72,7 @@ def registry_entry(provider_type: ProviderType) -> dict[str, Any]:
 
 @routes.get("/api/dashboard/providers/registry", allow_head=False)
 @endpoint
-async def get_registry(request: web.Request) -> r200[RegistryOut] | r401[ErrorOut] | r403[ErrorOut]:
+async def get_registry(request: web.Request) -> r200[list[ProviderTypeOut]] | r401[ErrorOut] | r403[ErrorOut]:
     """Every provider type Voicex supports: its categories, credential and setting fields, and models.
 
     Tags: providers
@@ -72,4 +81,4 @@ async def get_registry(request: web.Request) -> r200[RegistryOut] | r401[ErrorOu
         200: The provider types
     """
     catalog = services(request).catalog
-    return json_response({"items": [registry_entry(p) for p in catalog.providers_file.providers]})
+    return json_response([registry_entry(p) for p in catalog.providers_file.providers])

@@ -15,10 +15,13 @@ from bson import ObjectId
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pymongo.errors import DuplicateKeyError
 
+from providers.urls import is_path_segment
+from voicex.agent_migration import SCHEMA_VERSION
+from voicex.agent_schemas import Language
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import Deleted, Out
 from voicex.auth import auth
-from voicex.catalog import Catalog, Category, ProviderType
+from voicex.catalog import Catalog, Category, ProviderType, catalog_models
 from voicex.context import Services, services
 from voicex.crypto import SecretBox
 from voicex.db import Document
@@ -48,8 +51,9 @@ AGENT_PROVIDER_FIELDS = (
 
 class ModelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    modelId: str = Field(min_length=1, max_length=200)
+    modelId: str = Field(min_length=1, max_length=200, description="for TTS, a voice (e.g. an ElevenLabs voice id)")
     label: str | None = Field(None, max_length=200, description="defaults to modelId")
+    language: Language | None = Field(None, description="what a TTS voice speaks (BCP 47)")
 
 
 def _check_name(value: str | None) -> str | None:
@@ -84,6 +88,7 @@ class ProviderPatch(BaseModel):
 class ProviderModelOut(Out):
     modelId: str
     label: str
+    language: str | None = Field(None, description="TTS voices: the language the voice speaks (BCP 47)")
 
 
 class ProviderOut(Out):
@@ -98,10 +103,6 @@ class ProviderOut(Out):
     credentialsSet: bool
     createdAt: str | None
     updatedAt: str | None
-
-
-class ProvidersOut(Out):
-    items: list[ProviderOut]
 
 
 class AgentRefOut(Out):
@@ -140,14 +141,22 @@ def _check_credentials(provider_type: ProviderType, credentials: dict[str, str])
     _reject_unknown("credentials", credentials, {c.key for c in provider_type.credentials}, provider_type.key)
 
 
-def _models(models: list[ModelIn]) -> list[dict[str, str]]:
+def _models(models: list[ModelIn], category: str) -> list[dict[str, Any]]:
+    """The stored model list; a TTS model is a voice, which adapters may put into a URL path."""
     seen: set[str] = set()
-    out = []
+    out: list[dict[str, Any]] = []
     for index, model in enumerate(models):
         if model.modelId in seen:
             raise bad_request(f"models.{index}.modelId: duplicate {model.modelId!r}")
+        if category == "tts" and not is_path_segment(model.modelId):
+            raise bad_request(
+                f"models.{index}.modelId: a voice id may hold only letters, digits and . _ ~ - (got {model.modelId!r})"
+            )
         seen.add(model.modelId)
-        out.append({"modelId": model.modelId, "label": model.label or model.modelId})
+        entry: dict[str, Any] = {"modelId": model.modelId, "label": model.label or model.modelId}
+        if model.language is not None:
+            entry["language"] = model.language
+        out.append(entry)
     return out
 
 
@@ -185,7 +194,7 @@ async def _name_free(svc: Services, org_id: ObjectId, name: str, except_id: Obje
 @endpoint
 async def list_providers(
     request: web.Request, client: bool = False, category: Category | None = None
-) -> r200[ProvidersOut] | r400[ErrorOut] | r401[ErrorOut] | r403[ErrorOut]:
+) -> r200[list[ProviderOut]] | r400[ErrorOut] | r401[ErrorOut] | r403[ErrorOut]:
     """The global providers and the organization's own (``client=true``: only its own), globals first.
 
     Tags: providers
@@ -200,7 +209,7 @@ async def list_providers(
     if category is not None:
         query["category"] = category
     cursor = svc.db.providers.find(query).sort([("orgId", 1), ("category", 1), ("name", 1)])
-    return json_response({"items": [public_provider(p, svc.catalog, svc.settings) async for p in cursor]})
+    return json_response([public_provider(p, svc.catalog, svc.settings) async for p in cursor])
 
 
 @routes.get("/api/dashboard/providers/{id}", allow_head=False)
@@ -245,11 +254,12 @@ async def create_provider(
         raise forbidden("your plan does not allow custom providers")
     provider_type = _provider_type(svc.catalog, body.providerKey, body.category)
     _check_credentials(provider_type, body.credentials)
-    _reject_unknown("settings", body.settings, {x.key for x in provider_type.settings}, provider_type.key)
-    models = _models(body.models) if body.models is not None else None
+    known = {x.key for x in provider_type.settings_for(body.category)}
+    _reject_unknown("settings", body.settings, known, provider_type.key)
+    models = _models(body.models, body.category) if body.models is not None else None
     await _name_free(svc, org_id, body.name)
     if models is None:
-        models = [{"modelId": m.id, "label": m.label} for m in provider_type.models[body.category]]
+        models = catalog_models(provider_type, body.category)
     if not await claim_provider_slot(svc.db, org_id, features.maxCustomProviders):
         raise forbidden(f"your plan allows at most {features.maxCustomProviders} custom providers")
     now = dt.datetime.now(dt.UTC)
@@ -260,8 +270,9 @@ async def create_provider(
         "name": body.name,
         "credentials": _encrypt(svc, body.credentials),
         "models": models,
-        "settings": {**{s.key: s.default for s in provider_type.settings}, **body.settings},
+        "settings": {**provider_type.setting_defaults(body.category), **body.settings},
         "active": True,
+        "schemaVersion": SCHEMA_VERSION,
         "createdAt": now,
         "updatedAt": now,
     }
@@ -307,9 +318,10 @@ async def patch_provider(
         _check_credentials(provider_type, body.credentials)
         update["credentials"] = _encrypt(svc, body.credentials)
     if body.models is not None:
-        update["models"] = _models(body.models)
+        update["models"] = _models(body.models, provider["category"])
     if body.settings is not None:
-        _reject_unknown("settings", body.settings, {x.key for x in provider_type.settings}, provider_type.key)
+        known = {x.key for x in provider_type.settings_for(provider["category"])}
+        _reject_unknown("settings", body.settings, known, provider_type.key)
         update["settings"] = {**(provider.get("settings") or {}), **body.settings}
     update["updatedAt"] = dt.datetime.now(dt.UTC)
     try:

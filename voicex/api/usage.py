@@ -30,11 +30,6 @@ class UsageDayOut(Out):
     ttsChars: int
 
 
-class UsageOut(Out):
-    items: list[UsageDayOut] = Field(description="one per UTC day, oldest first, ending today; zero when idle")
-    days: int
-
-
 class StatsOut(Out):
     totalCalls: int
     activeAgents: int
@@ -57,13 +52,13 @@ def _day_record(date: str, doc: dict[str, Any] | None) -> dict[str, Any]:
 @endpoint
 async def usage_analytics(
     request: web.Request, days: Annotated[int, Field(ge=1, le=365)] = 30
-) -> r200[UsageOut] | r400[ErrorOut] | r401[ErrorOut] | r403[ErrorOut]:
+) -> r200[list[UsageDayOut]] | r400[ErrorOut] | r401[ErrorOut] | r403[ErrorOut]:
     """Calls, minutes, LLM tokens and TTS characters per UTC day for the last ``days`` days (today included).
 
     Tags: analytics
     Security: bearerAuth, apiKeyAuth
     Status Codes:
-        200: One record per day, oldest first
+        200: One record per UTC day, oldest first, ending today (zeros when idle)
         400: days is not between 1 and 365
     """
     org_id = auth(request).org_id
@@ -77,7 +72,7 @@ async def usage_analytics(
         day = by_date.setdefault(doc["date"], {})
         for name in USAGE_FIELDS:
             day[name] = day.get(name, 0) + (doc.get(name) or 0)
-    return json_response({"items": [_day_record(date, by_date.get(date)) for date in dates], "days": days})
+    return json_response([_day_record(date, by_date.get(date)) for date in dates])
 
 
 @routes.get("/api/dashboard/stats", allow_head=False)
