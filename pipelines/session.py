@@ -17,7 +17,7 @@ from pipelines.audio import frame_rms, ulaw_to_pcm16
 from pipelines.call_config import CallResult, SessionConfig
 from pipelines.context import Conversation
 from pipelines.convert import AudioConverter
-from pipelines.metrics import TurnMetrics, summarize
+from pipelines.metrics import TIMED_FIELDS, TurnMetrics, summarize
 from pipelines.output import MediaSink
 from pipelines.playout import Playout
 from pipelines.preemptive import Preemptive, Speculation
@@ -40,6 +40,33 @@ from pipelines.vad import Vad
 from providers.base import ChatMessage, LLMProvider, STTProvider, TTSProvider
 
 log = logging.getLogger(__name__)
+
+# DEBUG lines for the turn detector's decisions: what to look at when a call's turn-taking feels wrong.
+_EVENT_LINES: dict[type, str] = {
+    SpeechStarted: "caller speech started",
+    EndOfTurn: "end of turn",
+    BargeIn: "barge-in: agent paused",
+    InterruptionConfirmed: "barge-in confirmed: reply given up",
+    FalseInterruption: "false interruption: agent resumes",
+    SilenceTimeout: "caller silence timeout",
+}
+
+
+def _log_event(event: Event) -> None:
+    fields: dict[str, Any] = {"mediaMs": event.at_ms}
+    if isinstance(event, EndOfTurn):
+        fields["silenceMs"] = event.at_ms - event.speech_end_ms
+    elif isinstance(event, SilenceTimeout):
+        fields["count"] = event.count
+    log.debug(_EVENT_LINES.get(type(event), type(event).__name__), extra=fields)
+
+
+def _turn_fields(turn: TurnMetrics | None) -> dict[str, Any]:
+    """A turn's number and latencies so far (ms, names as in the call record's ``turns``)."""
+    if turn is None:
+        return {}
+    timed = {name: round(value, 1) for name in TIMED_FIELDS if (value := getattr(turn, name)) is not None}
+    return {"turn": turn.turn, "preemptive": turn.preemptive, **timed}
 
 
 class CallSession:
@@ -177,6 +204,8 @@ class CallSession:
     # --- events -------------------------------------------------------------------------------------
 
     def _handle(self, event: Event) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            _log_event(event)
         if isinstance(event, SpeechStarted):
             self._current_turn = TurnMetrics(turn=len(self._turns) + 1)
         elif isinstance(event, EndOfTurn):
@@ -337,6 +366,7 @@ class CallSession:
         self._reply = self._spawn(self._run_reply(reply, turn, speech_end_wall))
 
     async def _run_reply(self, reply: Reply, turn: TurnMetrics | None, speech_end_wall: float) -> None:
+        log.debug("reply started", extra={"fixed": reply.llm is None, **_turn_fields(turn)})
         try:
             await reply.run()
             await self.playout.wait_idle()  # heard text is final once the audio has played
@@ -345,6 +375,7 @@ class CallSession:
             self._errors.append(f"reply: {type(exc).__name__}: {exc}")
         self._account(reply)
         self._finish_turn(turn, speech_end_wall)
+        log.debug("reply finished", extra={"sentences": len(reply.result.sentences), **_turn_fields(turn)})
         tracker = reply.result.tracker
         self.conversation.add_assistant(tracker.heard_text() if tracker else "", self._media_ms)
         self._reply_ctx = None
@@ -371,6 +402,7 @@ class CallSession:
         if turn is not None:
             turn.interrupted = interrupted
             self._finish_turn(turn, speech_end_wall)
+        log.debug("reply cancelled", extra={"interrupted": interrupted, **_turn_fields(turn)})
 
     def _finish_turn(self, turn: TurnMetrics | None, speech_end_wall: float) -> None:
         if turn is None:

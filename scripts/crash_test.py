@@ -25,6 +25,7 @@ from bson import ObjectId
 
 from scripts.multiproc import Cluster, Org, ServerProcess, new_call_sid
 from scripts.twilio_sim import CallConfig, SimulatedCall
+from voicex.call_records import UNBILLED_REASONS
 
 POLL_S = 0.2
 RECOVERY_LIMIT_S = 90.0
@@ -46,7 +47,8 @@ class CrashReport:
     admitted_after: int = 0
     refused_after: int = 0
     slots_held_after: int = 0
-    calls_total: int = 0
+    calls_total: int = 0  # finalized calls that count in usage
+    unbilled: int = 0  # finalized calls that never carried a conversation (their stream never connected)
     usage_calls: int = 0
     usage_minutes: float = 0.0
     call_minutes: float = 0.0
@@ -65,7 +67,8 @@ class CrashReport:
             f"admitted after restart         {self.admitted_after} of {self.max_concurrent + 1} tried "
             f"(maxConcurrentCalls {self.max_concurrent}; {self.refused_after} refused busy)",
             f"slots held at the end          {self.slots_held_after}",
-            f"usage: calls counted           {self.usage_calls} for {self.calls_total} finalized calls",
+            f"usage: calls counted           {self.usage_calls} for {self.calls_total} finalized calls"
+            f" ({self.unbilled} more never connected a stream: not billed)",
             f"usage: minutes counted         {self.usage_minutes:.4f} (sum over the calls {self.call_minutes:.4f})",
             f"errors logged by the servers   {self.errors_logged}",
         ]
@@ -173,7 +176,8 @@ async def _count(cluster: Cluster, org_id: ObjectId, report: CrashReport) -> Non
     db = cluster.db
     report.slots_held_after = await db.call_slots.count_documents({"orgId": org_id, "callId": {"$ne": None}})
     finished = await db.calls.find({"orgId": org_id, "status": {"$ne": "active"}}).to_list()
-    report.calls_total = len(finished)
+    report.unbilled = sum(1 for c in finished if c["endReason"] in UNBILLED_REASONS)
+    report.calls_total = len(finished) - report.unbilled
     report.call_minutes = sum(c["usage"]["minutes"] for c in finished)
     async for day in db.usage_daily.find({"orgId": org_id}):
         report.usage_calls += day["calls"]

@@ -46,7 +46,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--wav", help="write what the caller heard here (call N>1: file-2.wav, ...)")
     parser.add_argument("--calls", type=int, default=1, help="concurrent calls")
     parser.add_argument("--stagger-ms", type=int, default=0, help="start calls this far apart")
-    parser.add_argument("--greeting-timeout", type=float, default=3.0, help="how long to wait for a greeting")
+    parser.add_argument(
+        "--greeting-timeout",
+        type=float,
+        default=6.0,
+        help="how long to wait for a greeting (a cold server loads models)",
+    )
     parser.add_argument("--reply-timeout", type=float, default=20.0, help="how long to wait for each reply")
     parser.add_argument("--quiet-ms", type=int, default=800, help="agent silence that counts as 'reply over'")
     return parser.parse_args(argv)

@@ -9,6 +9,7 @@ from typing import Any
 from bson import ObjectId
 
 from tests.factories import Tenant, make_tenant
+from voicex.crypto import SecretBox
 
 AGENTS = "/api/dashboard/agents"
 
@@ -24,14 +25,16 @@ class World:
 
 
 async def add_provider(services, org_id: ObjectId | None, category: str, key: str, name: str, models: list[str]) -> str:
+    """A provider document; an org's own one carries an (encrypted) API key, as one made through the API does."""
     now = dt.datetime.now(dt.UTC)
+    own_key = SecretBox(services.settings.encryption_key).encrypt({"apiKey": "sk-own-test-key"})
     result = await services.db.providers.insert_one(
         {
             "orgId": org_id,
             "category": category,
             "providerKey": key,
             "name": name,
-            "credentials": None,
+            "credentials": None if org_id is None else own_key,
             "models": [{"modelId": model, "label": model} for model in models],
             "settings": {},
             "active": True,
@@ -42,8 +45,19 @@ async def add_provider(services, org_id: ObjectId | None, category: str, key: st
     return str(result.inserted_id)
 
 
+# The vendor keys the server was started with: without them its global providers could not authenticate
+# (agents on them are paused, voicex/agent_status.py).
+SERVER_KEYS = {
+    "openai_api_key": "sk-global-test",
+    "deepgram_api_key": "dg-global-test",
+    "groq_api_key": "gsk-global-test",
+    "elevenlabs_api_key": "xi-global-test",
+}
+
+
 async def make_world(client, services, plan: str = "starter", same_globals_as: World | None = None) -> World:
     """A tenant with providers; a second tenant in the same test shares the first one's global providers."""
+    services.settings = services.settings.model_copy(update=SERVER_KEYS)
     tenant = await make_tenant(client, services, plan=plan)
     org = ObjectId(tenant.org_id)
     if same_globals_as is None:

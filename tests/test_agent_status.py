@@ -61,6 +61,7 @@ async def test_plan_downgrade_pauses_agent_on_a_model_it_no_longer_allows(client
 
 def test_compute_status_pauses_agents_of_a_suspended_org(services) -> None:
     catalog = services.catalog
+    settings = services.settings.model_copy(update={"openai_api_key": "sk-test", "deepgram_api_key": "dg-test"})
     plan = catalog.plans["starter"]
     llm, tts, stt = ObjectId(), ObjectId(), ObjectId()
     providers = {
@@ -81,10 +82,12 @@ def test_compute_status_pauses_agents_of_a_suspended_org(services) -> None:
         "sttModelId": "nova-2",
     }
     org = {"_id": ObjectId(), "status": "active"}
-    assert compute_status(agent, org, plan, providers, 0, catalog) == ("active", None)
+    assert compute_status(agent, org, plan, providers, 0, catalog, settings) == ("active", None)
     for status in ("suspended", "pending"):
-        result = compute_status(agent, {**org, "status": status}, plan, providers, 0, catalog)
+        result = compute_status(agent, {**org, "status": status}, plan, providers, 0, catalog, settings)
         assert result == ("paused", "organization not active")
-    inactive = compute_status({**agent, "active": False}, {**org, "status": "suspended"}, plan, providers, 0, catalog)
+    inactive = compute_status(
+        {**agent, "active": False}, {**org, "status": "suspended"}, plan, providers, 0, catalog, settings
+    )
     assert inactive == ("paused", "agent inactive")
-    assert compute_status(agent, org, plan, {}, 0, catalog) == ("paused", "LLM provider deleted")
+    assert compute_status(agent, org, plan, {}, 0, catalog, settings) == ("paused", "LLM provider deleted")

@@ -91,7 +91,12 @@ INVALID = [
     (lambda w: {"thresholds": {"vadAggressiveness": 3}}, 400, "thresholds.vadAggressiveness: Extra inputs"),
     (lambda w: {"llmConfig": {"temperature": 2.5}}, 400, "llmConfig.temperature: Input should be less than or"),
     (lambda w: {"ttsConfig": {"pitch": 2}}, 400, "ttsConfig.pitch: Extra inputs are not permitted"),
-    (lambda w: {"phoneNumbers": ["5550001111"]}, 400, "phoneNumbers.0: String should match pattern"),
+    (lambda w: {"phoneNumbers": ["5550001111"]}, 400, "phoneNumbers.0: use E.164, like +14155550123"),
+    (
+        lambda w: {"persona": {"systemPrompt": "Hi.", "language": "english"}},
+        400,
+        "persona.language: use a BCP 47 language tag, like en-US",
+    ),
     (lambda w: {"openingMode": "whenever"}, 400, "openingMode: Input should be 'agent_first' or 'callee_first'"),
     (lambda w: {"name": "   "}, 400, "name: must not be blank"),
 ]
@@ -274,7 +279,7 @@ async def test_the_tts_model_is_a_voice_and_the_synthesis_model_a_setting(client
     refusals = [
         ({**voice, "ttsModelId": "eleven_flash_v2_5"}, "ttsModelId: provider 'ElevenLabs TTS' has no model"),
         ({**voice, "ttsConfig": {"model": "eleven_v9"}}, "ttsConfig.model: must be one of eleven_flash_v2_5,"),
-        ({**voice, "ttsConfig": {"model": "../x"}}, "ttsConfig.model: String should match pattern"),
+        ({**voice, "ttsConfig": {"model": "../x"}}, "ttsConfig.model: use letters, digits and . _ : - only"),
     ]
     for overrides, message in refusals:
         response = await client.post(AGENTS, json=body(world, name="Other", **overrides), headers=world.tenant.jwt)

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
-from pymongo import MongoClient
-
+from tests.voicex_process import VOICEX, clean_env, run
 from voicex import __version__
 from voicex.embedded_db import free_port
-
-VOICEX = [sys.executable, "-m", "voicex"]
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("VOICEX_")}
-    env.update(extra)
-    return env
 
 
 def test_version_and_help() -> None:
@@ -31,20 +22,6 @@ def test_version_and_help() -> None:
     usage = subprocess.run([*VOICEX, "--help"], capture_output=True, text=True, check=True)
     for command in ("serve", "admin"):
         assert command in usage.stdout
-
-
-def test_bad_setting_exits_1_naming_the_variable(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [*VOICEX, "serve"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=_clean_env(VOICEX_PORT="eighty"),
-        timeout=30,
-    )
-    assert result.returncode == 1
-    assert "VOICEX_PORT" in result.stderr
-    assert "Traceback" not in result.stderr
 
 
 def _get_json(url: str) -> dict[str, object]:
@@ -57,7 +34,7 @@ def test_serve_with_no_environment_uses_embedded_db_in_data_and_stops_on_ctrl_c(
     process = subprocess.Popen(
         [*VOICEX, "serve", "--port", str(port)],
         cwd=tmp_path,
-        env=_clean_env(),
+        env=clean_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -92,62 +69,21 @@ def test_serve_with_no_environment_uses_embedded_db_in_data_and_stops_on_ctrl_c(
     assert "Traceback" not in stderr
 
 
-def test_admin_create_then_refuses_a_duplicate(tmp_path: Path, mongo_uri: str) -> None:
-    db_name = f"cli_{os.getpid()}"
-    env = _clean_env(VOICEX_MONGODB_URI=mongo_uri, VOICEX_DB_NAME=db_name, VOICEX_DATA_DIR=str(tmp_path))
-    try:
-        _admin_create_checks(env)
-    finally:
-        with MongoClient(mongo_uri) as client:
-            client.drop_database(db_name)
+async def test_admin_create_then_refuses_a_duplicate(services, tmp_path: Path) -> None:
+    env = clean_env(VOICEX_MONGODB_URI=services.settings.mongodb_uri, VOICEX_DB_NAME=services.settings.db_name)
+    folder = tmp_path / "admin"
+    folder.mkdir()
+    await asyncio.to_thread(_admin_create_checks, env, folder)
+    assert not (folder / "data").exists()  # an admin command generates no secrets: it signs and decrypts nothing
 
 
-def _admin_create_checks(env: dict[str, str]) -> None:
-    command = [*VOICEX, "admin", "create", "--email", "Boss@Example.com", "--password", "long enough"]
-    created = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+def _admin_create_checks(env: dict[str, str], cwd: Path) -> None:
+    command = ["admin", "create", "--email", "Boss@Example.com", "--password", "long enough"]
+    created = run(command, env, cwd)
     assert created.returncode == 0, created.stderr
     assert "Created platform admin boss@example.com" in created.stdout
-    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    again = run(command, env, cwd)
     assert again.returncode == 1
     assert "already exists" in again.stderr
-    short = subprocess.run(
-        [*VOICEX, "admin", "create", "--email", "x@example.com", "--password", "short"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    short = run(["admin", "create", "--email", "x@example.com", "--password", "short"], env, cwd)
     assert short.returncode == 1 and "at least 8 characters" in short.stderr
-
-
-def test_serve_warms_the_embedded_models_at_start_so_the_first_call_does_not_wait(tmp_path: Path) -> None:
-    import pytest
-
-    import providers.local as local_stack
-
-    if not local_stack.installed():
-        pytest.skip("the local extra is not installed")
-    port = free_port()
-    process = subprocess.Popen(
-        [*VOICEX, "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=_clean_env(VOICEX_LOG_LEVEL="INFO"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    ready: dict[str, object] | None = None
-    try:
-        assert process.stderr is not None
-        deadline = time.monotonic() + 120
-        while ready is None and time.monotonic() < deadline and process.poll() is None:
-            line = process.stderr.readline()
-            if '"embedded models ready"' in line:
-                ready = json.loads(line)
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=15)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert ready is not None, "voicex serve never reported the embedded models ready"
-    assert isinstance(ready["ms"], int) and ready["ms"] > 0

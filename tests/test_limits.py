@@ -184,11 +184,12 @@ async def test_a_stream_that_never_sends_start_is_closed_and_its_call_still_fina
     assert [opcode for opcode, _ in server_frames(sent)] == [0x8]
     call = await services.db.calls.find_one({"_id": ObjectId(params["callId"])})
     assert call["status"] == "active" and call["streamTokenUsed"] is False  # no stream ever carried it
-    # Twilio's status callback normally ends it; if that never comes, the unrenewed lease does.
+    # Twilio's status callback normally ends it; if that never comes, the unrenewed lease does. No stream ever
+    # started, so no conversation happened: a failed call, not billed.
     later = dt.datetime.now(dt.UTC) + LEASE + dt.timedelta(seconds=1)
     assert await reap_lost_calls(services.db, later) == 1
     call = await services.db.calls.find_one({"_id": ObjectId(params["callId"])})
-    assert call["status"] == "failed" and call["endReason"] == "server_lost"
+    assert call["status"] == "failed" and call["endReason"] == "stream_never_connected"
     assert "stream" in parse_twiml(
         await (
             await post_signed(server, f"/api/twilio/voice?api_key={line.tenant.api_key}", call_params(line.number))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from bson import ObjectId
 from openapi_spec_validator import validate
 
 from tests.factories import make_tenant
+from voicex.catalog import load_catalog
 from voicex.crypto import SecretBox
-from voicex.global_providers import sync_global_providers
+from voicex.global_providers import prune_global_providers, sync_global_providers
 
 SECRET = "sk-very-secret-test-key-0123456789"
 GLOBALS = {
@@ -44,7 +46,8 @@ async def test_global_providers_are_synced_from_the_catalog_idempotently(service
     assert first[("openai", "tts")]["settings"] == {"baseUrl": "https://api.openai.com/v1", "ttsModel": "tts-1"}
     assert {"modelId": "alloy", "label": "Alloy", "language": "en"} in first[("openai", "tts")]["models"]
     assert first[("openai", "llm")]["credentials"] is None
-    # A model dropped from the config and a provider type that is gone are cleaned up on the next start.
+    # A model dropped from the config is cleaned up on the next start; a provider type this catalog lacks is left
+    # as it is (another process on the database may offer it): only `voicex admin prune-providers` deactivates it.
     stale = {"modelId": "gpt-3", "label": "GPT-3"}
     await services.db.providers.update_one({"_id": first[("openai", "llm")]["_id"]}, {"$push": {"models": stale}})
     await services.db.providers.insert_one(
@@ -53,10 +56,30 @@ async def test_global_providers_are_synced_from_the_catalog_idempotently(service
     await sync_global_providers(services.db, services.catalog, services.settings)
     await sync_global_providers(services.db, services.catalog, services.settings)
     again = {(p["providerKey"], p["category"]): p async for p in services.db.providers.find({"orgId": None})}
-    assert again.pop(("gone", "llm"))["active"] is False
+    assert again.pop(("gone", "llm"))["active"] is True
     assert {key: doc["_id"] for key, doc in again.items()} == {key: doc["_id"] for key, doc in first.items()}
     assert "gpt-3" not in [m["modelId"] for m in again[("openai", "llm")]["models"]]
     assert again[("groq", "llm")]["updatedAt"] == first[("groq", "llm")]["updatedAt"]
+    pruned = await prune_global_providers(services.db, services.catalog)
+    assert [doc["name"] for doc in pruned] == ["Gone LLM"]
+    assert (await services.db.providers.find_one({"providerKey": "gone"}))["active"] is False
+    assert await prune_global_providers(services.db, services.catalog) == []
+
+
+@pytest.mark.scripted_providers
+async def test_a_start_with_another_catalog_leaves_the_globals_it_lacks_active(services) -> None:
+    """Two servers on one database, one with VOICEX_ENABLE_SCRIPTED_PROVIDERS and one without, must not fight."""
+    plain = load_catalog(services.settings.config_dir)  # the catalog of a process without the scripted providers
+    await sync_global_providers(services.db, plain, services.settings)
+    scripted = services.db.providers.find({"orgId": None, "providerKey": "scripted"})
+    assert sorted([(doc["name"], doc["active"]) async for doc in scripted]) == [
+        ("Scripted (test) LLM", True),
+        ("Scripted (test) STT", True),
+        ("Scripted (test) TTS", True),
+    ]
+    listed = await prune_global_providers(services.db, plain, dry_run=True)
+    assert [doc["name"] for doc in listed] == ["Scripted (test) LLM", "Scripted (test) STT", "Scripted (test) TTS"]
+    assert await services.db.providers.count_documents({"providerKey": "scripted", "active": True}) == 3
 
 
 async def test_registry_lists_provider_types_with_fields_and_plan_gated_models(client, services) -> None:

@@ -58,7 +58,8 @@ async def test_status_callbacks_with_missing_or_replayed_signatures_are_403_and_
     call = await services.db.calls.find_one({"_id": call_id})
     assert call["status"] == "active" and "twilio" not in call  # none of them touched the call
     assert (await post_signed(server, status_path, completed)).status == 204  # the genuine one still works
-    assert (await services.db.calls.find_one({"_id": call_id}))["status"] == "completed"
+    ended = await services.db.calls.find_one({"_id": call_id})  # its stream never opened: a failed call
+    assert (ended["status"], ended["endReason"]) == ("failed", "stream_never_connected")
 
 
 async def test_expired_or_malformed_stream_tokens_are_refused_before_any_audio(server, services, caplog):

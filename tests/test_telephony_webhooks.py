@@ -111,7 +111,7 @@ async def test_exactly_max_concurrent_calls_are_admitted_from_simultaneous_webho
     assert await services.db.calls.count_documents({"status": "active"}) == limit
 
 
-async def test_status_callbacks_out_of_order_and_hangup_before_the_stream(server, services) -> None:
+async def test_status_callbacks_out_of_order_and_hangup_before_the_stream(server, services, caplog) -> None:
     line = await make_line(server, services, plan="free")
     await hold_slots(server, line, services.catalog.plans["free"].limits.maxConcurrentCalls - 1)
     params = call_params(line.number)
@@ -126,9 +126,14 @@ async def test_status_callbacks_out_of_order_and_hangup_before_the_stream(server
     assert (await post_signed(server, status_path, completed)).status == 204  # repeated: no effect
     call = await services.db.calls.find_one({"callSid": params["CallSid"]})
     assert call["twilio"]["status"] == "completed" and call["twilio"]["sequence"] == 3
-    assert call["status"] == "completed" and call["endReason"] == "caller_hangup"
-    usage = await services.db.usage_daily.find_one({"orgId": ObjectId(line.tenant.org_id)})
-    assert usage["calls"] == 1
+    # Answered, yet its stream never opened (e.g. a proxy that drops WebSocket upgrades): a failed call, not
+    # billed, and the operator is told where to look.
+    assert call["status"] == "failed" and call["endReason"] == "stream_never_connected"
+    assert call["usage"]["minutes"] == 0
+    assert await services.db.usage_daily.find_one({"orgId": ObjectId(line.tenant.org_id)}) is None
+    [warning] = [r for r in caplog.records if r.levelname == "WARNING" and "stream ever connecting" in r.getMessage()]
+    assert "VOICEX_PUBLIC_URL" in warning.getMessage() and "WebSocket upgrades" in warning.getMessage()
+    assert warning.callSid == params["CallSid"] and warning.streamUrl.endswith("/api/twilio/stream")
     again = parse_twiml(await (await post_signed(server, voice_path(line), call_params(line.number))).text())
     assert "stream" in again  # the slot was released
     forged = await post_signed(server, status_path, completed, token="wrong")
@@ -137,17 +142,23 @@ async def test_status_callbacks_out_of_order_and_hangup_before_the_stream(server
 
 async def test_the_janitor_finalizes_calls_whose_lease_expired(server, services) -> None:
     line = await make_line(server, services, plan="free")
-    twiml = parse_twiml(await (await post_signed(server, voice_path(line), call_params(line.number))).text())
-    call_id = ObjectId(twiml["params"]["callId"])
+    ids = []
+    for _ in range(2):
+        twiml = parse_twiml(await (await post_signed(server, voice_path(line), call_params(line.number))).text())
+        ids.append(ObjectId(twiml["params"]["callId"]))
+    started, never = ids  # the first one's stream started on a process that then stopped renewing it
+    await services.db.calls.update_one({"_id": started}, {"$set": {"streamSid": "MZ" + "7" * 32}})
     now = dt.datetime.now(dt.UTC)
-    assert await reap_lost_calls(services.db, now) == 0  # the lease is fresh
+    assert await reap_lost_calls(services.db, now) == 0  # the leases are fresh
     later = now + LEASE + dt.timedelta(seconds=1)
-    assert await reap_lost_calls(services.db, later) == 1
+    assert await reap_lost_calls(services.db, later) == 2
     assert await reap_lost_calls(services.db, later) == 0  # exactly once
-    call = await services.db.calls.find_one({"_id": call_id})
+    call = await services.db.calls.find_one({"_id": started})
     assert (call["status"], call["endReason"], call["usagePending"]) == ("failed", "server_lost", False)
+    lost = await services.db.calls.find_one({"_id": never})
+    assert (lost["status"], lost["endReason"], lost["usage"]["minutes"]) == ("failed", "stream_never_connected", 0)
     usage = await services.db.usage_daily.find_one({"orgId": ObjectId(line.tenant.org_id)})
-    assert usage["calls"] == 1
+    assert usage["calls"] == 1  # the call that never connected is not counted
     again = parse_twiml(await (await post_signed(server, voice_path(line), call_params(line.number))).text())
     assert "stream" in again  # no slot leaked
 
@@ -158,6 +169,7 @@ async def test_a_call_reaped_while_still_alive_keeps_its_transcript_and_counts_o
     line = await make_line(server, services, plan="free")
     twiml = parse_twiml(await (await post_signed(server, voice_path(line), call_params(line.number))).text())
     call_id = ObjectId(twiml["params"]["callId"])
+    await services.db.calls.update_one({"_id": call_id}, {"$set": {"streamSid": "MZ" + "7" * 32}})  # it runs
     later = dt.datetime.now(dt.UTC) + LEASE + dt.timedelta(seconds=1)
     assert await reap_lost_calls(services.db, later) == 1  # the process looked dead (a long stall) …
     outcome = CallOutcome(end_reason="caller_hangup", transcript=[{"role": "user", "text": "hi", "atMs": 0}])

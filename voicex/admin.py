@@ -1,4 +1,4 @@
-"""Platform administration outside HTTP: creating the platform admin (``voicex admin create``)."""
+"""Platform administration outside HTTP: the platform admin (``voicex admin create``) and password resets."""
 
 from __future__ import annotations
 
@@ -32,4 +32,24 @@ async def create_platform_admin(db: Database, email: str, password: str, name: s
     except DuplicateKeyError:
         raise VoicexError(f"a user with email {email} already exists") from None
     user["_id"] = result.inserted_id
+    return user
+
+
+async def reset_password(db: Database, email: str, password: str) -> Document:
+    """Set a new password for any user (a platform admin who lost theirs has no other way back in).
+
+    VoicexError if the email is invalid, no user has it, or the password is too short.
+    """
+    try:
+        email = normalize_email(email)
+        check_password(password)
+    except ValueError as exc:
+        raise VoicexError(str(exc)) from None
+    user = await db.users.find_one_and_update(
+        {"email": email},
+        {"$set": {"passwordHash": hash_password(password), "updatedAt": dt.datetime.now(dt.UTC)}},
+        projection={"passwordHash": 0},
+    )
+    if user is None:
+        raise VoicexError(f"no user with email {email}")
     return user

@@ -6,7 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-E164 = r"^\+[1-9]\d{6,14}$"
+from voicex.catalog import BCP47
+from voicex.errors import hinted
+
+E164 = hinted(r"^\+[1-9]\d{6,14}$", "use E.164, like +14155550123")
 
 # The turn-taking knobs an agent may set; the others in config/turn_taking.yaml tune the engine itself and
 # stay out of the API so they can change without breaking clients.
@@ -22,7 +25,7 @@ AGENT_KNOBS = (
 Temperature = Annotated[float, Field(ge=0, le=2)]
 MaxTokens = Annotated[int, Field(ge=1, le=4096)]
 Speed = Annotated[float, Field(ge=0.5, le=2.0)]
-Language = Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", description="BCP 47 tag")]
+Language = Annotated[str, Field(pattern=BCP47, description="BCP 47 tag")]
 PhoneNumbers = Annotated[list[Annotated[str, Field(pattern=E164)]], Field(max_length=50, description="E.164")]
 SystemPrompt = Annotated[str, Field(min_length=1, max_length=20000)]
 Name = Annotated[str, Field(min_length=1, max_length=120)]
@@ -50,7 +53,7 @@ SynthesisModel = Annotated[
     Field(
         min_length=1,
         max_length=100,
-        pattern=r"^[A-Za-z0-9._:-]+$",
+        pattern=hinted(r"^[A-Za-z0-9._:-]+$", "use letters, digits and . _ : - only, like eleven_turbo_v2_5"),
         description="the vendor's synthesis model (e.g. eleven_turbo_v2_5, tts-1-hd); default: the provider's",
     ),
 ]

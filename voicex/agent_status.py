@@ -1,7 +1,8 @@
 """Whether an agent can take calls right now, and if not, why: one rule for the dashboard and call admission.
 
 An agent is stored valid, but the world moves under it: its org is suspended, the month's minutes run out,
-a provider is deactivated or deleted, the org moves to a plan without its model. :func:`compute_status` is
+a provider is deactivated or deleted or has no credentials (a global one whose key the server was started
+without), the org moves to a plan without its model. :func:`compute_status` is
 pure so the telephony layer and the API agree; :func:`load_statuses` feeds it for many agents at once with
 one providers query and one minutes query.
 """
@@ -13,8 +14,11 @@ from typing import Literal
 
 from bson import ObjectId
 
-from voicex.catalog import CATEGORIES, Catalog, Plan
-from voicex.db import Database, Document
+from voicex.catalog import CATEGORIES, Catalog, CredentialField, Plan
+from voicex.context import Services
+from voicex.db import Document
+from voicex.global_providers import global_credentials
+from voicex.settings import Settings
 from voicex.usage import minutes_used_this_month
 
 Status = Literal["active", "paused"]
@@ -26,6 +30,30 @@ def plan_of(org: Document, catalog: Catalog) -> Plan:
     return catalog.plan_for(org.get("planSlug"))
 
 
+def missing_credential(provider: Document, catalog: Catalog, settings: Settings) -> CredentialField | None:
+    """The first credential the provider cannot authenticate without: an unset env var for a global provider,
+    nothing stored for an org's own. None when it has all it needs (or needs none)."""
+    provider_type = catalog.provider_types.get(provider.get("providerKey", ""))
+    if provider_type is None or not provider_type.credentials:
+        return None
+    if provider.get("orgId") is None:
+        if global_credentials(provider_type, settings) is not None:
+            return None
+        return next(c for c in provider_type.credentials if not (c.env and getattr(settings, c.env.lower(), None)))
+    return None if provider.get("credentials") else provider_type.credentials[0]
+
+
+def _credentials_problem(label: str, provider: Document, catalog: Catalog, settings: Settings) -> str | None:
+    missing = missing_credential(provider, catalog, settings)
+    if missing is None:
+        return None
+    name = provider.get("name")
+    if provider.get("orgId") is None:
+        return f"{label} provider '{name}' has no {missing.label}: the server needs {missing.env} set"
+    fix = f"add it with PATCH /api/dashboard/providers/{provider['_id']}"
+    return f"{label} provider '{name}' has no {missing.label}: {fix}"
+
+
 def compute_status(
     agent: Document,
     org: Document,
@@ -33,6 +61,7 @@ def compute_status(
     providers_by_id: dict[ObjectId, Document],
     minutes_used: float,
     catalog: Catalog,
+    settings: Settings,
 ) -> StatusResult:
     """``("active", None)`` or ``("paused", reason)``; the first reason found, cheapest to fix first.
 
@@ -53,6 +82,9 @@ def compute_status(
             return "paused", f"{label} provider deleted"
         if not provider.get("active", True):
             return "paused", f"{label} provider inactive"
+        problem = _credentials_problem(label, provider, catalog, settings)
+        if problem is not None:  # its calls would connect and then stay silent
+            return "paused", problem
         model_id = agent.get(f"{slot}ModelId")
         if model_id not in {model.get("modelId") for model in provider.get("models") or []}:
             return "paused", f"{label} model {model_id} no longer offered by its provider"
@@ -62,18 +94,17 @@ def compute_status(
     return "active", None
 
 
-async def load_providers(db: Database, org_id: ObjectId, agents: Sequence[Document]) -> dict[ObjectId, Document]:
-    """Every provider the agents reference that the org may use, in one query."""
+async def load_providers(svc: Services, org_id: ObjectId, agents: Sequence[Document]) -> dict[ObjectId, Document]:
+    """Every provider the agents reference that the org may use, in one query (credentials stay encrypted)."""
     ids = {agent.get(f"{slot}ProviderId") for agent in agents for slot in CATEGORIES} - {None}
     if not ids:
         return {}
-    cursor = db.providers.find({"_id": {"$in": list(ids)}, "orgId": {"$in": [None, org_id]}}, {"credentials": 0})
+    cursor = svc.db.providers.find({"_id": {"$in": list(ids)}, "orgId": {"$in": [None, org_id]}})
     return {provider["_id"]: provider async for provider in cursor}
 
 
 async def load_statuses(
-    db: Database,
-    catalog: Catalog,
+    svc: Services,
     org: Document,
     agents: Sequence[Document],
     providers_by_id: dict[ObjectId, Document] | None = None,
@@ -82,12 +113,12 @@ async def load_statuses(
     if not agents:
         return []
     if providers_by_id is None:
-        providers_by_id = await load_providers(db, org["_id"], agents)
-    minutes = await minutes_used_this_month(db, org["_id"])
-    plan = plan_of(org, catalog)
-    return [compute_status(agent, org, plan, providers_by_id, minutes, catalog) for agent in agents]
+        providers_by_id = await load_providers(svc, org["_id"], agents)
+    minutes = await minutes_used_this_month(svc.db, org["_id"])
+    plan = plan_of(org, svc.catalog)
+    return [compute_status(agent, org, plan, providers_by_id, minutes, svc.catalog, svc.settings) for agent in agents]
 
 
-async def load_status(db: Database, catalog: Catalog, org: Document, agent: Document) -> StatusResult:
+async def load_status(svc: Services, org: Document, agent: Document) -> StatusResult:
     """The status of one agent (call admission uses this)."""
-    return (await load_statuses(db, catalog, org, [agent]))[0]
+    return (await load_statuses(svc, org, [agent]))[0]

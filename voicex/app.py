@@ -10,6 +10,7 @@ from voicex.api import (
     api_keys,
     auth,
     calls,
+    docs,
     health,
     models,
     openapi,
@@ -17,6 +18,7 @@ from voicex.api import (
     provider_check,
     provider_registry,
     providers,
+    root,
     setup,
     usage,
 )
@@ -36,6 +38,7 @@ from voicex.ratelimit import ip_rate_limit_middleware, principal_rate_limit_midd
 from voicex.telephony import stream, webhooks
 
 ROUTE_MODULES = (
+    root,
     health,
     setup,
     auth,
@@ -51,6 +54,7 @@ ROUTE_MODULES = (
     usage,
     webhooks,
     stream,
+    docs,
 )
 
 

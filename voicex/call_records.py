@@ -26,7 +26,17 @@ from voicex.usage import add_usage
 
 log = logging.getLogger(__name__)
 
-FAILED_REASONS = frozenset({"error", "server_lost", "provider_error", "stream_refused", "twilio_failed"})
+# Ends that are failures of the call, not of the conversation in it (the record's status is "failed").
+FAILED_REASONS = frozenset(
+    {"error", "server_lost", "provider_error", "stream_refused", "twilio_failed", "stream_never_connected"}
+)
+NEVER_CONNECTED = (
+    "call ended without its media stream ever connecting (recorded as failed, not billed): check that the"
+    " proxy in front of Voicex passes WebSocket upgrades to /api/twilio/stream and that VOICEX_PUBLIC_URL is"
+    " the public URL Twilio reaches"
+)
+# Ends of calls that never carried a conversation: recorded, but not counted in the org's usage (not billed).
+UNBILLED_REASONS = frozenset({"stream_never_connected"})
 # A third of the 30 s lease: a renewal retried for its whole budget (8 s) still leaves the next one time to land.
 RENEW_EVERY_SEC = 10.0
 # Each period is done in this many slices, one every RENEW_EVERY_SEC / RENEW_SLICES: a database on the server's
@@ -135,14 +145,15 @@ async def finalize_call(db: Database, call_id: ObjectId, outcome: CallOutcome, e
     if attempt.reclaimed:
         log.warning("call reclaimed from the janitor with its transcript", extra=context)
         return True
-    await retry(lambda: _count_usage(db, done), "count call usage", policy, **context)
+    if done.get("usagePending"):
+        await retry(lambda: _count_usage(db, done), "count call usage", policy, **context)
     await retry(lambda: release_slot(db, call_id), "release call slot", policy, **context)
     log.info("call finalized", extra={**context, "endReason": outcome.end_reason, "status": done["status"]})
     return True
 
 
 # What finalizing reads back from the record it wrote: not the transcript, which can be tens of kB a call.
-_RECORDED = {"orgId": 1, "startedAt": 1, "usage": 1, "status": 1}
+_RECORDED = {"orgId": 1, "startedAt": 1, "usage": 1, "status": 1, "usagePending": 1}
 
 
 class _Finalization:
@@ -170,7 +181,8 @@ class _Finalization:
             return None
         duration = max(0.0, (self.ended_at - current["startedAt"]).total_seconds())
         status = "failed" if outcome.end_reason in FAILED_REASONS else "completed"
-        usage = {"minutes": round(duration / 60, 4), "tokens": outcome.tokens, "ttsChars": outcome.tts_chars}
+        minutes = 0.0 if outcome.end_reason in UNBILLED_REASONS else round(duration / 60, 4)
+        usage = {"minutes": minutes, "tokens": outcome.tokens, "ttsChars": outcome.tts_chars}
         update = {
             "status": status,
             "endedAt": self.ended_at,
@@ -183,7 +195,7 @@ class _Finalization:
             "sentiment": outcome.sentiment,
             "usage": usage,
             "errors": outcome.errors,
-            "usagePending": True,
+            "usagePending": outcome.end_reason not in UNBILLED_REASONS,
             "leaseExpiresAt": None,
             "finalizeId": self.marker,
         }
@@ -218,7 +230,8 @@ async def reap_lost_calls(db: Database, now: dt.datetime) -> int:
     """Finalize as ``server_lost`` the calls whose process is known dead or whose lease expired.
 
     Calls of a dead process are reclaimed at once (``voicex.instances``), ending at its last sign of life;
-    others wait for their lease. Then usage left pending by a crash in the middle of finalizing is counted.
+    others wait for their lease (one whose stream never connected ends as ``stream_never_connected``). Then
+    usage left pending by a crash in the middle of finalizing is counted.
     """
     reaped = 0
     for instance in await dead_instances(db, now):
@@ -230,10 +243,14 @@ async def reap_lost_calls(db: Database, now: dt.datetime) -> int:
                 reaped += 1
         await forget(db, instance)
     async for call in db.calls.find(
-        {"status": "active", "leaseExpiresAt": {"$lt": now}}, projection={"_id": 1, "leaseExpiresAt": 1}
+        {"status": "active", "leaseExpiresAt": {"$lt": now}},
+        projection={"_id": 1, "leaseExpiresAt": 1, "streamSid": 1, "callSid": 1},
     ):
         last_alive = call["leaseExpiresAt"] - LEASE
-        if await finalize_call(db, call["_id"], CallOutcome(end_reason="server_lost"), last_alive):
+        reason = "server_lost" if call.get("streamSid") else "stream_never_connected"
+        if reason == "stream_never_connected":
+            log.warning(NEVER_CONNECTED, extra={"callId": str(call["_id"]), "callSid": call.get("callSid")})
+        if await finalize_call(db, call["_id"], CallOutcome(end_reason=reason), last_alive):
             reaped += 1
     stale = now - dt.timedelta(minutes=1)
     pending = {"usagePending": True, "status": {"$ne": "active"}, "endedAt": {"$lt": stale}}

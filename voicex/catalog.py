@@ -14,7 +14,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from providers.urls import is_path_segment
-from voicex.errors import ConfigError
+from voicex.errors import ConfigError, hinted
+
+BCP47 = hinted(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", "use a BCP 47 language tag, like en-US")
 
 Category = Literal["llm", "tts", "stt"]
 CATEGORIES: tuple[Category, ...] = ("llm", "tts", "stt")
@@ -92,7 +94,7 @@ class ModelEntry(_Strict):
     id: str = Field(min_length=1)
     label: str
     plan: str
-    language: str | None = Field(None, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    language: str | None = Field(None, pattern=BCP47)
 
 
 class ProviderType(_Strict):

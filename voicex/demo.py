@@ -45,9 +45,11 @@ PERSONA = {
 
 
 def _load_simulator() -> Any:
-    """The simulated caller lives in the source tree's scripts/ (it is a test tool, not part of the server)."""
-    root = Path(__file__).resolve().parent.parent
-    if not (root / "scripts" / "twilio_sim").is_dir():
+    """The simulated caller lives in scripts/ (a test tool, not part of the server): the source tree's, or the
+    working directory's (the Docker image copies it to /app)."""
+    roots = [Path(__file__).resolve().parent.parent, Path.cwd()]
+    root = next((r for r in roots if (r / "scripts" / "twilio_sim").is_dir()), None)
+    if root is None:
         raise VoicexError("voicex demo needs the source checkout (scripts/twilio_sim is missing)")
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))

@@ -21,6 +21,7 @@ from pathlib import Path
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from voicex.data_dir import unusable_data_dir
 from voicex.errors import EmbeddedDatabaseError
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,13 @@ class EmbeddedMongo:
             raise EmbeddedDatabaseError("the embedded database has not been started")
         return f"mongodb://{self.host}:{self.port}/?directConnection=true"
 
+    def has_data(self) -> bool:
+        """Whether a database was ever created here (a running server's always has files)."""
+        try:
+            return self.data_dir.is_dir() and any(self.data_dir.iterdir())
+        except OSError:
+            return True  # there is something; start() reports what is wrong with it
+
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
@@ -88,10 +96,7 @@ class EmbeddedMongo:
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise EmbeddedDatabaseError(
-                f"cannot create the embedded database directory {self.data_dir} ({exc.strerror})."
-                f" Set VOICEX_DATA_DIR to a writable directory. {_HOW_TO_USE_REAL_MONGO}"
-            ) from exc
+            raise unusable_data_dir(self.data_dir, exc, _HOW_TO_USE_REAL_MONGO, EmbeddedDatabaseError) from exc
         if self.port is None:
             self.port = free_port(self.host)
         command = [

@@ -1,7 +1,8 @@
 """Global providers: one read-only provider document per global provider type and category, shared by all orgs.
 
 They are written from ``config/providers.yaml`` at every start, keyed by ``{orgId: None, providerKey, category}``
-so their ids stay stable across restarts and agents can keep referencing them. Their credentials are never
+so their ids stay stable across restarts and agents can keep referencing them. A start only adds and updates;
+removing what left the catalog is an explicit admin command. Their credentials are never
 stored: they come from the environment (``settings.openai_api_key`` ...) when a call uses them.
 """
 
@@ -60,33 +61,65 @@ def _wanted(provider_type: ProviderType, category: Category) -> dict[str, Any]:
     }
 
 
+def catalog_globals(catalog: Catalog) -> list[tuple[ProviderType, Category]]:
+    """The global providers this process's catalog offers, one per provider type and category."""
+    return [
+        (provider_type, category)
+        for provider_type in catalog.providers_file.providers
+        if provider_type.global_
+        for category in provider_type.categories
+    ]
+
+
 async def sync_global_providers(db: Database, catalog: Catalog, settings: Settings) -> None:
-    """Make the global provider documents match the catalog; a no-op when they already do.
+    """Create or update the global providers this process's catalog has; a no-op when they already match.
+
+    Additive on purpose: processes sharing a database may run with different catalogs (one with
+    ``VOICEX_ENABLE_SCRIPTED_PROVIDERS``, one without), and a start must never deactivate what another offers:
+    that pauses its agents. Globals that left every catalog are deactivated only on request
+    (:func:`prune_global_providers`, ``voicex admin prune-providers``).
 
     Safe to run from several processes at once: the unique (orgId, name) index turns a lost insert race
-    into a DuplicateKeyError, after which the winner's document is simply updated. Globals that left the
-    catalog are deactivated rather than deleted, since agents may still reference them.
+    into a DuplicateKeyError, after which the winner's document is simply updated.
     """
     now = dt.datetime.now(dt.UTC)
-    kept: list[dict[str, Any]] = []
-    for provider_type in catalog.providers_file.providers:
-        if not provider_type.global_:
+    for provider_type, category in catalog_globals(catalog):
+        key = {"orgId": None, "providerKey": provider_type.key, "category": category}
+        wanted = _wanted(provider_type, category)
+        current = await db.providers.find_one(key)
+        if current is not None and all(current.get(field) == value for field, value in wanted.items()):
             continue
-        for category in provider_type.categories:
-            key = {"orgId": None, "providerKey": provider_type.key, "category": category}
-            kept.append({"providerKey": provider_type.key, "category": category})
-            wanted = _wanted(provider_type, category)
-            current = await db.providers.find_one(key)
-            if current is not None and all(current.get(field) == value for field, value in wanted.items()):
-                continue
-            update = {"$set": {**wanted, "updatedAt": now}, "$setOnInsert": {"createdAt": now}}
-            try:
-                await db.providers.update_one(key, update, upsert=True)
-            except DuplicateKeyError:
-                result = await db.providers.update_one(key, {"$set": {**wanted, "updatedAt": now}})
-                if result.matched_count == 0:
-                    log.warning("global provider %r clashes with another global's name", wanted["name"])
-    stale = {"orgId": None, "active": True, "$nor": kept} if kept else {"orgId": None, "active": True}
-    result = await db.providers.update_many(stale, {"$set": {"active": False, "updatedAt": now}})
-    if result.modified_count:
-        log.info("deactivated %d global providers no longer in the catalog", result.modified_count)
+        update = {"$set": {**wanted, "updatedAt": now}, "$setOnInsert": {"createdAt": now}}
+        try:
+            await db.providers.update_one(key, update, upsert=True)
+        except DuplicateKeyError:
+            result = await db.providers.update_one(key, {"$set": {**wanted, "updatedAt": now}})
+            if result.matched_count == 0:
+                log.warning("global provider %r clashes with another global's name", wanted["name"])
+
+
+async def prune_global_providers(db: Database, catalog: Catalog, *, dry_run: bool = False) -> list[Document]:
+    """Deactivate the active globals this catalog no longer has (not deleted: agents may still reference them);
+    returns them. ``dry_run`` only lists them."""
+    kept = [
+        {"providerKey": provider_type.key, "category": category} for provider_type, category in catalog_globals(catalog)
+    ]
+    stale_filter = {"orgId": None, "active": True, "$nor": kept} if kept else {"orgId": None, "active": True}
+    stale = [doc async for doc in db.providers.find(stale_filter).sort("name", 1)]
+    if stale and not dry_run:
+        now = dt.datetime.now(dt.UTC)
+        ids = [doc["_id"] for doc in stale]
+        await db.providers.update_many({"_id": {"$in": ids}}, {"$set": {"active": False, "updatedAt": now}})
+        log.info("deactivated %d global providers no longer in the catalog", len(stale))
+    return stale
+
+
+async def agents_using(db: Database, providers: list[Document]) -> int:
+    """How many agents name one of ``providers`` in a slot or a fallback (they pause when it is deactivated)."""
+    ids = [doc["_id"] for doc in providers]
+    if not ids:
+        return 0
+    slots = ("stt", "llm", "tts")
+    refs = [{f"{slot}ProviderId": {"$in": ids}} for slot in slots]
+    refs += [{f"fallbacks.{slot}.providerId": {"$in": ids}} for slot in slots]
+    return await db.agents.count_documents({"$or": refs})

@@ -7,6 +7,7 @@ request id, the traceback only in the log).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -19,7 +20,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from voicex.errors import ApiError
 from voicex.http import error_response
-from voicex.logs import request_id_var
+from voicex.logs import CallIds, call_ids_var, request_id_var
 from voicex.metrics import Metrics
 
 log = logging.getLogger("voicex.http")
@@ -35,8 +36,12 @@ _AIOHTTP_MESSAGES = {
     413: "request body too large",
 }
 
+# Health probes and metric scrapes: their access lines are DEBUG unless they fail.
+QUIET_ROUTES = frozenset({"/api/health", "/api/ready", "/metrics"})
+
 METRICS_KEY = web.AppKey("metrics", Metrics)
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
+SENT_STATUS_KEY = web.RequestKey("sent_status", int)  # the status line already sent (a WebSocket's 101)
 
 
 def _route_label(request: web.Request) -> str:
@@ -70,19 +75,46 @@ def _http_error(exc: web.HTTPException) -> ApiError:
     return error
 
 
+def _error_message(response: web.StreamResponse | None) -> str | None:
+    """The ``{"error": ...}`` message a 4xx/5xx told the client (already written for the caller: no secrets)."""
+    if response is None or response.status < 400 or not isinstance(response, web.Response):
+        return None
+    body = response.body
+    if response.content_type != "application/json" or not isinstance(body, bytes) or len(body) > 8192:
+        return None
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    message = data.get("error") if isinstance(data, dict) else None
+    return message[:300] if isinstance(message, str) else None
+
+
 @web.middleware
 async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Assign the request id, then time, count and log the request once it is answered."""
+    """Assign the request id, then time, count and log the request once it is answered.
+
+    Successful probes and scrapes log at DEBUG (one every few seconds would drown the calls at INFO); an error
+    line says why, with the message the client got.
+    """
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
     request_id = incoming if _INCOMING_ID.match(incoming) else uuid.uuid4().hex
     request[REQUEST_ID_KEY] = request_id
     token = request_id_var.set(request_id)
+    call_token = call_ids_var.set(CallIds())  # a Twilio handler fills it in (voicex.logs.bind_call)
     started = time.perf_counter()
     status = 500
+    response: web.StreamResponse | None = None
     try:
         response = await handler(request)
         status = response.status
         return response
+    except web.HTTPException as exc:  # a redirect a handler raised
+        status = exc.status
+        raise
+    except asyncio.CancelledError:  # the client went away (or a WebSocket closed) before the handler returned
+        status = request.get(SENT_STATUS_KEY, 499)  # nginx's "client closed request" when nothing was sent
+        raise
     finally:
         elapsed = time.perf_counter() - started
         route = _route_label(request)
@@ -90,19 +122,21 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
         if metrics is not None:
             metrics.http_requests.labels(request.method, route, str(status)).inc()
             metrics.http_latency.labels(request.method, route).observe(elapsed)
-        access_log.info(
-            "%s %s %d",
-            request.method,
-            request.path,
-            status,
-            extra={
-                "method": request.method,
-                "path": request.path,
-                "status": status,
-                "durationMs": round(elapsed * 1000, 2),
-                "remote": request.remote,
-            },
-        )
+        fields = {
+            "method": request.method,
+            "path": request.path,
+            "status": status,
+            "durationMs": round(elapsed * 1000, 2),
+            "remote": request.remote,
+        }
+        level = logging.DEBUG if route in QUIET_ROUTES and status < 400 else logging.INFO
+        error = _error_message(response)
+        if error is None:
+            access_log.log(level, "%s %s %d", request.method, request.path, status, extra=fields)
+        else:
+            fields["error"] = error
+            access_log.log(level, "%s %s %d: %s", request.method, request.path, status, error, extra=fields)
+        call_ids_var.reset(call_token)
         request_id_var.reset(token)
 
 
@@ -152,7 +186,9 @@ def quiet_parser_errors() -> None:
 
 
 async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare hook: echo the request id on every response, WebSocket upgrades included."""
+    """on_response_prepare hook: echo the request id on every response, WebSocket upgrades included; note the
+    status sent, for the access line of a handler that never returns it."""
     request_id = request.get(REQUEST_ID_KEY)
     if request_id:
         response.headers[REQUEST_ID_HEADER] = request_id
+    request[SENT_STATUS_KEY] = response.status

@@ -1,21 +1,26 @@
-"""Start and stop the server's services in order: secrets, catalog, database (embedded if needed), indexes."""
+"""Start and stop a process's services in order: secrets, catalog, database (embedded if needed), shared state."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Literal
 
 from voicex.agent_migration import migrate
 from voicex.catalog import load_catalog
 from voicex.context import Services
 from voicex.db import Database
 from voicex.embedded_db import EmbeddedMongo
-from voicex.errors import VoicexError
+from voicex.errors import SetupError, VoicexError
 from voicex.global_providers import sync_global_providers
 from voicex.metrics import Metrics
 from voicex.settings import Settings, ensure_secrets
+from voicex.shared_secrets import check_shared_secrets, generated_secrets
 
 log = logging.getLogger(__name__)
+
+
+Role = Literal["server", "admin"]
 
 
 class Runtime:
@@ -26,27 +31,47 @@ class Runtime:
         self.embedded = embedded
 
     @classmethod
-    async def start(cls, settings: Settings) -> Runtime:
-        settings = ensure_secrets(settings)
+    async def start(cls, settings: Settings, role: Role = "server") -> Runtime:
+        """Open everything a process needs. A ``server`` (serve, demo) brings the shared database up to date:
+        indexes, the secrets record, its catalog's global providers, the agent migration.
+
+        An ``admin`` command runs beside the servers and changes none of that: it generates no secrets, never
+        creates a database (an empty data dir or database means it is pointed at the wrong one), and writes only
+        what it was asked to.
+        """
+        generated = generated_secrets(settings)
+        if role == "server":
+            settings = ensure_secrets(settings)
         enabled = frozenset({"enable_scripted_providers"} if settings.enable_scripted_providers else ())
         catalog = load_catalog(settings.config_dir, enabled)
         embedded: EmbeddedMongo | None = None
         uri = settings.mongodb_uri
         if uri is None:
             embedded = EmbeddedMongo(settings.embedded_db_dir, start_timeout=settings.embedded_db_start_timeout_sec)
+            if role == "admin" and not embedded.has_data():
+                raise SetupError(no_embedded_database(settings))
             uri = await asyncio.to_thread(embedded.start)
-        db = Database(uri, settings.db_name)
+        db: Database | None = None
         try:
+            db = Database(uri, settings.db_name)
             await db.ping(timeout=10.0)
-            await db.ensure_indexes()
-            await sync_global_providers(db, catalog, settings)
-            await migrate(db, catalog)
-        except Exception as exc:
-            await db.close()
+            if role == "admin":
+                if not await db.db.list_collection_names():
+                    raise SetupError(unused_database(settings, _redact(uri)))
+            else:
+                await db.ensure_indexes()
+                await check_shared_secrets(db, settings, generated)
+                await sync_global_providers(db, catalog, settings)
+                await migrate(db, catalog)
+        except BaseException as exc:
+            if db is not None:
+                await db.close()
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
-            raise VoicexError(f"cannot use the database at {_redact(uri)}: {exc}") from exc
-        if not settings.twilio_validate_signature:
+            if isinstance(exc, VoicexError) or not isinstance(exc, Exception):
+                raise
+            raise SetupError(f"cannot use the database at {_redact(uri)}: {exc}") from exc
+        if role == "server" and not settings.twilio_validate_signature:
             log.warning(
                 "VOICEX_TWILIO_VALIDATE_SIGNATURE=false: Twilio webhook and stream signatures are NOT checked;"
                 " anyone who can reach this server can place calls. Use this for local development only."
@@ -57,6 +82,24 @@ class Runtime:
         await self.services.db.close()
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)
+
+
+def no_embedded_database(settings: Settings) -> str:
+    """An admin command found no embedded database where it looked: say where, and how to point it right."""
+    return (
+        f"no Voicex database in {settings.data_dir.absolute()} (VOICEX_DATA_DIR): no server is running on it and"
+        " it holds no data, and an admin command does not create one. Run it from the folder where you run"
+        " `voicex serve`, or set VOICEX_DATA_DIR (or VOICEX_MONGODB_URI and VOICEX_DB_NAME) as the server has them."
+    )
+
+
+def unused_database(settings: Settings, uri: str) -> str:
+    """An admin command reached a database no server has used: most likely another name or server than intended."""
+    return (
+        f"no Voicex server has used database {settings.db_name!r} at {uri} (it is empty), and an admin command"
+        " does not create one. Set VOICEX_MONGODB_URI and VOICEX_DB_NAME (or, for the embedded database,"
+        " VOICEX_DATA_DIR) as the server has them, or start `voicex serve` on it first."
+    )
 
 
 def _redact(uri: str) -> str:

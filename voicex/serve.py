@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import importlib.util
 import logging
 import signal
@@ -13,9 +14,10 @@ from aiohttp import web
 
 from voicex import heap
 from voicex.app import create_app
-from voicex.errors import SettingsError
+from voicex.errors import SettingsError, SetupError
 from voicex.runtime import Runtime
 from voicex.settings import Settings
+from voicex.warmup import warm_local_models
 
 log = logging.getLogger(__name__)
 
@@ -47,28 +49,23 @@ def run(settings: Settings) -> None:
         runner.run(serve(settings))
 
 
-def warm_local_models(settings: Settings) -> asyncio.Task[None] | None:
-    """Load the embedded models now rather than in the first call that uses them (a 1–2 s silence on the line).
-
-    It runs in the background (the models load in the shared worker pool, off the event loop), so the server
-    answers health checks and non-local calls meanwhile. A failure is logged; the models then load on first use.
-    """
-    import providers.local as local_stack
-
-    if not settings.warm_local_models or not local_stack.installed():
-        return None
-    loop = asyncio.get_running_loop()
-
-    async def warm() -> None:
-        started = loop.time()
-        try:
-            await local_stack.warm_up()
-        except Exception:
-            log.exception("warming the embedded models failed; they will load on first use")
-        else:
-            log.info("embedded models ready", extra={"ms": round((loop.time() - started) * 1000)})
-
-    return asyncio.create_task(warm(), name="warm-local-models")
+def listen_error(host: str, port: int, exc: OSError) -> SetupError:
+    """Why ``voicex serve`` cannot listen, naming the setting to change (the OSError alone says little)."""
+    where = f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return SetupError(
+            f"cannot listen on {where}: the port is already in use (another `voicex serve`, or another program)."
+            " Stop it, or choose a free port with VOICEX_PORT or --port."
+        )
+    if exc.errno == errno.EACCES:
+        return SetupError(
+            f"cannot listen on {where}: permission denied (ports below 1024 need privileges)."
+            " Choose a port above 1023 with VOICEX_PORT or --port."
+        )
+    return SetupError(
+        f"cannot listen on {where}: {exc.strerror or exc}. VOICEX_HOST (--host) must be an address of this machine"
+        " (0.0.0.0: all of them) and VOICEX_PORT (--port) a free port."
+    )
 
 
 async def serve(settings: Settings) -> None:
@@ -78,9 +75,12 @@ async def serve(settings: Settings) -> None:
     try:
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise listen_error(settings.host, settings.port, exc) from exc
         heap.settle()
-        warming = warm_local_models(settings)
+        warming = warm_local_models(settings, runtime.services.db)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

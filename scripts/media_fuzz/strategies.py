@@ -1,4 +1,4 @@
-"""Hypothesis strategies for malformed Twilio Media Streams traffic (protocol facts: shared/TWILIO.md §1).
+"""Hypothesis strategies for malformed Twilio Media Streams traffic (protocol facts: docs/twilio-protocol.md §1).
 
 Most messages start from a documented shape and break one thing (a missing key, a number where a string
 belongs, bad base64, an odd payload size): almost-right messages reach deepest into the parser and the call

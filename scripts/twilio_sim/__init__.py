@@ -3,7 +3,7 @@
 It posts the signed voice webhook with a real inbound parameter set, follows the TwiML into a bidirectional
 Media Stream, streams caller audio in real time, plays the agent's audio like Twilio's buffer (marks, clear),
 checks every server message against the documented shapes, and measures voice-to-voice latency and barge-in
-reaction per turn. Protocol facts: shared/TWILIO.md.
+reaction per turn. Protocol facts: docs/twilio-protocol.md.
 """
 
 from scripts.twilio_sim.call import CallConfig, SimulatedCall

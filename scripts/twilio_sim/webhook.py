@@ -1,6 +1,6 @@
 """The voice webhook as Twilio sends it: SIDs, the full inbound parameter set, the signature, and the TwiML answer.
 
-Facts follow shared/TWILIO.md §3 (signature) and §4.1 (parameters). The signature is computed with the official
+Facts follow docs/twilio-protocol.md §3 (signature) and §4.1 (parameters). The signature is computed with the official
 ``twilio`` package, so a server that validates with ``RequestValidator`` sees exactly what a real call sends.
 """
 

@@ -78,7 +78,7 @@ async def list_agents(request: web.Request) -> r200[list[AgentOut]] | r401[Error
     svc = services(request)
     assert context.org is not None
     agents = await svc.db.agents.find({"orgId": context.org_id}).sort([("createdAt", -1), ("_id", -1)]).to_list()
-    statuses = await load_statuses(svc.db, svc.catalog, context.org, agents)
+    statuses = await load_statuses(svc, context.org, agents)
     return json_response([public_agent(agent, *status) for agent, status in zip(agents, statuses, strict=True)])
 
 
@@ -114,7 +114,7 @@ async def create_agent(
         if isinstance(exc, DuplicateKeyError):  # another write took one of the numbers after our check
             await _number_taken(svc, context.org_id, plan, body)
         raise
-    [status] = await load_statuses(svc.db, svc.catalog, context.org, [agent], providers)
+    [status] = await load_statuses(svc, context.org, [agent], providers)
     return json_response(public_agent(agent, *status), status=201)
 
 
@@ -145,7 +145,7 @@ async def get_agent(
     agent = await svc.db.agents.find_one({"_id": path_id(id, "agent"), "orgId": context.org_id})
     if agent is None:
         raise not_found("agent")
-    return json_response(public_agent(agent, *await load_status(svc.db, svc.catalog, context.org, agent)))
+    return json_response(public_agent(agent, *await load_status(svc, context.org, agent)))
 
 
 @routes.patch("/api/dashboard/agents/{id}")
@@ -192,7 +192,7 @@ async def patch_agent(
             raise not_found("agent")
         raise conflict("agent was changed by another request; fetch it and try again")
     agent = {**stored, **fields}
-    [status] = await load_statuses(svc.db, svc.catalog, context.org, [agent], providers)
+    [status] = await load_statuses(svc, context.org, [agent], providers)
     return json_response(public_agent(agent, *status))
 
 

@@ -1,27 +1,62 @@
-"""Liveness, readiness and Prometheus metrics."""
+"""Liveness, readiness and Prometheus metrics (behind a bearer token when VOICEX_METRICS_TOKEN is set)."""
 
 from __future__ import annotations
 
+import hmac
 import time
+from typing import Literal
 
 from aiohttp import web
+from aiohttp_pydantic.oas.typing import r200, r503
+from pydantic import BaseModel, Field
 
+from voicex.api.openapi import endpoint
 from voicex.context import services
+from voicex.errors import ApiError
 from voicex.http import json_response
 from voicex.metrics import CONTENT_TYPE
 
 routes = web.RouteTableDef()
 
 
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    timestamp: int = Field(description="server time, epoch milliseconds")
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, str] = Field(description='each dependency\'s check: "ok" or what failed')
+
+
+class NotReadyOut(BaseModel):
+    status: Literal["not ready"]
+    error: str = Field(description="names the failing checks")
+    checks: dict[str, str]
+
+
 @routes.get("/api/health", allow_head=False)
-async def health(request: web.Request) -> web.Response:
-    """The process is up and its event loop answers."""
+@endpoint
+async def health(request: web.Request) -> r200[HealthOut]:
+    """The process is up and its event loop answers (a liveness probe).
+
+    Tags: health
+    Status Codes:
+        200: The process is up
+    """
     return json_response({"status": "ok", "timestamp": int(time.time() * 1000)})
 
 
 @routes.get("/api/ready", allow_head=False)
-async def ready(request: web.Request) -> web.Response:
-    """Ready to serve calls: every dependency answers. 503 names the failing check."""
+@endpoint
+async def ready(request: web.Request) -> r200[ReadyOut] | r503[NotReadyOut]:
+    """Ready to serve calls: every dependency answers (a readiness probe). 503 names the failing check.
+
+    Tags: health
+    Status Codes:
+        200: Every check passed
+        503: A dependency does not answer
+    """
     checks = {"database": await services(request).db.check(timeout=2.0)}
     if all(value == "ok" for value in checks.values()):
         return json_response({"status": "ready", "checks": checks})
@@ -29,9 +64,23 @@ async def ready(request: web.Request) -> web.Response:
     return json_response({"status": "not ready", "error": f"not ready: {failing}", "checks": checks}, 503)
 
 
+def bearer_matches(authorization: str | None, token: str) -> bool:
+    """``Authorization: Bearer <token>``, compared in constant time (the scheme is case-insensitive)."""
+    scheme, _, presented = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(presented.strip().encode(), token.encode())
+
+
 @routes.get("/metrics", allow_head=False)
 async def metrics(request: web.Request) -> web.Response:
-    body = services(request).metrics.render()
-    response = web.Response(body=body)
+    """Prometheus exposition (documented in voicex/api/openapi_paths.py)."""
+    svc = services(request)
+    token = svc.settings.metrics_token
+    if token is not None and not bearer_matches(request.headers.get("Authorization"), token):
+        error = ApiError(401, "metrics require 'Authorization: Bearer <VOICEX_METRICS_TOKEN>'")
+        error.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        raise error
+    response = web.Response(body=svc.metrics.render())
     response.headers["Content-Type"] = CONTENT_TYPE
     return response

@@ -3,11 +3,13 @@
 Handlers are plain functions decorated with :data:`endpoint`: a pydantic-model argument is the JSON body,
 positional-only arguments are path parameters, other arguments are query parameters. Return annotations
 (``r200[Model] | r404[ErrorOut]``) and the docstring's ``Tags:``/``Security:``/``Status Codes:`` blocks feed
-the document served at ``/api/openapi.json``; Swagger UI is at ``/api/docs``.
+the document served at ``/api/openapi.json``; routes that are not such endpoints (Twilio's webhooks, metrics,
+pages) are described in voicex/api/openapi_paths.py. Swagger UI is at ``/api/docs`` (voicex/api/docs.py).
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +19,7 @@ from aiohttp_pydantic.oas.view import generate_oas
 from pydantic import BaseModel, ValidationError
 
 from voicex import __version__
+from voicex.api import openapi_paths
 from voicex.errors import describe_validation_error
 from voicex.http import dumps, json_response
 
@@ -49,7 +52,7 @@ _SPEC_KEY = web.AppKey("openapi_spec", dict)
 
 
 def install(app: web.Application) -> None:
-    """Serve the document and Swagger UI; the document is built on first request, once routes are final."""
+    """Serve the document; it is built on first request, once routes are final."""
     app[_SPEC_KEY] = {}
     app.add_routes(routes)
 
@@ -57,6 +60,7 @@ def install(app: web.Application) -> None:
 def build_spec(app: web.Application) -> dict[str, Any]:
     spec = generate_oas([app], version_spec=__version__, title_spec="Voicex API", security=SECURITY_SCHEMES)
     spec["openapi"] = "3.1.0"
+    _add_hand_written(app, spec)
     spec["info"]["description"] = (
         "Manage organizations, agents, providers, API keys, calls and usage. Dashboard endpoints accept a"
         " session token (`Authorization: Bearer`) or an API key (`x-api-key`). Errors are"
@@ -75,6 +79,19 @@ def build_spec(app: web.Application) -> dict[str, Any]:
     return spec
 
 
+def _add_hand_written(app: web.Application, spec: dict[str, Any]) -> None:
+    """Merge the hand-written path items (voicex/api/openapi_paths.py) of the routes this app registers."""
+    registered = {(route.method.lower(), route.resource.canonical) for route in app.router.routes() if route.resource}
+    paths = spec.setdefault("paths", {})
+    for path, item in openapi_paths.PATHS.items():
+        for method, operation in item.items():
+            if (method, path) in registered:
+                paths.setdefault(path, {})[method] = copy.deepcopy(operation)  # build_spec adjusts operations
+    components = spec.setdefault("components", {})
+    components.setdefault("securitySchemes", {}).update(openapi_paths.SECURITY_SCHEMES)
+    components.setdefault("schemas", {}).setdefault("ErrorOut", ErrorOut.model_json_schema())
+
+
 routes = web.RouteTableDef()
 
 
@@ -84,18 +101,3 @@ async def openapi_json(request: web.Request) -> web.Response:
     if "body" not in cache:
         cache["body"] = dumps(build_spec(request.app))
     return web.Response(body=cache["body"], content_type="application/json")
-
-
-_SWAGGER_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Voicex API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
-<body><div id="swagger-ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>window.ui = SwaggerUIBundle({url: "/api/openapi.json", dom_id: "#swagger-ui"});</script>
-</body></html>
-"""
-
-
-@routes.get("/api/docs", allow_head=False)
-async def docs(request: web.Request) -> web.Response:
-    return web.Response(text=_SWAGGER_PAGE, content_type="text/html")

@@ -14,7 +14,7 @@ from voicex.api.schemas import OrganizationOut, PlanOut
 from voicex.auth import auth
 from voicex.context import services
 from voicex.crypto import SecretBox
-from voicex.errors import bad_request
+from voicex.errors import bad_request, hinted
 from voicex.http import json_response
 from voicex.public import public_org, public_plan
 
@@ -23,7 +23,7 @@ routes = web.RouteTableDef()
 
 class TwilioCredentialsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    accountSid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
+    accountSid: str = Field(pattern=hinted(r"^AC[0-9a-fA-F]{32}$", "use the Account SID: AC and 32 hex digits"))
     authToken: str = Field(min_length=16, max_length=128)
 
 

@@ -20,7 +20,7 @@ _SPOKEN = {
     "monthly minutes exhausted": "This line has used all of its minutes for this month. Goodbye.",
     "busy": "All of our lines are busy right now. Please call again later. Goodbye.",
 }
-_DEFAULT_SPOKEN = "Sorry, this agent is not available right now. Goodbye."
+UNAVAILABLE = "Sorry, this agent is not available right now. Goodbye."
 
 
 @dataclass(frozen=True)
@@ -29,14 +29,14 @@ class Refusal:
 
     @property
     def spoken(self) -> str:
-        return _SPOKEN.get(self.reason, _DEFAULT_SPOKEN)
+        return _SPOKEN.get(self.reason, UNAVAILABLE)
 
 
 async def admit(services: Services, org: Document, agent: Document, call_id: ObjectId) -> Refusal | None:
     """None when admitted (a slot is now held for ``call_id``); otherwise why not."""
     if org.get("status") != "active":
         return Refusal("organization not active")
-    status, reason = await load_status(services.db, services.catalog, org, agent)
+    status, reason = await load_status(services, org, agent)
     if status != "active":
         return Refusal(reason or "agent paused")
     plan = plan_of(org, services.catalog)

@@ -1,4 +1,4 @@
-"""Twilio Media Streams messages, both ways, behind one small interface (facts: shared/TWILIO.md §1).
+"""Twilio Media Streams messages, both ways, behind one small interface (facts: docs/twilio-protocol.md §1).
 
 Inbound text frames become typed events or a :class:`ProtocolError` (counted and skipped by the caller);
 outbound messages carry exactly the documented fields.

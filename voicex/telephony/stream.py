@@ -11,22 +11,26 @@ import asyncio
 import datetime as dt
 import logging
 import time
+from collections.abc import Mapping
 
 from aiohttp import WSMsgType, web
 from bson import ObjectId
 from bson.errors import InvalidId
 
+from pipelines.announce import Announcement
 from pipelines.audio import FRAME_BYTES_ULAW, Framer
 from pipelines.session import CallSession
 from providers.base import ProviderError
-from voicex.call_builder import build_parts
+from voicex.call_builder import build_parts, emergency_voice
 from voicex.call_records import CallOutcome, finalize_call
 from voicex.context import Services, services
 from voicex.db import Document
 from voicex.instances import INSTANCE_ID
+from voicex.logs import bind_call
 from voicex.telephony import protocol, tokens
+from voicex.telephony.admission import UNAVAILABLE
 from voicex.telephony.liveness import SEND_BUFFER_BYTES, bound_send_buffers, close_socket, watch_idle
-from voicex.telephony.signature import valid_upgrade
+from voicex.telephony.signature import public_url_hints, valid_upgrade
 from voicex.telephony.sink import TwilioSink
 from voicex.telephony.twiml import stream_url
 from voicex.telephony.webhooks import twilio_token
@@ -35,6 +39,7 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 MAX_MESSAGE_BYTES = 64 * 1024
+APOLOGY_TIMEOUT_SEC = 15.0  # longest the caller of an agent that cannot run is kept to hear why
 _RUNNING: set[asyncio.Task[None]] = set()
 
 
@@ -47,7 +52,9 @@ async def media_stream(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=None, writer_limit=SEND_BUFFER_BYTES)
     await ws.prepare(request)
     bound_send_buffers(request.transport)
-    handler = StreamHandler(services(request), ws, request.headers.get("X-Twilio-Signature"), request.transport)
+    handler = StreamHandler(
+        services(request), ws, request.headers.get("X-Twilio-Signature"), request.transport, headers=request.headers
+    )
     # aiohttp cancels a handler whose client vanished; the call must still be finalized, so the stream's
     # life runs in its own task that the handler only waits for.
     task = asyncio.create_task(handler.run())
@@ -64,11 +71,14 @@ class StreamHandler:
         ws: web.WebSocketResponse,
         signature: str | None,
         transport: asyncio.BaseTransport | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.svc = svc
         self.ws = ws
         self.transport = transport
         self.signature = signature
+        self.headers = headers or {}  # the upgrade's: where the proxy says Twilio sent it
         self.call: Document | None = None
         self.session: CallSession | None = None
         self.sink: TwilioSink | None = None
@@ -157,8 +167,12 @@ class StreamHandler:
         org, agent = org_agent
         if self.svc.settings.twilio_validate_signature:
             token = twilio_token(self.svc, org)
-            if not token or not valid_upgrade(token, stream_url(self.svc.settings.base_url), self.signature):
-                raise StreamRefused("invalid Twilio signature on the stream upgrade")
+            checked = stream_url(self.svc.settings.base_url)
+            if not token or not valid_upgrade(token, checked, self.signature):
+                hints = "; ".join(public_url_hints(self.svc.settings.public_url, checked, self.headers))
+                raise StreamRefused(
+                    f"invalid Twilio signature on the stream upgrade, checked against {checked}; {hints}"
+                )
         claimed = await self.svc.db.calls.find_one_and_update(
             {"_id": call_id, "status": "active", "streamTokenUsed": False},
             {"$set": {"streamTokenUsed": True, "streamSid": start.stream_sid, "serverId": INSTANCE_ID}},
@@ -170,6 +184,8 @@ class StreamHandler:
         try:
             parts = await build_parts(self.svc, agent, org)
         except ProviderError as exc:
+            log.warning("agent cannot run: the caller hears why and the call ends", extra={"error": str(exc)})
+            await self._apologize(UNAVAILABLE)
             await self._fail_call(f"provider_error: {exc}")
             raise StreamRefused(f"cannot build the agent's providers: {exc}") from exc
         self.session = CallSession(
@@ -187,6 +203,7 @@ class StreamHandler:
         call = await self.svc.db.calls.find_one({"_id": call_id})
         if call is None or call.get("status") != "active":
             raise StreamRefused("unknown or finished call")
+        bind_call(call_id, call.get("callSid"))  # every later log line of this stream, the engine's too
         org = await self.svc.db.organizations.find_one({"_id": call["orgId"]})
         agent = await self.svc.db.agents.find_one({"_id": call["agentId"], "orgId": call["orgId"]})
         if org is None or agent is None:
@@ -250,6 +267,29 @@ class StreamHandler:
         await finalize_call(self.svc.db, self.call["_id"], outcome, dt.datetime.now(dt.UTC))
         if not self.ws.closed:
             await self.ws.close()
+
+    async def _apologize(self, text: str) -> None:
+        """Say ``text`` with the emergency voice (the caller hears why, never silence), reading echoed marks."""
+        voice = emergency_voice()
+        if voice is None or self.sink is None:
+            return
+        announcement = Announcement(self.sink, voice, text)
+
+        async def route_marks() -> None:
+            async for message in self.ws:
+                event = self._parse(message)
+                if isinstance(event, protocol.Mark):
+                    announcement.on_mark(event.name)
+                elif isinstance(event, protocol.Stop):
+                    return
+
+        reader = asyncio.create_task(route_marks())
+        try:
+            await announcement.play(timeout=APOLOGY_TIMEOUT_SEC)
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+            await voice.aclose()
 
     async def _fail_call(self, reason: str) -> None:
         assert self.call is not None

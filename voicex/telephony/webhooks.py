@@ -12,15 +12,16 @@ from bson.errors import InvalidId
 from multidict import MultiDictProxy
 
 from voicex.auth import API_KEY_PATTERN, hash_api_key
-from voicex.call_records import CallOutcome, create_call, finalize_call
+from voicex.call_records import NEVER_CONNECTED, CallOutcome, create_call, finalize_call
 from voicex.context import Services, services
 from voicex.crypto import SecretBox
 from voicex.db import Document
 from voicex.errors import ApiError
+from voicex.logs import bind_call
 from voicex.slots import release_slot
 from voicex.telephony import tokens, twiml
 from voicex.telephony.admission import admit
-from voicex.telephony.signature import public_request_url, valid_webhook
+from voicex.telephony.signature import public_request_url, public_url_hints, redacted, valid_webhook
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -63,6 +64,12 @@ async def _check_signature(request: web.Request, svc: Services, org: Document, f
         raise ApiError(403, "no Twilio auth token configured")
     url = public_request_url(svc.settings.base_url, request.raw_path)
     if not valid_webhook(token, url, form, request.headers.get("X-Twilio-Signature")):
+        hints = public_url_hints(svc.settings.public_url, url, request.headers)
+        shown = redacted(url)
+        log.warning(
+            "Twilio signature refused (403): checked against %s; %s", shown, "; ".join(hints),
+            extra={"orgId": str(org["_id"]), "checkedUrl": shown},
+        )  # fmt: skip
         raise ApiError(403, "invalid Twilio signature")
 
 
@@ -83,14 +90,21 @@ async def voice(request: web.Request) -> web.Response:
     svc = services(request)
     org = await _org_for_key(svc, request.query.get("api_key"))
     form = await request.post()
+    bind_call(call_sid=form.get("CallSid"))  # this request's later log lines, its access line too
     await _check_signature(request, svc, org, form)
     agent = await _find_agent(svc, org, request.query.get("agentId"), str(form.get("To", "")))
     if agent is None:
+        to, agent_id = str(form.get("To", "")), request.query.get("agentId")
+        wanted = f"agentId {agent_id}" if agent_id else f"the number {to}"
+        log.warning("call refused: no agent for %s", wanted, extra={"orgId": str(org["_id"]), "to": to})
         return _xml(twiml.refuse("Sorry, this number is not connected to an agent. Goodbye."))
     call_id = ObjectId()
+    bind_call(call_id)
     refusal = await admit(svc, org, agent, call_id)
     if refusal is not None:
-        log.info("call refused", extra={"orgId": str(org["_id"]), "reason": refusal.reason})
+        level = logging.INFO if refusal.reason == "busy" else logging.WARNING  # busy is the plan working
+        context = {"orgId": str(org["_id"]), "agentId": str(agent["_id"]), "reason": refusal.reason}
+        log.log(level, "call refused: %s", refusal.reason, extra=context)
         return _xml(twiml.refuse(refusal.spoken))
     call = {
         "_id": call_id,
@@ -124,6 +138,7 @@ async def status_callback(request: web.Request) -> web.Response:
     except ValueError:
         sequence = 0
     call = await svc.db.calls.find_one({"orgId": org["_id"], "callSid": call_sid})
+    bind_call(call["_id"] if call else None, call_sid)
     if call is None:
         return web.Response(status=204)
     event = {"status": status, "sequence": sequence, "duration": str(form.get("CallDuration", "")) or None}
@@ -132,7 +147,11 @@ async def status_callback(request: web.Request) -> web.Response:
         {"$set": {"twilio": event}},
     )
     if status in _TERMINAL and call.get("status") == "active" and not call.get("streamSid"):
-        # The caller hung up before the stream ever started: nothing else will finalize this call.
-        reason = "caller_hangup" if status == "completed" else f"twilio_{status.replace('-', '_')}"
+        # The call ended and its Media Stream never opened: nothing else will finalize it. Answered ("completed")
+        # means Twilio kept the caller on a silent line, usually a proxy that drops the WebSocket upgrade.
+        reason = "stream_never_connected" if status == "completed" else f"twilio_{status.replace('-', '_')}"
+        if reason == "stream_never_connected":
+            context = {"callId": str(call["_id"]), "callSid": call_sid, "twilioDurationSec": event["duration"]}
+            log.warning(NEVER_CONNECTED, extra={**context, "streamUrl": twiml.stream_url(svc.settings.base_url)})
         await finalize_call(svc.db, call["_id"], CallOutcome(end_reason=reason), dt.datetime.now(dt.UTC))
     return web.Response(status=204)

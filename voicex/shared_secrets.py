@@ -1,0 +1,102 @@
+"""Every process on one database must sign and encrypt with the same secrets: checked at start-up, not per call.
+
+A process with its own ``VOICEX_JWT_SECRET`` rejects the others' sign-in and stream tokens (401), and one with its
+own ``VOICEX_ENCRYPTION_KEY`` cannot decrypt stored credentials (500 on every Twilio webhook). The first process
+to start on a database records a fingerprint of each secret (an HMAC keyed by the secret, over a random salt:
+never the secret, and not comparable between deployments); every later one refuses to start unless its own
+match. The fingerprints are pure functions; :func:`check_shared_secrets` does the I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import socket
+
+from pymongo.errors import DuplicateKeyError
+
+from voicex.db import Database, Document
+from voicex.errors import SetupError
+from voicex.settings import Settings
+
+RECORD_ID = "sharedSecrets"  # its _id in the ``platform`` collection
+# record field -> (the settings attribute, the variable that sets it)
+SECRETS = {
+    "jwtSecret": ("jwt_secret", "VOICEX_JWT_SECRET"),
+    "encryptionKey": ("encryption_key", "VOICEX_ENCRYPTION_KEY"),
+}
+
+
+def fingerprint(secret: str, salt: str, field: str) -> str:
+    """HMAC-SHA256 keyed by the secret: equal for equal secrets under one salt, and reveals nothing of the secret."""
+    return hmac.new(secret.encode(), f"voicex {field} {salt}".encode(), hashlib.sha256).hexdigest()
+
+
+def new_record(settings: Settings, salt: str, now: dt.datetime) -> Document:
+    """The record the first process writes: the salt and its secrets' fingerprints, and who recorded them when."""
+    record: Document = {"_id": RECORD_ID, "salt": salt, "recordedAt": now, "recordedBy": socket.gethostname()}
+    for field, (attribute, _) in SECRETS.items():
+        record[field] = fingerprint(getattr(settings, attribute) or "", salt, field)
+    return record
+
+
+def differing(record: Document, settings: Settings) -> list[str]:
+    """The variables whose value in ``settings`` is not the recorded one."""
+    return [
+        variable
+        for field, (attribute, variable) in SECRETS.items()
+        if record.get(field) is not None
+        and not hmac.compare_digest(
+            record[field], fingerprint(getattr(settings, attribute) or "", record["salt"], field)
+        )
+    ]
+
+
+_CONSEQUENCE = {
+    "VOICEX_JWT_SECRET": "the sign-in and stream tokens it issues would be rejected by the others, and theirs by it"
+    " (401)",
+    "VOICEX_ENCRYPTION_KEY": "it could not decrypt the provider credentials and Twilio tokens stored by the others"
+    " (500 on every Twilio webhook)",
+}
+
+
+def mismatch_message(names: list[str], record: Document, settings: Settings, generated: set[str]) -> str:
+    """What is wrong, what it would break, and the fix; says so when this process generated its own secrets."""
+    recorded_at = record.get("recordedAt")
+    when = f" on {record.get('recordedBy', '?')} at {recorded_at:%Y-%m-%d %H:%M} UTC" if recorded_at else ""
+    which = " and ".join(names)
+    own = [name for name in names if name in generated]
+    cause = ""
+    if own:
+        unset = "they are" if len(own) > 1 else "it is"
+        cause = f" This process generated its own in {settings.secrets_dir.absolute()} because {unset} not set."
+    return (
+        f"this process's {which} differ{'' if len(names) > 1 else 's'} from the one{'s' if len(names) > 1 else ''}"
+        f" the other Voicex processes on database {settings.db_name!r} use (recorded by the first to start{when}):"
+        f" {'; '.join(_CONSEQUENCE[name] for name in names)}.{cause} Set the same VOICEX_JWT_SECRET and"
+        " VOICEX_ENCRYPTION_KEY on every process that shares the database (see docs/deployment.md)."
+    )
+
+
+async def check_shared_secrets(db: Database, settings: Settings, generated: set[str] = frozenset()) -> None:
+    """Record this process's fingerprints if none are (insert-if-absent: two first starts race safely), else
+    raise SetupError unless they match. ``generated``: the variables this process filled from its data dir."""
+    record = new_record(settings, secrets.token_hex(16), dt.datetime.now(dt.UTC))
+    try:
+        await db.platform.insert_one(record)
+        return
+    except DuplicateKeyError:
+        stored = await db.platform.find_one({"_id": RECORD_ID})
+    if stored is None:  # deleted in between (a rotation): ours is as good as any
+        await check_shared_secrets(db, settings, generated)
+        return
+    names = differing(stored, settings)
+    if names:
+        raise SetupError(mismatch_message(names, stored, settings, generated))
+
+
+def generated_secrets(settings: Settings) -> set[str]:
+    """The secret variables unset in ``settings`` (before :func:`voicex.settings.ensure_secrets` fills them)."""
+    return {variable for attribute, variable in SECRETS.values() if getattr(settings, attribute) is None}
