@@ -25,7 +25,7 @@ from bson import ObjectId
 
 from scripts.multiproc import Cluster, Org, ServerProcess, new_call_sid
 from scripts.twilio_sim import CallConfig, SimulatedCall
-from voicex.call_records import UNBILLED_REASONS
+from voicex.store.calls import UNBILLED_REASONS
 
 POLL_S = 0.2
 RECOVERY_LIMIT_S = 90.0

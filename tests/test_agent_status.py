@@ -8,7 +8,7 @@ from bson import ObjectId
 
 from tests.agent_world import AGENTS, World, create, fetch, make_world
 from voicex.agent_status import compute_status
-from voicex.usage import day_key
+from voicex.store.usage import day_key
 
 # --- status -----------------------------------------------------------------------------------------
 

@@ -13,12 +13,12 @@ import datetime as dt
 import pytest
 from bson import ObjectId
 
+import voicex.store.calls as call_records
 from scripts.twilio_sim import SimulatedCall
 from tests.telephony import make_line
 from tests.test_telephony_stream import config, finalized
-from voicex import call_records
-from voicex.call_records import LeaseRenewer, reap_lost_calls
-from voicex.slots import LEASE, claim_slot, release_slot
+from voicex.store.calls import LeaseRenewer, reap_lost_calls
+from voicex.store.slots import LEASE, claim_slot, release_slot
 
 SECOND = dt.timedelta(seconds=1)
 

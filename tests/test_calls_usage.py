@@ -10,7 +10,7 @@ from bson import ObjectId
 from openapi_spec_validator import validate
 
 from tests.factories import Tenant, make_tenant
-from voicex.usage import COUNTED_KEPT, USAGE_SHARDS, add_usage, day_key
+from voicex.store.usage import COUNTED_KEPT, USAGE_SHARDS, add_usage, day_key
 
 BASE = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 

@@ -14,8 +14,8 @@ from bson import ObjectId
 
 from scripts.crash_test import run
 from tests.telephony import call_params, hold_slots, make_line, parse_twiml, post_signed
-from voicex.call_records import reap_lost_calls
-from voicex.instances import identity
+from voicex.store.calls import reap_lost_calls
+from voicex.store.instances import identity
 
 
 @pytest.mark.slow

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from pymongo.errors import DuplicateKeyError
 
-from voicex.db import INDEXES, Database
 from voicex.embedded_db import EmbeddedMongo
 from voicex.errors import EmbeddedDatabaseError
+from voicex.store.db import INDEXES, Database
 
 
 async def test_index_creation_is_idempotent_and_enforces_uniqueness(services) -> None:

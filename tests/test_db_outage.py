@@ -24,7 +24,7 @@ from tests.telephony import AUTH_TOKEN, Line, make_line, start_server
 from voicex.embedded_db import EmbeddedMongo, free_port
 from voicex.runtime import Runtime
 from voicex.settings import load_settings
-from voicex.usage import add_usage
+from voicex.store.usage import add_usage
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="the caller's speech needs espeak-ng")
 
@@ -70,7 +70,7 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[EmbeddedMongo, Runtime, o
 async def test_calls_survive_a_database_restart_and_nothing_is_lost(world) -> None:
     database, _, client, line = world
     retries = RetryLog()
-    logging.getLogger("voicex.retry").addHandler(retries)
+    logging.getLogger("voicex.store.retry").addHandler(retries)
     try:
         target = Target(f"http://127.0.0.1:{client.server.port}", line.tenant.api_key, AUTH_TOKEN, line.agent["_id"])
         run = await scenario(
@@ -82,7 +82,7 @@ async def test_calls_survive_a_database_restart_and_nothing_is_lost(world) -> No
             finalize_retries=lambda: retries.finalize_retries,
         )
     finally:
-        logging.getLogger("voicex.retry").removeHandler(retries)
+        logging.getLogger("voicex.store.retry").removeHandler(retries)
 
     # the callers heard an answer to every turn, before, during and after the outage
     assert (run["turns_before"], run["turns_during"], run["turns_after"]) == ("4/4", "4/4", "2/2")

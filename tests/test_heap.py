@@ -14,10 +14,10 @@ from voicex.heap import FULL_COLLECTION_AFTER
 
 CHILD = """
 import gc, json
-from voicex import heap
+import voicex.heap as gc_tuning
 
 startup = [{"module state": i} for i in range(5000)]
-heap.settle()
+gc_tuning.settle()
 tracked_after_settle = len(gc.get_objects())
 
 class Turn:

@@ -19,8 +19,8 @@ from bson import ObjectId
 from scripts.twilio_sim import CallConfig, SimulatedCall, synthesize
 from tests.raw_stream import RawStream, media_message, server_frames, start_message
 from tests.telephony import AUTH_TOKEN, call_params, hold_slots, make_line, parse_twiml, post_signed
-from voicex.call_records import reap_lost_calls
-from voicex.slots import LEASE
+from voicex.store.calls import reap_lost_calls
+from voicex.store.slots import LEASE
 from voicex.telephony.stream import MAX_MESSAGE_BYTES
 
 pytestmark = pytest.mark.scripted_providers

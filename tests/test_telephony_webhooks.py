@@ -9,9 +9,9 @@ import pytest
 from bson import ObjectId
 
 from tests.telephony import AUTH_TOKEN, call_params, hold_slots, make_line, parse_twiml, post_signed, start_server
-from voicex.call_records import reap_lost_calls
-from voicex.slots import LEASE
-from voicex.usage import add_usage
+from voicex.store.calls import reap_lost_calls
+from voicex.store.slots import LEASE
+from voicex.store.usage import add_usage
 
 pytestmark = pytest.mark.scripted_providers
 
@@ -164,7 +164,7 @@ async def test_the_janitor_finalizes_calls_whose_lease_expired(server, services)
 
 
 async def test_a_call_reaped_while_still_alive_keeps_its_transcript_and_counts_once(server, services) -> None:
-    from voicex.call_records import CallOutcome, finalize_call
+    from voicex.store.calls import CallOutcome, finalize_call
 
     line = await make_line(server, services, plan="free")
     twiml = parse_twiml(await (await post_signed(server, voice_path(line), call_params(line.number))).text())

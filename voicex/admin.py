@@ -6,9 +6,9 @@ import datetime as dt
 
 from pymongo.errors import DuplicateKeyError
 
-from voicex.db import Database, Document
 from voicex.errors import VoicexError
 from voicex.passwords import check_password, hash_password, normalize_email
+from voicex.store.db import Database, Document
 
 
 async def create_platform_admin(db: Database, email: str, password: str, name: str = "Platform admin") -> Document:

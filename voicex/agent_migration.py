@@ -24,7 +24,7 @@ from typing import Any
 from bson import ObjectId
 
 from voicex.catalog import Catalog
-from voicex.db import Database, Document
+from voicex.store.db import Database, Document
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from bson import ObjectId
 
 from voicex.catalog import CATEGORIES, Catalog, CredentialField, Plan
 from voicex.context import Services
-from voicex.db import Document
 from voicex.global_providers import global_credentials
 from voicex.settings import Settings
-from voicex.usage import minutes_used_this_month
+from voicex.store.db import Document
+from voicex.store.usage import minutes_used_this_month
 
 Status = Literal["active", "paused"]
 StatusResult = tuple[Status, str | None]

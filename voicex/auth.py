@@ -21,9 +21,9 @@ from bson.errors import InvalidId
 
 from voicex.catalog import Plan
 from voicex.context import services
-from voicex.db import Document
 from voicex.errors import forbidden, unauthorized
 from voicex.middleware import Handler
+from voicex.store.db import Document
 
 log = logging.getLogger(__name__)
 

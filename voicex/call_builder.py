@@ -25,8 +25,8 @@ from providers.registry import build
 from voicex.agent_status import plan_of
 from voicex.context import Services
 from voicex.crypto import SecretBox
-from voicex.db import Document
 from voicex.global_providers import global_credentials
+from voicex.store.db import Document
 
 
 @dataclass

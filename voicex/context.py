@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from voicex.call_records import LeaseRenewer
 from voicex.catalog import Catalog
-from voicex.db import Database
 from voicex.metrics import Metrics
 from voicex.settings import Settings
+from voicex.store.calls import LeaseRenewer
+from voicex.store.db import Database
 
 
 @dataclass

@@ -26,12 +26,12 @@ from voicex.app import create_app
 from voicex.auth import api_key_prefix, hash_api_key, new_api_key
 from voicex.context import Services
 from voicex.crypto import SecretBox
-from voicex.db import Document
 from voicex.embedded_db import free_port
 from voicex.errors import VoicexError
 from voicex.passwords import hash_password
 from voicex.runtime import Runtime
 from voicex.settings import Settings
+from voicex.store.db import Document
 
 DEMO_ORG = "Voicex Demo"
 DEMO_EMAIL = "demo@voicex.local"

@@ -15,8 +15,8 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from voicex.catalog import Catalog, Category, ProviderType, catalog_models
-from voicex.db import Database, Document
 from voicex.settings import Settings
+from voicex.store.db import Database, Document
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from voicex.call_records import reap_lost_calls
 from voicex.context import SERVICES
-from voicex.db import Database
-from voicex.instances import HEARTBEAT_SEC, heartbeat, retire
+from voicex.store.calls import reap_lost_calls
+from voicex.store.db import Database
+from voicex.store.instances import HEARTBEAT_SEC, heartbeat, retire
 
 log = logging.getLogger(__name__)
 

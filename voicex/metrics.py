@@ -13,7 +13,7 @@ from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-from voicex.db_pool import PoolStats
+from voicex.store.pool import PoolStats
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from voicex.catalog import Catalog, Plan
-from voicex.db import Document
 from voicex.global_providers import credentials_set
 from voicex.settings import Settings
+from voicex.store.db import Document
 
 
 def public_user(user: Document) -> dict[str, Any]:

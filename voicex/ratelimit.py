@@ -18,9 +18,9 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from voicex.auth import AUTH_KEY
 from voicex.context import services
-from voicex.db import Database
 from voicex.errors import ApiError
 from voicex.middleware import Handler
+from voicex.store.db import Database
 
 log = logging.getLogger(__name__)
 

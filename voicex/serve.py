@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from voicex import heap
+import voicex.heap as gc_tuning
 from voicex.app import create_app
 from voicex.errors import SettingsError, SetupError
 from voicex.runtime import Runtime
@@ -79,7 +79,7 @@ async def serve(settings: Settings) -> None:
             await site.start()
         except OSError as exc:
             raise listen_error(settings.host, settings.port, exc) from exc
-        heap.settle()
+        gc_tuning.settle()
         warming = warm_local_models(settings, runtime.services.db)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

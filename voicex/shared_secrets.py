@@ -17,9 +17,9 @@ import socket
 
 from pymongo.errors import DuplicateKeyError
 
-from voicex.db import Database, Document
 from voicex.errors import SetupError
 from voicex.settings import Settings
+from voicex.store.db import Database, Document
 
 RECORD_ID = "sharedSecrets"  # its _id in the ``platform`` collection
 # record field -> (the settings attribute, the variable that sets it)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from voicex.db import Database
 from voicex.settings import Settings
+from voicex.store.db import Database
 
 log = logging.getLogger(__name__)
 

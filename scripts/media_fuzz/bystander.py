@@ -10,7 +10,7 @@ from functools import cache
 from bson import ObjectId
 
 from scripts.twilio_sim import CallConfig, SimulatedCall, synthesize
-from voicex.db import Database
+from voicex.store.db import Database
 
 
 @cache

@@ -23,7 +23,7 @@ from hypothesis import seed as hypothesis_seed
 
 from scripts.media_fuzz.strategies import SID, Frame, StreamPlan, huge_frame, stream_plans
 from scripts.twilio_sim.webhook import inbound_call_params, new_sid, parse_twiml, sign, voice_url
-from voicex.db import Database
+from voicex.store.db import Database
 
 FINALIZE_TIMEOUT_S = 10.0
 STREAM_TIMEOUT_S = 30.0

@@ -1,7 +1,7 @@
 """Voice agents (``/api/dashboard/agents``): CRUD, each agent returned with its server-computed status.
 
 Validation lives in voicex/agent_validation.py, the status rule in voicex/agent_status.py and the maxAgents
-counter in voicex/agent_quota.py; this file only wires them to HTTP. Every query is scoped by the caller's
+counter in voicex/store/agent_quota.py; this file only wires them to HTTP. Every query is scoped by the caller's
 org, so another org's agent is a 404.
 """
 
@@ -16,7 +16,6 @@ from bson import ObjectId
 from pydantic import Field
 from pymongo.errors import DuplicateKeyError
 
-from voicex.agent_quota import claim_agent_slot, release_agent_slot
 from voicex.agent_schemas import (
     AgentFallbacks,
     AgentIn,
@@ -37,6 +36,7 @@ from voicex.errors import bad_request, conflict, forbidden, not_found
 from voicex.http import json_response
 from voicex.ids import path_id
 from voicex.public import public_agent
+from voicex.store.agent_quota import claim_agent_slot, release_agent_slot
 
 routes = web.RouteTableDef()
 

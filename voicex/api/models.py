@@ -17,8 +17,8 @@ from voicex.api.schemas import MAX_SKIP, Out, Page
 from voicex.auth import auth
 from voicex.catalog import Catalog, Category, Plan
 from voicex.context import services
-from voicex.db import Document
 from voicex.http import json_response
+from voicex.store.db import Document
 
 routes = web.RouteTableDef()
 

@@ -24,12 +24,12 @@ from voicex.auth import auth
 from voicex.catalog import Catalog, Category, ProviderType, catalog_models
 from voicex.context import Services, services
 from voicex.crypto import SecretBox
-from voicex.db import Document
 from voicex.errors import bad_request, conflict, forbidden, not_found
 from voicex.http import json_response
 from voicex.ids import path_id
-from voicex.provider_quota import claim_provider_slot, release_provider_slot
 from voicex.public import public_provider
+from voicex.store.db import Document
+from voicex.store.provider_quota import claim_provider_slot, release_provider_slot
 
 routes = web.RouteTableDef()
 

@@ -14,7 +14,7 @@ from voicex.api.schemas import Out
 from voicex.auth import auth
 from voicex.context import services
 from voicex.http import json_response
-from voicex.usage import USAGE_FIELDS, day_key
+from voicex.store.usage import USAGE_FIELDS, day_key
 
 routes = web.RouteTableDef()
 

@@ -12,8 +12,8 @@ from bson import ObjectId
 
 from voicex.agent_status import load_status, plan_of
 from voicex.context import Services
-from voicex.db import Document
-from voicex.slots import claim_slot
+from voicex.store.db import Document
+from voicex.store.slots import claim_slot
 
 _SPOKEN = {
     "organization not active": "This service is not active yet. Goodbye.",

@@ -22,11 +22,11 @@ from pipelines.audio import FRAME_BYTES_ULAW, Framer
 from pipelines.session import CallSession
 from providers.base import ProviderError
 from voicex.call_builder import build_parts, emergency_voice
-from voicex.call_records import CallOutcome, finalize_call
 from voicex.context import Services, services
-from voicex.db import Document
-from voicex.instances import INSTANCE_ID
 from voicex.logs import bind_call
+from voicex.store.calls import CallOutcome, finalize_call
+from voicex.store.db import Document
+from voicex.store.instances import INSTANCE_ID
 from voicex.telephony import protocol, tokens
 from voicex.telephony.admission import UNAVAILABLE
 from voicex.telephony.liveness import SEND_BUFFER_BYTES, bound_send_buffers, close_socket, watch_idle

@@ -12,13 +12,13 @@ from bson.errors import InvalidId
 from multidict import MultiDictProxy
 
 from voicex.auth import API_KEY_PATTERN, hash_api_key
-from voicex.call_records import NEVER_CONNECTED, CallOutcome, create_call, finalize_call
 from voicex.context import Services, services
 from voicex.crypto import SecretBox
-from voicex.db import Document
 from voicex.errors import ApiError
 from voicex.logs import bind_call
-from voicex.slots import release_slot
+from voicex.store.calls import NEVER_CONNECTED, CallOutcome, create_call, finalize_call
+from voicex.store.db import Document
+from voicex.store.slots import release_slot
 from voicex.telephony import tokens, twiml
 from voicex.telephony.admission import admit
 from voicex.telephony.signature import public_request_url, public_url_hints, redacted, valid_webhook

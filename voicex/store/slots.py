@@ -14,7 +14,7 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import BulkWriteError
 
-from voicex.db import Database, Document
+from voicex.store.db import Database, Document
 
 LEASE = dt.timedelta(seconds=30)
 _SEEN: dict[ObjectId, int] = {}  # per org, how many slots this process last saw exist: where to search from

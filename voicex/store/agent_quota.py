@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bson import ObjectId
 
-from voicex.db import Database
+from voicex.store.db import Database
 
 
 async def _ensure_counter(db: Database, org_id: ObjectId) -> None:

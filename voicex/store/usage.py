@@ -15,7 +15,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
-from voicex.db import Database
+from voicex.store.db import Database
 
 USAGE_FIELDS = ("calls", "minutes", "tokens", "ttsChars")
 USAGE_SHARDS = 16

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bson import ObjectId
 
-from voicex.db import Database
+from voicex.store.db import Database
 
 FIELD = "customProviderCount"
 

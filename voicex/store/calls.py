@@ -18,11 +18,11 @@ from typing import Any
 from bson import ObjectId
 from pymongo import ReturnDocument
 
-from voicex.db import Database, Document
-from voicex.instances import INSTANCE_ID, dead_instances, forget
-from voicex.retry import FINALIZE, ONCE, RENEWAL, retry
-from voicex.slots import LEASE, release_slot, renew_slots
-from voicex.usage import add_usage
+from voicex.store.db import Database, Document
+from voicex.store.instances import INSTANCE_ID, dead_instances, forget
+from voicex.store.retry import FINALIZE, ONCE, RENEWAL, retry
+from voicex.store.slots import LEASE, release_slot, renew_slots
+from voicex.store.usage import add_usage
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ async def finalize_call(db: Database, call_id: ObjectId, outcome: CallOutcome, e
     the lease) may still be finalized by the process that was really running it, so its transcript is kept.
     Usage is not counted twice.
 
-    Each step is retried while MongoDB is unreachable (``voicex.retry``), so a database restart while calls
+    Each step is retried while MongoDB is unreachable (``voicex.store.retry``), so a database restart while calls
     end loses nothing; the janitor's own ``server_lost`` finalizations are not, its next pass is their retry.
     """
     policy = ONCE if outcome.end_reason == "server_lost" else FINALIZE
@@ -229,7 +229,7 @@ async def _count_usage(db: Database, call: Document) -> None:
 async def reap_lost_calls(db: Database, now: dt.datetime) -> int:
     """Finalize as ``server_lost`` the calls whose process is known dead or whose lease expired.
 
-    Calls of a dead process are reclaimed at once (``voicex.instances``), ending at its last sign of life;
+    Calls of a dead process are reclaimed at once (``voicex.store.instances``), ending at its last sign of life;
     others wait for their lease (one whose stream never connected ends as ``stream_never_connected``). Then
     usage left pending by a crash in the middle of finalizing is counted.
     """

@@ -14,7 +14,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from voicex.db_pool import PoolStats
+from voicex.store.pool import PoolStats
 
 Document = dict[str, Any]
 
@@ -81,7 +81,7 @@ INDEXES: tuple[IndexSpec, ...] = (
 )
 
 # Indexes an earlier version created that now stand in the way: one unique (org, date) usage document per day
-# would refuse the day's other shards (voicex/usage.py).
+# would refuse the day's other shards (voicex/store/usage.py).
 OBSOLETE_INDEXES: tuple[tuple[str, str], ...] = (("usage_daily", "org_date_unique"),)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bson import ObjectId
 
-from voicex.db import Database, Document
+from voicex.store.db import Database, Document
 
 INSTANCE_ID = ObjectId()  # this process; shared by every app it runs (they run the same calls' fate)
 HEARTBEAT_SEC = 5.0
