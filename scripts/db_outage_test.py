@@ -36,7 +36,7 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient
 
 from scripts.twilio_sim import CallConfig, SimulatedCall, percentile
-from voicex.embedded_db import EmbeddedMongo
+from voicex.platform.embedded_db import EmbeddedMongo
 
 RETRY_LINE = "database write failed; retrying"
 ANSWER_TIMEOUT_S = 15.0

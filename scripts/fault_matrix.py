@@ -22,7 +22,7 @@ from tests.loopback.deepgram_server import DeepgramLoopback, Utterance
 from tests.loopback.elevenlabs_server import ElevenLabsServer
 from tests.loopback.openai_server import OpenAILoopback
 from tests.telephony import AUTH_TOKEN
-from voicex.embedded_db import free_port
+from voicex.platform.embedded_db import free_port
 
 CATEGORIES = ("stt", "llm", "tts")
 FAULTS = ("refused", "http_5xx", "http_401", "timeout", "dropped", "garbage")

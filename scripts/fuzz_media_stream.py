@@ -22,8 +22,8 @@ from scripts.media_fuzz import ErrorLog, Target, generate_plans, run_campaign
 from scripts.media_fuzz.bystander import keep_calling
 from scripts.twilio_sim import CallConfig
 from tests.telephony import AUTH_TOKEN, make_line, start_server
+from voicex.platform.settings import load_settings
 from voicex.runtime import Runtime
-from voicex.settings import load_settings
 
 MAX_ROUNDS = 20
 

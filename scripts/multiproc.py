@@ -29,7 +29,7 @@ from bson import ObjectId
 
 from scripts.twilio_sim import TwimlAnswer, inbound_call_params, new_sid, parse_twiml, sign, voice_url
 from scripts.twilio_sim.webhook import post_voice_webhook
-from voicex.embedded_db import EmbeddedMongo, free_port
+from voicex.platform.embedded_db import EmbeddedMongo, free_port
 from voicex.store.db import Database
 
 ROOT = Path(__file__).resolve().parents[1]

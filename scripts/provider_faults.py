@@ -22,8 +22,8 @@ from pathlib import Path
 from scripts.fault_matrix import CATEGORIES, FAULTS, FaultLab, all_cases, question_audio, run_matrix, table
 from tests.factories import make_tenant
 from tests.telephony import start_server
+from voicex.platform.settings import load_settings
 from voicex.runtime import Runtime
-from voicex.settings import load_settings
 
 
 async def matrix(categories: list[str], faults: list[str], concurrency: int, data_dir: Path) -> int:

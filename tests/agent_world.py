@@ -9,7 +9,7 @@ from typing import Any
 from bson import ObjectId
 
 from tests.factories import Tenant, make_tenant
-from voicex.crypto import SecretBox
+from voicex.platform.crypto import SecretBox
 
 AGENTS = "/api/dashboard/agents"
 

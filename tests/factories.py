@@ -10,7 +10,7 @@ from typing import Any
 from bson import ObjectId
 
 from voicex.auth import api_key_prefix, hash_api_key, new_api_key
-from voicex.context import Services
+from voicex.platform.services import Services
 
 _counter = itertools.count(1)
 

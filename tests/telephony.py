@@ -17,8 +17,8 @@ from scripts.twilio_sim import CallerAudio, caller_audio, synthesize
 from scripts.twilio_sim.caller_audio import ULAW_SILENCE_FRAME
 from tests.factories import Tenant, make_tenant
 from voicex.app import create_app
-from voicex.context import Services
-from voicex.embedded_db import free_port
+from voicex.platform.embedded_db import free_port
+from voicex.platform.services import Services
 
 AUTH_TOKEN = "twilio-test-auth-token-0123456789"
 _numbers = itertools.count(1000)

@@ -11,7 +11,7 @@ from providers.elevenlabs_tts import ElevenLabsTTS
 from tests.agent_world import AGENTS, add_provider, fetch, make_world
 from voicex.agent_migration import SCHEMA_VERSION, migrate, migrate_agent, migrate_thresholds
 from voicex.call_builder import build_parts, turn_settings
-from voicex.crypto import SecretBox
+from voicex.platform.crypto import SecretBox
 
 V1_THRESHOLDS = {
     "endpointingMs": 450,  # version 1: the caller silence that ended the turn

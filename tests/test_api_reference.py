@@ -25,7 +25,7 @@ from scripts.twilio_sim import CallConfig, SimulatedCall
 from tests.agent_world import SERVER_KEYS
 from tests.telephony import AUTH_TOKEN, call_params, parse_twiml, post_signed, spoken, with_pause
 from voicex.admin import create_platform_admin
-from voicex.context import Services
+from voicex.platform.services import Services
 
 pytestmark = pytest.mark.scripted_providers
 

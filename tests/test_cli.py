@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.voicex_process import VOICEX, clean_env, run
 from voicex import __version__
-from voicex.embedded_db import free_port
+from voicex.platform.embedded_db import free_port
 
 
 def test_version_and_help() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pymongo.errors import DuplicateKeyError
 
-from voicex.embedded_db import EmbeddedMongo
-from voicex.errors import EmbeddedDatabaseError
+from voicex.platform.embedded_db import EmbeddedMongo
+from voicex.platform.errors import EmbeddedDatabaseError
 from voicex.store.db import INDEXES, Database
 
 

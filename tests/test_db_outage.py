@@ -21,9 +21,9 @@ from bson import ObjectId
 from scripts.db_outage_test import RETRY_LINE, DbOutage, Target, scenario, verify
 from scripts.twilio_sim import synthesize
 from tests.telephony import AUTH_TOKEN, Line, make_line, start_server
-from voicex.embedded_db import EmbeddedMongo, free_port
+from voicex.platform.embedded_db import EmbeddedMongo, free_port
+from voicex.platform.settings import load_settings
 from voicex.runtime import Runtime
-from voicex.settings import load_settings
 from voicex.store.usage import add_usage
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="the caller's speech needs espeak-ng")

@@ -7,9 +7,9 @@ import importlib.util
 
 import pytest
 
-from voicex.errors import SettingsError
+from voicex.platform.errors import SettingsError
+from voicex.platform.settings import load_settings
 from voicex.serve import loop_factory
-from voicex.settings import load_settings
 
 HAVE_UVLOOP = importlib.util.find_spec("uvloop") is not None
 

@@ -10,11 +10,11 @@ import json
 import subprocess
 import sys
 
-from voicex.heap import FULL_COLLECTION_AFTER
+from voicex.platform.gc_tuning import FULL_COLLECTION_AFTER
 
 CHILD = """
 import gc, json
-import voicex.heap as gc_tuning
+import voicex.platform.gc_tuning as gc_tuning
 
 startup = [{"module state": i} for i in range(5000)]
 gc_tuning.settle()

@@ -19,13 +19,13 @@ import pytest
 from scripts.twilio_sim import CallConfig, SimulatedCall, synthesize
 from tests.telephony import AUTH_TOKEN, make_line, post_signed
 from tests.voicex_process import clean_env, start_serve
-from voicex.errors import SettingsError
-from voicex.logs import OWN_LOGGERS, configure_logging
-from voicex.settings import load_settings
+from voicex.platform.errors import SettingsError
+from voicex.platform.logs import OWN_LOGGERS, configure_logging
+from voicex.platform.settings import load_settings
 
 
 class Capture:
-    """The server's own log set-up (voicex.logs.configure_logging) writing into a buffer."""
+    """The server's own log set-up (voicex.platform.logs.configure_logging) writing into a buffer."""
 
     def __init__(self) -> None:
         self.buffer = io.StringIO()

@@ -10,9 +10,9 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from voicex.errors import SettingsError
-from voicex.metrics import _FAST_BUCKETS, HotHistogram, Metrics
-from voicex.settings import load_settings
+from voicex.platform.errors import SettingsError
+from voicex.platform.metrics import _FAST_BUCKETS, HotHistogram, Metrics
+from voicex.platform.settings import load_settings
 
 
 def test_the_per_frame_histogram_scrapes_exactly_like_a_prometheus_histogram() -> None:

@@ -20,7 +20,7 @@ import voicex.api.auth
 from tests.factories import make_tenant
 from tests.raw_stream import RawStream, server_frames, start_message
 from tests.telephony import AUTH_TOKEN, call_params, make_line, parse_twiml, post_signed
-from voicex.crypto import SecretBox
+from voicex.platform.crypto import SecretBox
 from voicex.telephony import tokens
 
 pytestmark = pytest.mark.scripted_providers

@@ -11,8 +11,8 @@ import pytest
 
 from pipelines.turn_settings import TurnSettings
 from voicex.catalog import load_catalog
-from voicex.errors import ConfigError, SettingsError
-from voicex.settings import ensure_secrets, load_settings
+from voicex.platform.errors import ConfigError, SettingsError
+from voicex.platform.settings import ensure_secrets, load_settings
 
 REPO_CONFIG = Path(__file__).resolve().parent.parent / "config"
 

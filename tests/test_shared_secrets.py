@@ -10,7 +10,7 @@ from pathlib import Path
 from pymongo import MongoClient
 
 from tests.voicex_process import clean_env, http, run, start_serve
-from voicex.settings import load_settings
+from voicex.platform.settings import load_settings
 from voicex.shared_secrets import differing, new_record
 
 JWT = "j" * 48

@@ -12,8 +12,8 @@ from bson import ObjectId
 import providers.local as local_stack
 from tests.voicex_process import clean_env, start_serve
 from voicex.demo import ensure_demo_tenant
+from voicex.platform.settings import load_settings
 from voicex.runtime import Runtime
-from voicex.settings import load_settings
 from voicex.warmup import local_models_in_use
 
 needs_local = pytest.mark.skipif(not local_stack.installed(), reason="the local extra is not installed")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from voicex.embedded_db import free_port
+from voicex.platform.embedded_db import free_port
 
 VOICEX = [sys.executable, "-m", "voicex"]
 

@@ -6,8 +6,8 @@ import datetime as dt
 
 from pymongo.errors import DuplicateKeyError
 
-from voicex.errors import VoicexError
-from voicex.passwords import check_password, hash_password, normalize_email
+from voicex.platform.errors import VoicexError
+from voicex.platform.passwords import check_password, hash_password, normalize_email
 from voicex.store.db import Database, Document
 
 

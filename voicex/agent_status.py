@@ -15,9 +15,9 @@ from typing import Literal
 from bson import ObjectId
 
 from voicex.catalog import CATEGORIES, Catalog, CredentialField, Plan
-from voicex.context import Services
 from voicex.global_providers import global_credentials
-from voicex.settings import Settings
+from voicex.platform.services import Services
+from voicex.platform.settings import Settings
 from voicex.store.db import Document
 from voicex.store.usage import minutes_used_this_month
 

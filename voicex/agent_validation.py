@@ -24,8 +24,8 @@ from voicex.agent_schemas import (
     AgentTtsConfig,
 )
 from voicex.catalog import CATEGORIES, Catalog, Category, Knob, Plan
-from voicex.errors import ApiError, bad_request, conflict, describe_validation_error, forbidden
-from voicex.ids import body_id
+from voicex.platform.errors import ApiError, bad_request, conflict, describe_validation_error, forbidden
+from voicex.platform.ids import body_id
 from voicex.store.db import Database, Document
 
 # --- merging ----------------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from voicex.api import (
     usage,
 )
 from voicex.auth import auth_middleware
-from voicex.context import SERVICES, Services
 from voicex.cors import cors_middleware
 from voicex.janitor import janitor_ctx
 from voicex.looplag import loop_lag_ctx
@@ -34,6 +33,7 @@ from voicex.middleware import (
     observe_middleware,
     quiet_parser_errors,
 )
+from voicex.platform.services import SERVICES, Services
 from voicex.ratelimit import ip_rate_limit_middleware, principal_rate_limit_middleware
 from voicex.telephony import stream, webhooks
 

@@ -20,9 +20,9 @@ from bson import ObjectId
 from bson.errors import InvalidId
 
 from voicex.catalog import Plan
-from voicex.context import services
-from voicex.errors import forbidden, unauthorized
 from voicex.middleware import Handler
+from voicex.platform.errors import forbidden, unauthorized
+from voicex.platform.services import services
 from voicex.store.db import Document
 
 log = logging.getLogger(__name__)

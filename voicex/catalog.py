@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from providers.urls import is_path_segment
-from voicex.errors import ConfigError, hinted
+from voicex.platform.errors import ConfigError, hinted
 
 BCP47 = hinted(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", "use a BCP 47 language tag, like en-US")
 

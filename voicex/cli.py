@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from voicex import __version__
-from voicex.errors import VoicexError
-from voicex.logs import configure_logging
-from voicex.settings import Settings, load_settings
+from voicex.platform.errors import VoicexError
+from voicex.platform.logs import configure_logging
+from voicex.platform.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # the command's start stays light: --version imports no aiohttp
-    from voicex.context import Services
+    from voicex.platform.services import Services
 
 EPILOG = """\
 Settings come from VOICEX_* environment variables; see README.md.

@@ -24,13 +24,13 @@ import providers.local as local_stack
 from voicex.admin import create_platform_admin
 from voicex.app import create_app
 from voicex.auth import api_key_prefix, hash_api_key, new_api_key
-from voicex.context import Services
-from voicex.crypto import SecretBox
-from voicex.embedded_db import free_port
-from voicex.errors import VoicexError
-from voicex.passwords import hash_password
+from voicex.platform.crypto import SecretBox
+from voicex.platform.embedded_db import free_port
+from voicex.platform.errors import VoicexError
+from voicex.platform.passwords import hash_password
+from voicex.platform.services import Services
+from voicex.platform.settings import Settings
 from voicex.runtime import Runtime
-from voicex.settings import Settings
 from voicex.store.db import Document
 
 DEMO_ORG = "Voicex Demo"

@@ -15,7 +15,7 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from voicex.catalog import Catalog, Category, ProviderType, catalog_models
-from voicex.settings import Settings
+from voicex.platform.settings import Settings
 from voicex.store.db import Database, Document
 
 log = logging.getLogger(__name__)

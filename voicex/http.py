@@ -9,7 +9,7 @@ import orjson
 from aiohttp import web
 from bson import ObjectId
 
-from voicex.errors import ApiError
+from voicex.platform.errors import ApiError
 
 
 def _default(value: Any) -> Any:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from voicex.context import SERVICES
+from voicex.platform.services import SERVICES
 from voicex.store.calls import reap_lost_calls
 from voicex.store.db import Database
 from voicex.store.instances import HEARTBEAT_SEC, heartbeat, retire

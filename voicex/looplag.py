@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from prometheus_client import Histogram
 
-from voicex.context import SERVICES
+from voicex.platform.services import SERVICES
 
 INTERVAL_SEC = 0.1
 

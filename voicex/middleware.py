@@ -18,10 +18,10 @@ import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from voicex.errors import ApiError
 from voicex.http import error_response
-from voicex.logs import CallIds, call_ids_var, request_id_var
-from voicex.metrics import Metrics
+from voicex.platform.errors import ApiError
+from voicex.platform.logs import CallIds, call_ids_var, request_id_var
+from voicex.platform.metrics import Metrics
 
 log = logging.getLogger("voicex.http")
 access_log = logging.getLogger("voicex.access")
@@ -101,7 +101,7 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
     request_id = incoming if _INCOMING_ID.match(incoming) else uuid.uuid4().hex
     request[REQUEST_ID_KEY] = request_id
     token = request_id_var.set(request_id)
-    call_token = call_ids_var.set(CallIds())  # a Twilio handler fills it in (voicex.logs.bind_call)
+    call_token = call_ids_var.set(CallIds())  # a Twilio handler fills it in (voicex.platform.logs.bind_call)
     started = time.perf_counter()
     status = 500
     response: web.StreamResponse | None = None

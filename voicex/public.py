@@ -7,7 +7,7 @@ from typing import Any
 
 from voicex.catalog import Catalog, Plan
 from voicex.global_providers import credentials_set
-from voicex.settings import Settings
+from voicex.platform.settings import Settings
 from voicex.store.db import Document
 
 

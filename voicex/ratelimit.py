@@ -17,9 +17,9 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from voicex.auth import AUTH_KEY
-from voicex.context import services
-from voicex.errors import ApiError
 from voicex.middleware import Handler
+from voicex.platform.errors import ApiError
+from voicex.platform.services import services
 from voicex.store.db import Database
 
 log = logging.getLogger(__name__)

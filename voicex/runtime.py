@@ -8,12 +8,12 @@ from typing import Literal
 
 from voicex.agent_migration import migrate
 from voicex.catalog import load_catalog
-from voicex.context import Services
-from voicex.embedded_db import EmbeddedMongo
-from voicex.errors import SetupError, VoicexError
 from voicex.global_providers import sync_global_providers
-from voicex.metrics import Metrics
-from voicex.settings import Settings, ensure_secrets
+from voicex.platform.embedded_db import EmbeddedMongo
+from voicex.platform.errors import SetupError, VoicexError
+from voicex.platform.metrics import Metrics
+from voicex.platform.services import Services
+from voicex.platform.settings import Settings, ensure_secrets
 from voicex.shared_secrets import check_shared_secrets, generated_secrets
 from voicex.store.db import Database
 

@@ -12,11 +12,11 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-import voicex.heap as gc_tuning
+import voicex.platform.gc_tuning as gc_tuning
 from voicex.app import create_app
-from voicex.errors import SettingsError, SetupError
+from voicex.platform.errors import SettingsError, SetupError
+from voicex.platform.settings import Settings
 from voicex.runtime import Runtime
-from voicex.settings import Settings
 from voicex.warmup import warm_local_models
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ import socket
 
 from pymongo.errors import DuplicateKeyError
 
-from voicex.errors import SetupError
-from voicex.settings import Settings
+from voicex.platform.errors import SetupError
+from voicex.platform.settings import Settings
 from voicex.store.db import Database, Document
 
 RECORD_ID = "sharedSecrets"  # its _id in the ``platform`` collection
@@ -98,5 +98,5 @@ async def check_shared_secrets(db: Database, settings: Settings, generated: set[
 
 
 def generated_secrets(settings: Settings) -> set[str]:
-    """The secret variables unset in ``settings`` (before :func:`voicex.settings.ensure_secrets` fills them)."""
+    """The secret variables unset in ``settings`` (before ``ensure_secrets`` fills them)."""
     return {variable for attribute, variable in SECRETS.values() if getattr(settings, attribute) is None}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from voicex.settings import Settings
+from voicex.platform.settings import Settings
 from voicex.store.db import Database
 
 log = logging.getLogger(__name__)

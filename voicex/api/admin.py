@@ -11,10 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import MAX_SKIP, OrganizationOut, Page
-from voicex.context import services
-from voicex.errors import bad_request, not_found
 from voicex.http import json_response
-from voicex.ids import path_id
+from voicex.platform.errors import bad_request, not_found
+from voicex.platform.ids import path_id
+from voicex.platform.services import services
 from voicex.public import public_org
 
 routes = web.RouteTableDef()

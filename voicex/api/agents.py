@@ -31,10 +31,10 @@ from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import Deleted, Out
 from voicex.auth import auth
 from voicex.catalog import Plan
-from voicex.context import Services, services
-from voicex.errors import bad_request, conflict, forbidden, not_found
 from voicex.http import json_response
-from voicex.ids import path_id
+from voicex.platform.errors import bad_request, conflict, forbidden, not_found
+from voicex.platform.ids import path_id
+from voicex.platform.services import Services, services
 from voicex.public import public_agent
 from voicex.store.agent_quota import claim_agent_slot, release_agent_slot
 

@@ -13,10 +13,10 @@ from pymongo.errors import DuplicateKeyError
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import OrganizationOut, Out, UserOut
 from voicex.auth import auth, issue_jwt
-from voicex.context import services
-from voicex.errors import conflict, unauthorized
 from voicex.http import json_response
-from voicex.passwords import MIN_PASSWORD_LENGTH, hash_password, normalize_email, verify_password
+from voicex.platform.errors import conflict, unauthorized
+from voicex.platform.passwords import MIN_PASSWORD_LENGTH, hash_password, normalize_email, verify_password
+from voicex.platform.services import services
 from voicex.public import public_org, public_user
 from voicex.ratelimit import hit, signin_limit, too_many
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from voicex.errors import ApiError
+from voicex.platform.errors import ApiError
 
 # The files the page loads, with their content types.
 ASSETS = {

@@ -11,10 +11,10 @@ from aiohttp_pydantic.oas.typing import r200, r503
 from pydantic import BaseModel, Field
 
 from voicex.api.openapi import endpoint
-from voicex.context import services
-from voicex.errors import ApiError
 from voicex.http import json_response
-from voicex.metrics import CONTENT_TYPE
+from voicex.platform.errors import ApiError
+from voicex.platform.metrics import CONTENT_TYPE
+from voicex.platform.services import services
 
 routes = web.RouteTableDef()
 

@@ -12,10 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import OrganizationOut, PlanOut
 from voicex.auth import auth
-from voicex.context import services
-from voicex.crypto import SecretBox
-from voicex.errors import bad_request, hinted
 from voicex.http import json_response
+from voicex.platform.crypto import SecretBox
+from voicex.platform.errors import bad_request, hinted
+from voicex.platform.services import services
 from voicex.public import public_org, public_plan
 
 routes = web.RouteTableDef()

@@ -16,8 +16,8 @@ from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.providers import visible_provider
 from voicex.auth import auth
 from voicex.call_builder import provider_credentials
-from voicex.context import services
 from voicex.http import json_response
+from voicex.platform.services import services
 
 routes = web.RouteTableDef()
 

@@ -22,11 +22,11 @@ from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import Deleted, Out
 from voicex.auth import auth
 from voicex.catalog import Catalog, Category, ProviderType, catalog_models
-from voicex.context import Services, services
-from voicex.crypto import SecretBox
-from voicex.errors import bad_request, conflict, forbidden, not_found
 from voicex.http import json_response
-from voicex.ids import path_id
+from voicex.platform.crypto import SecretBox
+from voicex.platform.errors import bad_request, conflict, forbidden, not_found
+from voicex.platform.ids import path_id
+from voicex.platform.services import Services, services
 from voicex.public import public_provider
 from voicex.store.db import Document
 from voicex.store.provider_quota import claim_provider_slot, release_provider_slot

@@ -12,8 +12,8 @@ from pydantic import Field
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import Out
 from voicex.auth import auth
-from voicex.context import services
 from voicex.http import json_response
+from voicex.platform.services import services
 from voicex.store.usage import USAGE_FIELDS, day_key
 
 routes = web.RouteTableDef()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from bson import ObjectId
 
 from voicex.agent_status import load_status, plan_of
-from voicex.context import Services
+from voicex.platform.services import Services
 from voicex.store.db import Document
 from voicex.store.slots import claim_slot
 

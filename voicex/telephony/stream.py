@@ -22,8 +22,8 @@ from pipelines.audio import FRAME_BYTES_ULAW, Framer
 from pipelines.session import CallSession
 from providers.base import ProviderError
 from voicex.call_builder import build_parts, emergency_voice
-from voicex.context import Services, services
-from voicex.logs import bind_call
+from voicex.platform.logs import bind_call
+from voicex.platform.services import Services, services
 from voicex.store.calls import CallOutcome, finalize_call
 from voicex.store.db import Document
 from voicex.store.instances import INSTANCE_ID

@@ -12,10 +12,10 @@ from bson.errors import InvalidId
 from multidict import MultiDictProxy
 
 from voicex.auth import API_KEY_PATTERN, hash_api_key
-from voicex.context import Services, services
-from voicex.crypto import SecretBox
-from voicex.errors import ApiError
-from voicex.logs import bind_call
+from voicex.platform.crypto import SecretBox
+from voicex.platform.errors import ApiError
+from voicex.platform.logs import bind_call
+from voicex.platform.services import Services, services
 from voicex.store.calls import NEVER_CONNECTED, CallOutcome, create_call, finalize_call
 from voicex.store.db import Document
 from voicex.store.slots import release_slot

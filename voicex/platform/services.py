@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from voicex.catalog import Catalog
-from voicex.metrics import Metrics
-from voicex.settings import Settings
+from voicex.platform.metrics import Metrics
+from voicex.platform.settings import Settings
 from voicex.store.calls import LeaseRenewer
 from voicex.store.db import Database
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bson import ObjectId
 from bson.errors import InvalidId
 
-from voicex.errors import bad_request, not_found
+from voicex.platform.errors import bad_request, not_found
 
 
 def path_id(value: str, what: str) -> ObjectId:

@@ -15,12 +15,12 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from voicex.data_dir import unusable_data_dir
-from voicex.errors import SettingsError, describe_problem, hinted
+from voicex.platform.data_dir import unusable_data_dir
+from voicex.platform.errors import SettingsError, describe_problem, hinted
 
 ENV_PREFIX = "VOICEX_"
 _LEVELS = hinted(r"^(DEBUG|INFO|WARNING|ERROR)$", "use DEBUG, INFO, WARNING or ERROR")
-_REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+_REPO_CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"  # voicex/platform/ → the checkout
 
 
 def _default_config_dir() -> Path:

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from cryptography.fernet import Fernet, InvalidToken
 
-from voicex.errors import VoicexError
+from voicex.platform.errors import VoicexError
 
 
 class SecretBox:

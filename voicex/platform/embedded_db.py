@@ -21,8 +21,8 @@ from pathlib import Path
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from voicex.data_dir import unusable_data_dir
-from voicex.errors import EmbeddedDatabaseError
+from voicex.platform.data_dir import unusable_data_dir
+from voicex.platform.errors import EmbeddedDatabaseError
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from voicex.errors import SetupError
+from voicex.platform.errors import SetupError
 
 
 def file_in_the_way(path: Path) -> Path | None:
