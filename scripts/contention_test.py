@@ -26,7 +26,7 @@ from typing import Any
 import aiohttp
 
 from scripts.multiproc import Cluster, ServerProcess, new_call_sid
-from voicex.catalog import load_catalog
+from voicex.catalog.config import load_catalog
 
 # The plan every race runs on, with its limits from config/plans.yaml (what the servers enforce).
 PLAN = load_catalog(Path(__file__).resolve().parents[1] / "config").plans["starter"]

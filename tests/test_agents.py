@@ -9,7 +9,7 @@ from bson import ObjectId
 from openapi_spec_validator import validate
 
 from tests.agent_world import AGENTS, add_provider, body, create, fetch, make_world
-from voicex.agent_schemas import AGENT_KNOBS
+from voicex.agents.schemas import AGENT_KNOBS
 from voicex.store.agent_quota import claim_agent_slot, release_agent_slot
 
 # --- create -----------------------------------------------------------------------------------------

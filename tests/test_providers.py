@@ -9,8 +9,8 @@ from bson import ObjectId
 from openapi_spec_validator import validate
 
 from tests.factories import make_tenant
-from voicex.catalog import load_catalog
-from voicex.global_providers import prune_global_providers, sync_global_providers
+from voicex.catalog.config import load_catalog
+from voicex.catalog.global_providers import prune_global_providers, sync_global_providers
 from voicex.platform.crypto import SecretBox
 
 SECRET = "sk-very-secret-test-key-0123456789"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.turn_settings import TurnSettings
-from voicex.catalog import load_catalog
+from voicex.catalog.config import load_catalog
 from voicex.platform.errors import ConfigError, SettingsError
 from voicex.platform.settings import ensure_secrets, load_settings
 

@@ -14,8 +14,8 @@ from typing import Literal
 
 from bson import ObjectId
 
-from voicex.catalog import CATEGORIES, Catalog, CredentialField, Plan
-from voicex.global_providers import global_credentials
+from voicex.catalog.config import CATEGORIES, Catalog, CredentialField, Plan
+from voicex.catalog.global_providers import global_credentials
 from voicex.platform.services import Services
 from voicex.platform.settings import Settings
 from voicex.store.db import Document

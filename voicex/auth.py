@@ -19,7 +19,7 @@ from aiohttp import web
 from bson import ObjectId
 from bson.errors import InvalidId
 
-from voicex.catalog import Plan
+from voicex.catalog.config import Plan
 from voicex.middleware import Handler
 from voicex.platform.errors import forbidden, unauthorized
 from voicex.platform.services import services

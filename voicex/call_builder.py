@@ -23,7 +23,7 @@ from pipelines.vad import Vad, make_vad
 from providers.base import LLMOptions, LLMProvider, ProviderError, STTProvider, TTSOptions, TTSProvider
 from providers.registry import build
 from voicex.agent_status import plan_of
-from voicex.global_providers import global_credentials
+from voicex.catalog.global_providers import global_credentials
 from voicex.platform.crypto import SecretBox
 from voicex.platform.services import Services
 from voicex.store.db import Document

@@ -109,7 +109,7 @@ async def _reset_password(args: argparse.Namespace, services: Services) -> int:
 
 
 async def _prune_providers(args: argparse.Namespace, services: Services) -> int:
-    from voicex.global_providers import agents_using, prune_global_providers
+    from voicex.catalog.global_providers import agents_using, prune_global_providers
 
     settings = services.settings
     basis = (

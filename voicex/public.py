@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from voicex.catalog import Catalog, Plan
-from voicex.global_providers import credentials_set
+from voicex.catalog.config import Catalog, Plan
+from voicex.catalog.global_providers import credentials_set
 from voicex.platform.settings import Settings
 from voicex.store.db import Document
 

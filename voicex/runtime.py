@@ -6,9 +6,9 @@ import asyncio
 import logging
 from typing import Literal
 
-from voicex.agent_migration import migrate
-from voicex.catalog import load_catalog
-from voicex.global_providers import sync_global_providers
+from voicex.agents.migration import migrate
+from voicex.catalog.config import load_catalog
+from voicex.catalog.global_providers import sync_global_providers
 from voicex.platform.embedded_db import EmbeddedMongo
 from voicex.platform.errors import SetupError, VoicexError
 from voicex.platform.metrics import Metrics

@@ -36,7 +36,7 @@ from pipelines.turn_settings import TurnSettings
 from pipelines.vad import make_vad
 from scripts.turn_quality.metrics import Outcome, check_targets, judge, summarize
 from scripts.turn_quality.synth import read_wav
-from voicex.catalog import TurnTakingFile
+from voicex.catalog.config import TurnTakingFile
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config" / "turn_taking.yaml"

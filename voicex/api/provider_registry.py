@@ -14,7 +14,7 @@ from pydantic import Field
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.providers import ProviderModelOut, SettingValue
 from voicex.api.schemas import Out
-from voicex.catalog import Category, ProviderType
+from voicex.catalog.config import Category, ProviderType
 from voicex.http import json_response
 from voicex.platform.services import services
 

@@ -16,12 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pymongo.errors import DuplicateKeyError
 
 from providers.urls import is_path_segment
-from voicex.agent_migration import SCHEMA_VERSION
-from voicex.agent_schemas import Language
+from voicex.agents.migration import SCHEMA_VERSION
+from voicex.agents.schemas import Language
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import Deleted, Out
 from voicex.auth import auth
-from voicex.catalog import Catalog, Category, ProviderType, catalog_models
+from voicex.catalog.config import Catalog, Category, ProviderType, catalog_models
 from voicex.http import json_response
 from voicex.platform.crypto import SecretBox
 from voicex.platform.errors import bad_request, conflict, forbidden, not_found

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from voicex.catalog import Catalog
+from voicex.catalog.config import Catalog
 from voicex.platform.metrics import Metrics
 from voicex.platform.settings import Settings
 from voicex.store.calls import LeaseRenewer

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from voicex.catalog import BCP47
+from voicex.catalog.config import BCP47
 from voicex.platform.errors import hinted
 
 E164 = hinted(r"^\+[1-9]\d{6,14}$", "use E.164, like +14155550123")

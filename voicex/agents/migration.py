@@ -23,7 +23,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from voicex.catalog import Catalog
+from voicex.catalog.config import Catalog
 from voicex.store.db import Database, Document
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Create and PATCH share one path: a PATCH is merged into the stored agent (nested objects key by key) and the
 result is validated exactly like a new agent, so no sequence of PATCHes can reach a state a create refuses.
-Shapes and fixed ranges live in the pydantic models (voicex/agent_schemas.py); turn-taking ranges come from
+Shapes and fixed ranges live in the pydantic models (voicex/agents/schemas.py); turn-taking ranges come from
 config/turn_taking.yaml; plan limits and model gating from the catalog. Everything here is pure except
 :func:`build_agent`, which reads the referenced providers (one query) and the org's other agents' numbers.
 """
@@ -14,8 +14,8 @@ from typing import Any
 from bson import ObjectId
 from pydantic import BaseModel, ValidationError
 
-from voicex.agent_migration import SCHEMA_VERSION
-from voicex.agent_schemas import (
+from voicex.agents.migration import SCHEMA_VERSION
+from voicex.agents.schemas import (
     AGENT_KNOBS,
     AgentIn,
     AgentLlmConfig,
@@ -23,7 +23,7 @@ from voicex.agent_schemas import (
     AgentThresholds,
     AgentTtsConfig,
 )
-from voicex.catalog import CATEGORIES, Catalog, Category, Knob, Plan
+from voicex.catalog.config import CATEGORIES, Catalog, Category, Knob, Plan
 from voicex.platform.errors import ApiError, bad_request, conflict, describe_validation_error, forbidden
 from voicex.platform.ids import body_id
 from voicex.store.db import Database, Document
@@ -274,7 +274,7 @@ def agent_fields(
         "phoneNumbers": list(agent.phoneNumbers),
         "active": agent.active,
         "fallbacks": check_fallbacks(agent, providers, org_id, plan, catalog),
-        "schemaVersion": SCHEMA_VERSION,  # the field meanings of voicex/agent_migration.py's version 2
+        "schemaVersion": SCHEMA_VERSION,  # the field meanings of voicex/agents/migration.py's version 2
     }
 
 

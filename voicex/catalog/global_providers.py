@@ -14,7 +14,7 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from voicex.catalog import Catalog, Category, ProviderType, catalog_models
+from voicex.catalog.config import Catalog, Category, ProviderType, catalog_models
 from voicex.platform.settings import Settings
 from voicex.store.db import Database, Document
 
