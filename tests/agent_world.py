@@ -46,7 +46,7 @@ async def add_provider(services, org_id: ObjectId | None, category: str, key: st
 
 
 # The vendor keys the server was started with: without them its global providers could not authenticate
-# (agents on them are paused, voicex/agent_status.py).
+# (agents on them are paused, voicex/calls/status.py).
 SERVER_KEYS = {
     "openai_api_key": "sk-global-test",
     "deepgram_api_key": "dg-global-test",

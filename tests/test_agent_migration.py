@@ -10,7 +10,7 @@ from pipelines.fallback import FallbackTTS
 from providers.elevenlabs_tts import ElevenLabsTTS
 from tests.agent_world import AGENTS, add_provider, fetch, make_world
 from voicex.agents.migration import SCHEMA_VERSION, migrate, migrate_agent, migrate_thresholds
-from voicex.call_builder import build_parts, turn_settings
+from voicex.calls.builder import build_parts, turn_settings
 from voicex.platform.crypto import SecretBox
 
 V1_THRESHOLDS = {

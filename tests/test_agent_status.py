@@ -7,7 +7,7 @@ import datetime as dt
 from bson import ObjectId
 
 from tests.agent_world import AGENTS, World, create, fetch, make_world
-from voicex.agent_status import compute_status
+from voicex.calls.status import compute_status
 from voicex.store.usage import day_key
 
 # --- status -----------------------------------------------------------------------------------------

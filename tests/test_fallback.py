@@ -105,9 +105,9 @@ async def test_stt_sessions_of_a_chain_get_the_calls_endpointing_also_after_a_fa
     await second.close()
 
 
-
 @pytest.mark.parametrize(
-    ("chain_type", "provider_type"), [(FallbackLLM, ScriptedLLM), (FallbackTTS, ScriptedTTS), (FallbackSTT, ScriptedSTT)]
+    ("chain_type", "provider_type"),
+    [(FallbackLLM, ScriptedLLM), (FallbackTTS, ScriptedTTS), (FallbackSTT, ScriptedSTT)],
 )
 async def test_a_chain_closes_every_provider_when_one_fails_to_close(
     chain_type: type, provider_type: type, caplog: pytest.LogCaptureFixture

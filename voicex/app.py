@@ -23,8 +23,8 @@ from voicex.api import (
     usage,
 )
 from voicex.auth import auth_middleware
+from voicex.calls.janitor import janitor_ctx
 from voicex.cors import cors_middleware
-from voicex.janitor import janitor_ctx
 from voicex.looplag import loop_lag_ctx
 from voicex.middleware import (
     METRICS_KEY,

@@ -129,7 +129,7 @@ _AGENT_FIELDS = (
 
 
 def public_agent(agent: Document, status: str, pause_reason: str | None) -> dict[str, Any]:
-    """An agent with its server-computed status (see voicex/agent_status.py); agents hold no secrets."""
+    """An agent with its server-computed status (see voicex/calls/status.py); agents hold no secrets."""
     data = {"_id": agent["_id"], **{name: agent.get(name) for name in _AGENT_FIELDS}}
     data["fallbacks"] = agent.get("fallbacks") or {"llm": [], "tts": [], "stt": []}
     data["status"] = status

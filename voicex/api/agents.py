@@ -1,6 +1,6 @@
 """Voice agents (``/api/dashboard/agents``): CRUD, each agent returned with its server-computed status.
 
-Validation lives in voicex/agents/validation.py, the status rule in voicex/agent_status.py and the maxAgents
+Validation lives in voicex/agents/validation.py, the status rule in voicex/calls/status.py and the maxAgents
 counter in voicex/store/agent_quota.py; this file only wires them to HTTP. Every query is scoped by the caller's
 org, so another org's agent is a 404.
 """
@@ -16,7 +16,6 @@ from bson import ObjectId
 from pydantic import Field
 from pymongo.errors import DuplicateKeyError
 
-from voicex.agent_status import load_status, load_statuses
 from voicex.agents.schemas import (
     AgentFallbacks,
     AgentIn,
@@ -30,6 +29,7 @@ from voicex.agents.validation import build_agent, merge_patch, parse_agent, stor
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import Deleted, Out
 from voicex.auth import auth
+from voicex.calls.status import load_status, load_statuses
 from voicex.catalog.config import Plan
 from voicex.http import json_response
 from voicex.platform.errors import bad_request, conflict, forbidden, not_found

@@ -15,7 +15,7 @@ from providers.registry import build
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.providers import visible_provider
 from voicex.auth import auth
-from voicex.call_builder import provider_credentials
+from voicex.calls.builder import provider_credentials
 from voicex.http import json_response
 from voicex.platform.services import services
 

@@ -21,14 +21,14 @@ from pipelines.announce import Announcement
 from pipelines.audio import FRAME_BYTES_ULAW, Framer
 from pipelines.session import CallSession
 from providers.base import ProviderError
-from voicex.call_builder import build_parts, emergency_voice
+from voicex.calls.admission import UNAVAILABLE
+from voicex.calls.builder import build_parts, emergency_voice
 from voicex.platform.logs import bind_call
 from voicex.platform.services import Services, services
 from voicex.store.calls import CallOutcome, finalize_call
 from voicex.store.db import Document
 from voicex.store.instances import INSTANCE_ID
 from voicex.telephony import protocol, tokens
-from voicex.telephony.admission import UNAVAILABLE
 from voicex.telephony.liveness import SEND_BUFFER_BYTES, bound_send_buffers, close_socket, watch_idle
 from voicex.telephony.signature import public_url_hints, valid_upgrade
 from voicex.telephony.sink import TwilioSink

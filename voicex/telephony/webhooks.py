@@ -12,6 +12,7 @@ from bson.errors import InvalidId
 from multidict import MultiDictProxy
 
 from voicex.auth import API_KEY_PATTERN, hash_api_key
+from voicex.calls.admission import admit
 from voicex.platform.crypto import SecretBox
 from voicex.platform.errors import ApiError
 from voicex.platform.logs import bind_call
@@ -20,7 +21,6 @@ from voicex.store.calls import NEVER_CONNECTED, CallOutcome, create_call, finali
 from voicex.store.db import Document
 from voicex.store.slots import release_slot
 from voicex.telephony import tokens, twiml
-from voicex.telephony.admission import admit
 from voicex.telephony.signature import public_request_url, public_url_hints, redacted, valid_webhook
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from pipelines.turn_settings import TurnSettings
 from pipelines.vad import Vad, make_vad
 from providers.base import LLMOptions, LLMProvider, ProviderError, STTProvider, TTSOptions, TTSProvider
 from providers.registry import build
-from voicex.agent_status import plan_of
+from voicex.calls.status import plan_of
 from voicex.catalog.global_providers import global_credentials
 from voicex.platform.crypto import SecretBox
 from voicex.platform.services import Services

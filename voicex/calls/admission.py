@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from bson import ObjectId
 
-from voicex.agent_status import load_status, plan_of
+from voicex.calls.status import load_status, plan_of
 from voicex.platform.services import Services
 from voicex.store.db import Document
 from voicex.store.slots import claim_slot
