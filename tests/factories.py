@@ -9,7 +9,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from voicex.auth import api_key_prefix, hash_api_key, new_api_key
+from voicex.web.auth import api_key_prefix, hash_api_key, new_api_key
 from voicex.platform.services import Services
 
 _counter = itertools.count(1)

@@ -9,7 +9,7 @@ from bson import ObjectId
 
 from tests.factories import make_tenant
 from voicex.api.api_keys import MAX_API_KEYS_PER_ORG
-from voicex.auth import hash_api_key
+from voicex.web.auth import hash_api_key
 
 
 async def test_created_key_works_is_listed_by_prefix_only_and_stops_working_once_deleted(client, services) -> None:

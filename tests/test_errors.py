@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from voicex.http import json_response, read_json
+from voicex.web.http import json_response, read_json
 
 
 def _test_routes(app: web.Application) -> None:
@@ -63,12 +63,12 @@ async def test_body_over_the_limit_is_413(make_client, services) -> None:
 
 async def test_unhandled_exception_is_500_with_request_id_and_traceback_only_in_log(make_client, caplog) -> None:
     client = await make_client(_test_routes)
-    with caplog.at_level(logging.ERROR, logger="voicex.http"):
+    with caplog.at_level(logging.ERROR, logger="voicex.web.http"):
         response = await client.get("/api/test/boom")
     assert response.status == 500
     body = await response.json()
     assert body == {"error": "internal error", "requestId": response.headers["X-Request-Id"]}
     assert "secret internals" not in await response.text()
-    records = [record for record in caplog.records if record.name == "voicex.http"]
+    records = [record for record in caplog.records if record.name == "voicex.web.http"]
     assert records and records[0].exc_info is not None
     assert "secret internals" in str(records[0].exc_info[1])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.factories import make_tenant
-from voicex.ratelimit import Limit, hit
+from voicex.web.ratelimit import Limit, hit
 
 
 async def test_signin_guessing_is_rate_limited_per_email_and_ip(client, services) -> None:

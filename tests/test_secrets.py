@@ -8,7 +8,7 @@ import logging
 from bson import ObjectId
 
 from tests.factories import make_tenant
-from voicex.auth import hash_api_key
+from voicex.web.auth import hash_api_key
 from voicex.platform.logs import configure_logging
 
 PROVIDER_SECRET = "sk-provider-secret-7f3a9c1e5b"

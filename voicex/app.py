@@ -22,20 +22,20 @@ from voicex.api import (
     setup,
     usage,
 )
-from voicex.auth import auth_middleware
 from voicex.calls.janitor import janitor_ctx
-from voicex.cors import cors_middleware
 from voicex.looplag import loop_lag_ctx
-from voicex.middleware import (
+from voicex.platform.services import SERVICES, Services
+from voicex.telephony import stream, webhooks
+from voicex.web.auth import auth_middleware
+from voicex.web.cors import cors_middleware
+from voicex.web.middleware import (
     METRICS_KEY,
     add_request_id_header,
     error_middleware,
     observe_middleware,
     quiet_parser_errors,
 )
-from voicex.platform.services import SERVICES, Services
-from voicex.ratelimit import ip_rate_limit_middleware, principal_rate_limit_middleware
-from voicex.telephony import stream, webhooks
+from voicex.web.ratelimit import ip_rate_limit_middleware, principal_rate_limit_middleware
 
 ROUTE_MODULES = (
     root,

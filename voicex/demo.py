@@ -23,7 +23,6 @@ from bson import ObjectId
 import providers.local as local_stack
 from voicex.admin import create_platform_admin
 from voicex.app import create_app
-from voicex.auth import api_key_prefix, hash_api_key, new_api_key
 from voicex.platform.crypto import SecretBox
 from voicex.platform.embedded_db import free_port
 from voicex.platform.errors import VoicexError
@@ -32,6 +31,7 @@ from voicex.platform.services import Services
 from voicex.platform.settings import Settings
 from voicex.runtime import Runtime
 from voicex.store.db import Document
+from voicex.web.auth import api_key_prefix, hash_api_key, new_api_key
 
 DEMO_ORG = "Voicex Demo"
 DEMO_EMAIL = "demo@voicex.local"

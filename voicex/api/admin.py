@@ -11,11 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import MAX_SKIP, OrganizationOut, Page
-from voicex.http import json_response
 from voicex.platform.errors import bad_request, not_found
 from voicex.platform.ids import path_id
 from voicex.platform.services import services
-from voicex.public import public_org
+from voicex.web.http import json_response
+from voicex.web.presenters import public_org
 
 routes = web.RouteTableDef()
 

@@ -28,15 +28,15 @@ from voicex.agents.schemas import (
 from voicex.agents.validation import build_agent, merge_patch, parse_agent, stored_as_input
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import Deleted, Out
-from voicex.auth import auth
 from voicex.calls.status import load_status, load_statuses
 from voicex.catalog.config import Plan
-from voicex.http import json_response
 from voicex.platform.errors import bad_request, conflict, forbidden, not_found
 from voicex.platform.ids import path_id
 from voicex.platform.services import Services, services
-from voicex.public import public_agent
 from voicex.store.agent_quota import claim_agent_slot, release_agent_slot
+from voicex.web.auth import auth
+from voicex.web.http import json_response
+from voicex.web.presenters import public_agent
 
 routes = web.RouteTableDef()
 

@@ -14,12 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import Deleted, Out
-from voicex.auth import api_key_prefix, auth, hash_api_key, new_api_key
-from voicex.http import json_response
 from voicex.platform.errors import forbidden, not_found
 from voicex.platform.ids import path_id
 from voicex.platform.services import services
-from voicex.public import public_api_key
+from voicex.web.auth import api_key_prefix, auth, hash_api_key, new_api_key
+from voicex.web.http import json_response
+from voicex.web.presenters import public_api_key
 
 routes = web.RouteTableDef()
 

@@ -12,13 +12,13 @@ from pymongo.errors import DuplicateKeyError
 
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import OrganizationOut, Out, UserOut
-from voicex.auth import auth, issue_jwt
-from voicex.http import json_response
 from voicex.platform.errors import conflict, unauthorized
 from voicex.platform.passwords import MIN_PASSWORD_LENGTH, hash_password, normalize_email, verify_password
 from voicex.platform.services import services
-from voicex.public import public_org, public_user
-from voicex.ratelimit import hit, signin_limit, too_many
+from voicex.web.auth import auth, issue_jwt
+from voicex.web.http import json_response
+from voicex.web.presenters import public_org, public_user
+from voicex.web.ratelimit import hit, signin_limit, too_many
 
 routes = web.RouteTableDef()
 

@@ -15,12 +15,12 @@ from pydantic import Field
 
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import MAX_SKIP, Out, Page
-from voicex.auth import auth
-from voicex.http import json_response
 from voicex.platform.errors import not_found
 from voicex.platform.ids import body_id, path_id
 from voicex.platform.services import services
-from voicex.public import public_call, public_call_summary
+from voicex.web.auth import auth
+from voicex.web.http import json_response
+from voicex.web.presenters import public_call, public_call_summary
 
 routes = web.RouteTableDef()
 

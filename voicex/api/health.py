@@ -11,10 +11,10 @@ from aiohttp_pydantic.oas.typing import r200, r503
 from pydantic import BaseModel, Field
 
 from voicex.api.openapi import endpoint
-from voicex.http import json_response
 from voicex.platform.errors import ApiError
 from voicex.platform.metrics import CONTENT_TYPE
 from voicex.platform.services import services
+from voicex.web.http import json_response
 
 routes = web.RouteTableDef()
 

@@ -14,11 +14,11 @@ from pydantic import Field
 
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import MAX_SKIP, Out, Page
-from voicex.auth import auth
 from voicex.catalog.config import Catalog, Category, Plan
-from voicex.http import json_response
 from voicex.platform.services import services
 from voicex.store.db import Document
+from voicex.web.auth import auth
+from voicex.web.http import json_response
 
 routes = web.RouteTableDef()
 

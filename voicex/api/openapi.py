@@ -20,8 +20,8 @@ from pydantic import BaseModel, ValidationError
 
 from voicex import __version__
 from voicex.api import openapi_paths
-from voicex.http import dumps, json_response
 from voicex.platform.errors import describe_validation_error
+from voicex.web.http import dumps, json_response
 
 # aiohttp-pydantic 2.6 labels its output 3.0.0 and rewrites pydantic's schemas to 3.0 (dropping nullable
 # string limits, emitting 3.0-invalid exclusive bounds). pydantic v2 already produces JSON Schema that is

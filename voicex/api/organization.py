@@ -11,12 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import OrganizationOut, PlanOut
-from voicex.auth import auth
-from voicex.http import json_response
 from voicex.platform.crypto import SecretBox
 from voicex.platform.errors import bad_request, hinted
 from voicex.platform.services import services
-from voicex.public import public_org, public_plan
+from voicex.web.auth import auth
+from voicex.web.http import json_response
+from voicex.web.presenters import public_org, public_plan
 
 routes = web.RouteTableDef()
 

@@ -14,10 +14,10 @@ from providers.base import ChatMessage, LLMOptions, LLMProvider, ProviderError, 
 from providers.registry import build
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.providers import visible_provider
-from voicex.auth import auth
 from voicex.calls.builder import provider_credentials
-from voicex.http import json_response
 from voicex.platform.services import services
+from voicex.web.auth import auth
+from voicex.web.http import json_response
 
 routes = web.RouteTableDef()
 

@@ -15,8 +15,8 @@ from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.providers import ProviderModelOut, SettingValue
 from voicex.api.schemas import Out
 from voicex.catalog.config import Category, ProviderType
-from voicex.http import json_response
 from voicex.platform.services import services
+from voicex.web.http import json_response
 
 routes = web.RouteTableDef()
 

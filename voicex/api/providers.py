@@ -20,16 +20,16 @@ from voicex.agents.migration import SCHEMA_VERSION
 from voicex.agents.schemas import Language
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import Deleted, Out
-from voicex.auth import auth
 from voicex.catalog.config import Catalog, Category, ProviderType, catalog_models
-from voicex.http import json_response
 from voicex.platform.crypto import SecretBox
 from voicex.platform.errors import bad_request, conflict, forbidden, not_found
 from voicex.platform.ids import path_id
 from voicex.platform.services import Services, services
-from voicex.public import public_provider
 from voicex.store.db import Document
 from voicex.store.provider_quota import claim_provider_slot, release_provider_slot
+from voicex.web.auth import auth
+from voicex.web.http import json_response
+from voicex.web.presenters import public_provider
 
 routes = web.RouteTableDef()
 

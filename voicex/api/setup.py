@@ -7,8 +7,8 @@ from aiohttp_pydantic.oas.typing import r200
 from pydantic import BaseModel
 
 from voicex.api.openapi import endpoint
-from voicex.http import json_response
 from voicex.platform.services import services
+from voicex.web.http import json_response
 
 routes = web.RouteTableDef()
 

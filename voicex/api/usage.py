@@ -11,10 +11,10 @@ from pydantic import Field
 
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import Out
-from voicex.auth import auth
-from voicex.http import json_response
 from voicex.platform.services import services
 from voicex.store.usage import USAGE_FIELDS, day_key
+from voicex.web.auth import auth
+from voicex.web.http import json_response
 
 routes = web.RouteTableDef()
 

@@ -1,4 +1,4 @@
-"""The server's error types. HTTP errors become ``{"error": "..."}`` in one middleware (voicex/middleware.py)."""
+"""The server's error types. HTTP errors become ``{"error": "..."}`` in one middleware (voicex/web/middleware.py)."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ OWN_LOGGERS = ("voicex", "pipelines", "providers")
 @dataclass(slots=True)
 class CallIds:
     """The call a task works for. Mutable, so ids bound inside a Media Stream's task also reach the request
-    that started it (its access line); every request starts with a fresh one (voicex/middleware.py)."""
+    that started it (its access line); every request starts with a fresh one (voicex/web/middleware.py)."""
 
     call_id: str | None = None
     call_sid: str | None = None

@@ -11,7 +11,6 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from multidict import MultiDictProxy
 
-from voicex.auth import API_KEY_PATTERN, hash_api_key
 from voicex.calls.admission import admit
 from voicex.platform.crypto import SecretBox
 from voicex.platform.errors import ApiError
@@ -22,6 +21,7 @@ from voicex.store.db import Document
 from voicex.store.slots import release_slot
 from voicex.telephony import tokens, twiml
 from voicex.telephony.signature import public_request_url, public_url_hints, redacted, valid_webhook
+from voicex.web.auth import API_KEY_PATTERN, hash_api_key
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()

@@ -18,12 +18,12 @@ import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from voicex.http import error_response
 from voicex.platform.errors import ApiError
 from voicex.platform.logs import CallIds, call_ids_var, request_id_var
 from voicex.platform.metrics import Metrics
+from voicex.web.http import error_response
 
-log = logging.getLogger("voicex.http")
+log = logging.getLogger("voicex.web.http")
 access_log = logging.getLogger("voicex.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

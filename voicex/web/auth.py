@@ -20,10 +20,10 @@ from bson import ObjectId
 from bson.errors import InvalidId
 
 from voicex.catalog.config import Plan
-from voicex.middleware import Handler
 from voicex.platform.errors import forbidden, unauthorized
 from voicex.platform.services import services
 from voicex.store.db import Document
+from voicex.web.middleware import Handler
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ from aiohttp import web
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from voicex.auth import AUTH_KEY
-from voicex.middleware import Handler
 from voicex.platform.errors import ApiError
 from voicex.platform.services import services
 from voicex.store.db import Database
+from voicex.web.auth import AUTH_KEY
+from voicex.web.middleware import Handler
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from voicex.middleware import Handler
 from voicex.platform.services import services
+from voicex.web.middleware import Handler
 
 _ALLOWED_HEADERS = "Authorization, Content-Type, x-api-key, X-Request-Id"
 _ALLOWED_METHODS = "GET, POST, PATCH, PUT, DELETE, OPTIONS"
