@@ -23,7 +23,7 @@ from scripts.media_fuzz.bystander import keep_calling
 from scripts.twilio_sim import CallConfig
 from tests.telephony import AUTH_TOKEN, make_line, start_server
 from voicex.platform.settings import load_settings
-from voicex.runtime import Runtime
+from voicex.server.runtime import Runtime
 
 MAX_ROUNDS = 20
 

@@ -23,7 +23,7 @@ from scripts.fault_matrix import CATEGORIES, FAULTS, FaultLab, all_cases, questi
 from tests.factories import make_tenant
 from tests.telephony import start_server
 from voicex.platform.settings import load_settings
-from voicex.runtime import Runtime
+from voicex.server.runtime import Runtime
 
 
 async def matrix(categories: list[str], faults: list[str], concurrency: int, data_dir: Path) -> int:

@@ -24,7 +24,7 @@ from bson import ObjectId
 from scripts.twilio_sim import CallConfig, SimulatedCall
 from tests.agent_world import SERVER_KEYS
 from tests.telephony import AUTH_TOKEN, call_params, parse_twiml, post_signed, spoken, with_pause
-from voicex.admin import create_platform_admin
+from voicex.server.admin import create_platform_admin
 from voicex.platform.services import Services
 
 pytestmark = pytest.mark.scripted_providers

@@ -10,7 +10,7 @@ import jwt
 from bson import ObjectId
 
 from tests.factories import make_tenant
-from voicex.admin import create_platform_admin
+from voicex.server.admin import create_platform_admin
 
 SIGNUP = {"name": "Ann Lee", "email": "  Ann@Example.COM ", "password": "s3cret-pass", "orgName": "Acme"}
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 from bson import ObjectId
 
-from voicex.admin import create_platform_admin
+from voicex.server.admin import create_platform_admin
 
 SIGNUP = {"name": "Dana", "email": "dana@clinic.example", "password": "clinic-pass-1", "orgName": "Clinic"}
 

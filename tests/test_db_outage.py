@@ -23,7 +23,7 @@ from scripts.twilio_sim import synthesize
 from tests.telephony import AUTH_TOKEN, Line, make_line, start_server
 from voicex.platform.embedded_db import EmbeddedMongo, free_port
 from voicex.platform.settings import load_settings
-from voicex.runtime import Runtime
+from voicex.server.runtime import Runtime
 from voicex.store.usage import add_usage
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="the caller's speech needs espeak-ng")

@@ -9,7 +9,7 @@ import pytest
 
 from voicex.platform.errors import SettingsError
 from voicex.platform.settings import load_settings
-from voicex.serve import loop_factory
+from voicex.server.serve import loop_factory
 
 HAVE_UVLOOP = importlib.util.find_spec("uvloop") is not None
 

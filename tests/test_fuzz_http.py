@@ -7,7 +7,7 @@ import asyncio
 
 from scripts.http_fuzz import fuzz
 from tests.factories import make_tenant
-from voicex.admin import create_platform_admin
+from voicex.server.admin import create_platform_admin
 
 
 async def test_a_body_that_is_not_utf8_is_a_400_not_a_500(client, services) -> None:

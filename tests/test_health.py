@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from voicex.admin import create_platform_admin
+from voicex.server.admin import create_platform_admin
 
 
 async def test_health_reports_ok_with_epoch_ms_timestamp(client) -> None:

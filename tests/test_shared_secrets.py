@@ -11,7 +11,7 @@ from pymongo import MongoClient
 
 from tests.voicex_process import clean_env, http, run, start_serve
 from voicex.platform.settings import load_settings
-from voicex.shared_secrets import differing, new_record
+from voicex.server.shared_secrets import differing, new_record
 
 JWT = "j" * 48
 KEY = "a2V5LWtleS1rZXkta2V5LWtleS1rZXkta2V5LWtleS0="  # 32 bytes, url-safe base64

@@ -184,9 +184,9 @@ async def test_a_call_reaped_while_still_alive_keeps_its_transcript_and_counts_o
 async def test_signature_checks_can_be_disabled_for_development_with_a_warning(settings, caplog) -> None:
     import logging
 
-    from voicex.runtime import Runtime
+    from voicex.server.runtime import Runtime
 
-    with caplog.at_level(logging.WARNING, logger="voicex.runtime"):
+    with caplog.at_level(logging.WARNING, logger="voicex.server.runtime"):
         runtime = await Runtime.start(settings.model_copy(update={"twilio_validate_signature": False}))
     try:
         assert any("VOICEX_TWILIO_VALIDATE_SIGNATURE=false" in record.getMessage() for record in caplog.records)

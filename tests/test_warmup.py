@@ -11,10 +11,10 @@ from bson import ObjectId
 
 import providers.local as local_stack
 from tests.voicex_process import clean_env, start_serve
-from voicex.demo import ensure_demo_tenant
+from voicex.server.demo import ensure_demo_tenant
 from voicex.platform.settings import load_settings
-from voicex.runtime import Runtime
-from voicex.warmup import local_models_in_use
+from voicex.server.runtime import Runtime
+from voicex.server.warmup import local_models_in_use
 
 needs_local = pytest.mark.skipif(not local_stack.installed(), reason="the local extra is not installed")
 IDLE_RSS_LIMIT_MB = 300  # measured: ~90 MB without the models, ~700 MB with them

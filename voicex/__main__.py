@@ -1,3 +1,3 @@
-from voicex.cli import main
+from voicex.server.cli import main
 
 raise SystemExit(main())

@@ -25,10 +25,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from scripts.multiproc import wait_healthy
 from scripts.twilio_sim import synthesize
 from scripts.twilio_sim.results import percentile
-from voicex.demo import ensure_demo_tenant
 from voicex.platform.embedded_db import EmbeddedMongo, free_port
 from voicex.platform.settings import load_settings
-from voicex.runtime import Runtime
+from voicex.server.demo import ensure_demo_tenant
+from voicex.server.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 UTTERANCES = ("What time do you open tomorrow?", "Can I book a cleaning next week?")

@@ -58,8 +58,8 @@ class Settings(BaseSettings):
     stream_idle_timeout_sec: float = Field(10.0, gt=0, le=3600)
     event_loop: str = Field(
         "asyncio", pattern=hinted(r"^(auto|uvloop|asyncio)$", "use auto, uvloop or asyncio")
-    )  # voicex.serve.loop_factory
-    # `voicex serve` loads the embedded models at start when an active agent uses them (voicex/warmup.py);
+    )  # voicex.server.serve.loop_factory
+    # `voicex serve` loads the embedded models at start when an active agent uses them (voicex/server/warmup.py);
     # false: never at start, they load on the first call that needs them.
     warm_local_models: bool = True
     log_format: str | None = Field(

@@ -39,7 +39,7 @@ COLLECTIONS = (
     "call_slots",
     "rate_limits",
     "server_instances",
-    "platform",  # deployment-wide records, one document each (voicex/shared_secrets.py)
+    "platform",  # deployment-wide records, one document each (voicex/server/shared_secrets.py)
 )
 
 INDEXES: tuple[IndexSpec, ...] = (

@@ -14,7 +14,7 @@ from voicex.platform.errors import SetupError, VoicexError
 from voicex.platform.metrics import Metrics
 from voicex.platform.services import Services
 from voicex.platform.settings import Settings, ensure_secrets
-from voicex.shared_secrets import check_shared_secrets, generated_secrets
+from voicex.server.shared_secrets import check_shared_secrets, generated_secrets
 from voicex.store.db import Database
 
 log = logging.getLogger(__name__)

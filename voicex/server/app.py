@@ -23,8 +23,8 @@ from voicex.api import (
     usage,
 )
 from voicex.calls.janitor import janitor_ctx
-from voicex.looplag import loop_lag_ctx
 from voicex.platform.services import SERVICES, Services
+from voicex.server.looplag import loop_lag_ctx
 from voicex.telephony import stream, webhooks
 from voicex.web.auth import auth_middleware
 from voicex.web.cors import cors_middleware

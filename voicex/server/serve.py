@@ -13,11 +13,11 @@ from collections.abc import Callable
 from aiohttp import web
 
 import voicex.platform.gc_tuning as gc_tuning
-from voicex.app import create_app
 from voicex.platform.errors import SettingsError, SetupError
 from voicex.platform.settings import Settings
-from voicex.runtime import Runtime
-from voicex.warmup import warm_local_models
+from voicex.server.app import create_app
+from voicex.server.runtime import Runtime
+from voicex.server.warmup import warm_local_models
 
 log = logging.getLogger(__name__)
 

@@ -21,15 +21,15 @@ from aiohttp import web
 from bson import ObjectId
 
 import providers.local as local_stack
-from voicex.admin import create_platform_admin
-from voicex.app import create_app
 from voicex.platform.crypto import SecretBox
 from voicex.platform.embedded_db import free_port
 from voicex.platform.errors import VoicexError
 from voicex.platform.passwords import hash_password
 from voicex.platform.services import Services
 from voicex.platform.settings import Settings
-from voicex.runtime import Runtime
+from voicex.server.admin import create_platform_admin
+from voicex.server.app import create_app
+from voicex.server.runtime import Runtime
 from voicex.store.db import Document
 from voicex.web.auth import api_key_prefix, hash_api_key, new_api_key
 
@@ -47,7 +47,7 @@ PERSONA = {
 def _load_simulator() -> Any:
     """The simulated caller lives in scripts/ (a test tool, not part of the server): the source tree's, or the
     working directory's (the Docker image copies it to /app)."""
-    roots = [Path(__file__).resolve().parent.parent, Path.cwd()]
+    roots = [Path(__file__).resolve().parents[2], Path.cwd()]
     root = next((r for r in roots if (r / "scripts" / "twilio_sim").is_dir()), None)
     if root is None:
         raise VoicexError("voicex demo needs the source checkout (scripts/twilio_sim is missing)")

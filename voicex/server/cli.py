@@ -92,7 +92,7 @@ async def _password(given: str | None) -> str:
 
 
 async def _create(args: argparse.Namespace, services: Services) -> int:
-    from voicex.admin import create_platform_admin
+    from voicex.server.admin import create_platform_admin
 
     user = await create_platform_admin(services.db, args.email, await _password(args.password), args.name)
     print(f"Created platform admin {user['email']} ({user['_id']})")
@@ -100,7 +100,7 @@ async def _create(args: argparse.Namespace, services: Services) -> int:
 
 
 async def _reset_password(args: argparse.Namespace, services: Services) -> int:
-    from voicex.admin import reset_password
+    from voicex.server.admin import reset_password
 
     user = await reset_password(services.db, args.email, await _password(args.password))
     role = "platform admin" if user.get("platformAdmin") else "user"
@@ -139,7 +139,7 @@ ADMIN_ACTIONS: dict[str, Callable[[argparse.Namespace, Services], Awaitable[int]
 
 async def _admin(args: argparse.Namespace, settings: Settings) -> int:
     """Attach to the server's database (never creating one), run the action, let go."""
-    from voicex.runtime import Runtime
+    from voicex.server.runtime import Runtime
 
     runtime = await Runtime.start(settings, role="admin")
     try:
@@ -166,12 +166,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             third_party_level=settings.third_party_log_level,
         )
         if args.command == "serve":
-            from voicex.serve import run
+            from voicex.server.serve import run
 
             run(settings)
             return 0
         if args.command == "demo":
-            from voicex.demo import run_demo
+            from voicex.server.demo import run_demo
 
             return asyncio.run(run_demo(settings, args.port, args.wav))
         return asyncio.run(_admin(args, settings))
