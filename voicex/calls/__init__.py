@@ -1,0 +1,1 @@
+"""A call's life outside any wire protocol: admission, the agent-status rule, building the session, the janitor."""

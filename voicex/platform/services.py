@@ -1,12 +1,18 @@
-"""What every request handler may use: settings, catalog, database and metrics, held by the app."""
+"""What every request handler may use: settings, catalog, database and metrics, held by the app.
+
+The container sits with the foundations so every floor can reach it; the catalog it holds is built a floor up
+(voicex/catalog/), so it is named for the type checker only and no import runs back up at run time.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from voicex.catalog.config import Catalog
+if TYPE_CHECKING:
+    from voicex.catalog.config import Catalog
 from voicex.platform.metrics import Metrics
 from voicex.platform.settings import Settings
 from voicex.store.calls import LeaseRenewer
