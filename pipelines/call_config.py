@@ -10,11 +10,11 @@ from pipelines.turn_settings import TurnSettings
 from providers.base import LLMOptions, TTSOptions
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SessionConfig:
+    turn: TurnSettings  # built from config/turn_taking.yaml (TurnSettings.from_table): no engine-side default
     persona: Persona = field(default_factory=Persona)
     opening_mode: str = "agent_first"  # or "callee_first"
-    turn: TurnSettings = field(default_factory=TurnSettings)
     llm_options: LLMOptions = field(default_factory=LLMOptions)
     tts_options: TTSOptions = field(default_factory=TTSOptions)
     reprompt: str = "Are you still there?"
@@ -27,6 +27,15 @@ class SessionConfig:
 
 @dataclass
 class CallResult:
+    """The call as it ended.
+
+    ``usage`` is what the call consumed from its vendors, heard or not (pipelines/usage.py): ``tokens`` of every LLM
+    request (answers cut by a barge-in, preemptive answers dropped unheard, the summary) and ``ttsChars`` sent to
+    TTS. ``metrics["heard"]["ttsChars"]`` is what the caller heard of it (the transcript's agent text), and
+    ``metrics["estimatedTokens"]`` the part of ``tokens`` estimated for streams cut before the vendor's count.
+    ``errors`` includes a failed start or summary.
+    """
+
     end_reason: str
     transcript: list[dict[str, Any]]
     turns: list[dict[str, Any]]

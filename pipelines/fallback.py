@@ -10,6 +10,7 @@ mid-call is replaced by the next one (:meth:`FallbackSTT.failover`). Every failu
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -27,10 +28,16 @@ from providers.base import (
     TTSProvider,
 )
 
+log = logging.getLogger(__name__)
+
 
 async def _close_all(providers: Sequence[LLMProvider | TTSProvider | STTProvider]) -> None:
+    """Close every provider of the chain: one that fails to close must not keep the others' connections open."""
     for provider in providers:
-        await provider.aclose()
+        try:
+            await provider.aclose()
+        except Exception:  # best effort: the call is over; the log says which vendor misbehaved
+            log.warning("provider did not close cleanly", extra={"provider": provider.name}, exc_info=True)
 
 
 def _demote(order: list[Any], provider: object) -> None:

@@ -18,7 +18,8 @@ from pipelines.heard import HeardTracker, Segment
 from pipelines.metrics import TurnMetrics
 from pipelines.playout import Playout
 from pipelines.sentences import SentenceSplitter
-from providers.base import ChatMessage, LLMOptions, LLMProvider, ProviderError, TTSOptions, TTSProvider, Usage
+from pipelines.usage import CallUsage, StreamMeter
+from providers.base import ChatMessage, LLMChunk, LLMOptions, LLMProvider, ProviderError, TTSOptions, TTSProvider
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,6 @@ TTS_APOLOGY = "Sorry, the line cut out for a moment."  # spoken when a voice fai
 @dataclass
 class ReplyResult:
     sentences: list[str] = field(default_factory=list)
-    usage: Usage | None = None
-    tts_chars: int = 0
     errors: list[str] = field(default_factory=list)
     tracker: HeardTracker | None = None
 
@@ -52,8 +51,12 @@ class Reply:
         prefetch: int = 2,
         clock: Callable[[], float] | None = None,
         hold: asyncio.Event | None = None,
+        usage: CallUsage | None = None,
     ) -> None:
-        """``hold``: nothing is played until it is set (preemptive generation); LLM and TTS run meanwhile."""
+        """``hold``: nothing is played until it is set (preemptive generation); LLM and TTS run meanwhile.
+
+        ``usage``: the call's totals, which the reply adds to as it consumes, so a cancelled reply counts too.
+        """
         if (llm is None) == (text is None):
             raise ValueError("a reply needs either an LLM or a fixed text")
         self.playout = playout
@@ -68,6 +71,7 @@ class Reply:
         self.result = ReplyResult()
         self._clock = clock or asyncio.get_running_loop().time
         self._hold = hold
+        self.usage = usage if usage is not None else CallUsage()
 
     async def run(self) -> ReplyResult:
         self.result.tracker = self.playout.begin_reply()
@@ -105,11 +109,11 @@ class Reply:
         splitter = SentenceSplitter()
         started = self._clock()
         spoke = False
+        meter = StreamMeter(self.messages)
         try:
-            stream: AsyncIterator = self.llm.stream_chat(self.messages, self.llm_options)
+            stream: AsyncIterator[LLMChunk] = self.llm.stream_chat(self.messages, self.llm_options)
             async for chunk in stream:
-                if chunk.usage is not None:
-                    self.result.usage = chunk.usage
+                meter.add(chunk)
                 if not chunk.text:
                     continue
                 if self.metrics is not None and self.metrics.llm_ttft is None:
@@ -121,10 +125,13 @@ class Reply:
                 spoke = self._first_sentence(spoke, started)
                 await sentences.put(sentence)
         except ProviderError as exc:
+            meter.failed = True
             self._error(f"llm {exc.provider}: {exc.message}")
             for sentence in splitter.flush() if spoke else []:
                 await sentences.put(sentence)
             await sentences.put(APOLOGY)
+        finally:  # cancelled (barge-in, a dropped preemptive answer) or not: the vendor did the work
+            self.usage.add_llm(meter)
 
     def _first_sentence(self, spoke: bool, started: float) -> bool:
         """Time the first sentence (it is what TTS waits for, so it bounds the caller's wait); True from now on."""
@@ -152,12 +159,12 @@ class Reply:
 
     async def _synthesize(self, segment: Segment, audio: asyncio.Queue[bytes | None], *, measure: bool) -> None:
         started = self._clock()
-        self.result.tts_chars += len(segment.text)
+        self.usage.add_tts(segment.text)
         try:
             if await self._speak(segment.text, audio, measure=measure, started=started):
                 # The voice broke off mid-sentence: tell the caller (a fallback voice, if any, now goes first).
                 segment.text = f"{segment.text} {TTS_APOLOGY}"
-                self.result.tts_chars += len(TTS_APOLOGY)
+                self.usage.add_tts(TTS_APOLOGY)
                 await self._speak(TTS_APOLOGY, audio)
         finally:
             await audio.put(None)

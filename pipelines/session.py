@@ -23,7 +23,7 @@ from pipelines.playout import Playout
 from pipelines.preemptive import Preemptive, Speculation
 from pipelines.reply import Reply
 from pipelines.stt_stream import SttStream
-from pipelines.summary import summarize_call
+from pipelines.summary import CallSummary, summarize_call
 from pipelines.turn_detector import (
     FRAME_MS,
     BargeIn,
@@ -36,6 +36,7 @@ from pipelines.turn_detector import (
     TurnDetector,
     TurnState,
 )
+from pipelines.usage import CallUsage
 from pipelines.vad import Vad
 from providers.base import ChatMessage, LLMProvider, STTProvider, TTSProvider
 
@@ -110,20 +111,32 @@ class CallSession:
         self._greeted = False
         self._ended = asyncio.Event()
         self.end_reason: str | None = None
-        self._tokens = 0
-        self._tts_chars = 0
+        self.usage = CallUsage()  # every reply's LLM and TTS consumption, heard or not, and the summary's
+        self._providers_closed = False
         self._errors: list[str] = []
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._spawn(self._max_duration_timer())
-        self._spawn(self._prefill())
-        if self.config.opening_mode == "agent_first":
-            self._greet()  # first: the caller hears it while the recognizer connects (a network STT: 0.1–0.5 s)
-        await self.stt.start()
-        # A fallback chain knows its input format only once a provider accepted the session.
-        self._stt_converter = AudioConverter(self.sink.format, self.stt.provider.input_format)
+        """Start the call; if anything fails (or the start is cancelled), stop what it started and re-raise.
+
+        Then nothing of the call runs on (greeting, max-duration timer, prefill, recognizer) and the providers
+        are closed; :meth:`close` may still be called and reports the failure in ``errors``.
+        """
+        try:
+            self._spawn(self._max_duration_timer())
+            self._spawn(self._prefill())
+            if self.config.opening_mode == "agent_first":
+                self._greet()  # first: the caller hears it while the recognizer connects (a network STT: 0.1–0.5 s)
+            await self.stt.start()
+            # A fallback chain knows its input format only once a provider accepted the session.
+            self._stt_converter = AudioConverter(self.sink.format, self.stt.provider.input_format)
+        except BaseException as exc:
+            self._errors.append(f"start: {type(exc).__name__}: {exc}")
+            self._ended.set()
+            await self._stop_work()
+            await self._close_providers()
+            raise
 
     async def _prefill(self) -> None:
         """Let the LLM digest the conversation so far (the system prompt while the greeting plays, each reply
@@ -143,29 +156,50 @@ class CallSession:
         if self.end_reason is None:
             self.end_reason = reason
         self._ended.set()
-        await self._cancel_reply(record=True)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.stt.close()
-        summary, sentiment = "", "neutral"
+        await self._stop_work()
+        summary = CallSummary()
         if self.config.summarize and any(e.role == "user" for e in self.conversation.transcript):
-            summary, sentiment = await summarize_call(self.llm, self.conversation)
-        for provider in (self.stt.provider, self.llm, self.tts):
-            try:
-                await provider.aclose()
-            except Exception:  # closing is best effort; the call is already over
-                log.warning("provider did not close cleanly", extra={"provider": provider.name})
+            summary = await summarize_call(self.llm, self.conversation, self.usage)
+            if summary.error is not None:
+                self._errors.append(summary.error)
+        await self._close_providers()
+        heard_chars = sum(len(e.text) for e in self.conversation.transcript if e.role == "assistant")
         return CallResult(
             end_reason=self.end_reason,
             transcript=self.conversation.transcript_dicts(),
             turns=[turn.as_dict() for turn in self._turns],
-            metrics=summarize(self._turns),
-            summary=summary,
-            sentiment=sentiment,
-            usage={"tokens": self._tokens, "ttsChars": self._tts_chars},
+            metrics={
+                **summarize(self._turns),
+                "heard": {"ttsChars": heard_chars},
+                "estimatedTokens": self.usage.estimated_tokens,
+            },
+            summary=summary.summary,
+            sentiment=summary.sentiment,
+            usage={"tokens": self.usage.tokens, "ttsChars": self.usage.tts_chars},
             errors=self._all_errors(),
         )
+
+    async def _stop_work(self) -> None:
+        """Cancel the reply and every task of the call (each reply counts its usage as it stops), close the STT."""
+        await self._cancel_reply(record=True)
+        while self._tasks:  # a task being cancelled may spawn a last one (a reply's follow-up prefill)
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._tasks.difference_update(tasks)
+        await self.stt.close()
+
+    async def _close_providers(self) -> None:
+        """Once per call, best effort: the call is already over."""
+        if self._providers_closed:
+            return
+        self._providers_closed = True
+        for provider in (self.stt.provider, self.llm, self.tts):
+            try:
+                await provider.aclose()
+            except Exception:
+                log.warning("provider did not close cleanly", extra={"provider": provider.name}, exc_info=True)
 
     def _all_errors(self) -> list[str]:
         """Every fault of the call, once each: replies, turns, STT, and what fallback chains took over from."""
@@ -238,7 +272,7 @@ class CallSession:
         reply = Reply(
             playout=self.playout, tts=self.tts, tts_options=self.config.tts_options, llm=self.llm,
             messages=[*self.conversation.for_llm(), ChatMessage("user", text)], llm_options=self.config.llm_options,
-            metrics=metrics, hold=release,
+            metrics=metrics, hold=release, usage=self.usage,
         )  # fmt: skip
         speech_end_wall = self._wall_at(self.detector.last_speech_end_ms)
         task = self._spawn(self._run_reply(reply, metrics, speech_end_wall))
@@ -287,6 +321,7 @@ class CallSession:
             Reply(
                 playout=self.playout, tts=self.tts, tts_options=self.config.tts_options, llm=self.llm,
                 messages=self.conversation.for_llm(), llm_options=self.config.llm_options, metrics=turn,
+                usage=self.usage,
             ),
             turn=turn,
             speech_end_wall=speech_end_wall,
@@ -357,7 +392,9 @@ class CallSession:
     # --- replies ------------------------------------------------------------------------------------
 
     def _fixed(self, text: str | list[str]) -> Reply:
-        return Reply(playout=self.playout, tts=self.tts, tts_options=self.config.tts_options, text=text)
+        return Reply(
+            playout=self.playout, tts=self.tts, tts_options=self.config.tts_options, text=text, usage=self.usage
+        )
 
     def _start_reply(self, reply: Reply, *, turn: TurnMetrics | None = None, speech_end_wall: float = 0.0) -> None:
         if self._reply is not None and not self._reply.done():
@@ -373,7 +410,6 @@ class CallSession:
         except Exception as exc:  # a failing provider must never kill the call silently
             log.exception("agent reply failed")
             self._errors.append(f"reply: {type(exc).__name__}: {exc}")
-        self._account(reply)
         self._finish_turn(turn, speech_end_wall)
         log.debug("reply finished", extra={"sentences": len(reply.result.sentences), **_turn_fields(turn)})
         tracker = reply.result.tracker
@@ -392,7 +428,6 @@ class CallSession:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         self._reply_ctx = None
-        self._account(reply)
         tracker = reply.result.tracker
         if tracker is not None:
             start = tracker.unheard_from()
@@ -410,13 +445,6 @@ class CallSession:
         if self.playout.first_audio_at is not None and turn.e2e_latency is None:
             turn.e2e_latency = (self.playout.first_audio_at - speech_end_wall) * 1000
         self._record_turn(turn)
-
-    def _account(self, reply: Reply) -> None:
-        if reply.result.usage is not None:
-            self._tokens += reply.result.usage.total_tokens
-            reply.result.usage = None
-        self._tts_chars += reply.result.tts_chars
-        reply.result.tts_chars = 0
 
     def _record_turn(self, turn: TurnMetrics) -> None:
         if turn in self._turns:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from dataclasses import dataclass
 
 from pipelines.context import Conversation
+from pipelines.usage import CallUsage, StreamMeter
 from providers.base import ChatMessage, LLMOptions, LLMProvider, ProviderError
 
 log = logging.getLogger(__name__)
@@ -20,23 +22,48 @@ _INSTRUCTIONS = (
 _SENTIMENT = re.compile(r"sentiment\s*:\s*(positive|neutral|negative)", re.IGNORECASE)
 
 
-async def summarize_call(llm: LLMProvider, conversation: Conversation, timeout_sec: float = 20.0) -> tuple[str, str]:
-    """``(summary, sentiment)``; ``("", "neutral")`` when the LLM fails, so a call is never lost over it."""
+@dataclass(frozen=True)
+class CallSummary:
+    summary: str = ""
+    sentiment: str = "neutral"
+    error: str | None = None  # why there is no summary, for the call's ``errors``
+
+
+async def summarize_call(
+    llm: LLMProvider, conversation: Conversation, usage: CallUsage, timeout_sec: float = 20.0
+) -> CallSummary:
+    """The summary, or an empty one with the error when the LLM fails in any way: a call is never lost over it.
+
+    Its tokens go to ``usage`` like any reply's, also when it fails or times out part-way.
+    """
     lines = [f"{entry.role}: {entry.text}" for entry in conversation.transcript if entry.role != "event" and entry.text]
     if not lines:
-        return "", "neutral"
+        return CallSummary()
     messages = [ChatMessage("system", _INSTRUCTIONS), ChatMessage("user", "\n".join(lines)[-8000:])]
+    meter = StreamMeter(messages)
     try:
-        text = await asyncio.wait_for(_collect(llm, messages), timeout_sec)
-    except (ProviderError, TimeoutError) as exc:
-        log.warning("call summary failed", extra={"error": str(exc)})
-        return "", "neutral"
+        text = await asyncio.wait_for(_collect(llm, messages, meter), timeout_sec)
+    except Exception as exc:  # a vendor error, a timeout, or an SDK bug: the transcript matters more
+        if isinstance(exc, TimeoutError):
+            error = f"timed out after {timeout_sec:g} s"
+        else:
+            error = str(exc) if isinstance(exc, ProviderError) else f"{type(exc).__name__}: {exc}"
+        log.warning("call summary failed", extra={"error": error})
+        return CallSummary(error=f"summary: {error}")
+    finally:
+        usage.add_llm(meter)
     match = _SENTIMENT.search(text)
     sentiment = match.group(1).lower() if match else "neutral"
-    summary = _SENTIMENT.sub("", text).strip()
-    return summary, sentiment
+    return CallSummary(_SENTIMENT.sub("", text).strip(), sentiment)
 
 
-async def _collect(llm: LLMProvider, messages: list[ChatMessage]) -> str:
-    parts = [chunk.text async for chunk in llm.stream_chat(messages, LLMOptions(temperature=0.2, max_tokens=120))]
+async def _collect(llm: LLMProvider, messages: list[ChatMessage], meter: StreamMeter) -> str:
+    parts: list[str] = []
+    try:
+        async for chunk in llm.stream_chat(messages, LLMOptions(temperature=0.2, max_tokens=120)):
+            meter.add(chunk)
+            parts.append(chunk.text)
+    except ProviderError:
+        meter.failed = True
+        raise
     return "".join(parts)

@@ -1,12 +1,13 @@
-"""Turn-taking settings of one call: the defaults table (config/turn_taking.yaml) with agent overrides on top.
+"""Turn-taking settings of one call: the knob table (config/turn_taking.yaml) with agent overrides on top.
 
-The server loads the table and validates agent overrides against it; the engine only receives the result.
+The server loads the table and validates agent overrides against it; the engine only receives the result. The
+table is the one source of every default: :data:`KNOB_FIELDS` only says which field each knob sets.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,29 +22,63 @@ class BargeInRule:
     min_words: int
 
 
+def _on(value: object) -> bool:
+    """An on/off knob (YAML 1.1 also reads a bare ``on`` as True)."""
+    return value is True or value == "on"
+
+
+# Every knob of config/turn_taking.yaml and the TurnSettings field it sets: that file holds the defaults.
+KNOB_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "silenceTimeoutMs": ("silence_timeout_ms", int),
+    "endpointingMs": ("endpointing_ms", int),
+    "idleTimeoutMs": ("idle_timeout_ms", int),
+    "maxCallDurationSec": ("max_call_duration_sec", int),
+    "interruptionSensitivity": ("interruption_sensitivity", str),
+    "vad": ("vad", str),
+    "vadAggressiveness": ("vad_aggressiveness", int),
+    "speechStartMs": ("speech_start_ms", int),
+    "speechGapToleranceMs": ("speech_gap_ms", int),
+    "falseInterruptionTimeoutMs": ("false_interruption_timeout_ms", int),
+    "preemptiveGeneration": ("preemptive", _on),
+    "speechTailTrimDb": ("tail_trim_db", int),
+}
+
+
 @dataclass(frozen=True)
 class TurnSettings:
-    """One call's knobs (the defaults mirror config/turn_taking.yaml, the one source of truth).
+    """One call's knobs, built from the knob table (:meth:`from_table`): no default lives here, so none can drift.
 
     Three silences, three meanings: ``silence_timeout_ms`` of caller silence ends the caller's turn (the
     detector); ``endpointing_ms`` is the recognizer's pause before it finalizes a transcript, which never ends
     a turn; ``idle_timeout_ms`` of silence after the agent finished brings a reprompt, then the goodbye.
     """
 
-    silence_timeout_ms: int = 700
-    endpointing_ms: int = 300  # never above silence_timeout_ms (resolve clamps it)
-    idle_timeout_ms: int = 8000
-    max_call_duration_sec: int = 600
-    interruption_sensitivity: Sensitivity = "medium"
-    vad: str = "webrtc"
-    vad_aggressiveness: int = 2
-    speech_start_ms: int = 60
-    speech_gap_ms: int = 80
-    false_interruption_timeout_ms: int = 1000
-    preemptive: bool = False  # start the answer when the caller pauses (knob preemptiveGeneration)
-    tail_trim_db: int = 0  # 0: off; else speech quieter than the caller's level by this much ends the speech
-    barge_in: BargeInRule = BargeInRule(300, 0)
-    backchannels: frozenset[str] = frozenset()
+    silence_timeout_ms: int
+    endpointing_ms: int  # never above silence_timeout_ms (resolve clamps it)
+    idle_timeout_ms: int
+    max_call_duration_sec: int
+    interruption_sensitivity: Sensitivity
+    vad: str
+    vad_aggressiveness: int
+    speech_start_ms: int
+    speech_gap_ms: int
+    false_interruption_timeout_ms: int
+    preemptive: bool  # start the answer when the caller pauses (knob preemptiveGeneration)
+    tail_trim_db: int  # 0: off; else speech quieter than the caller's level by this much ends the speech
+    barge_in: BargeInRule  # the rule of interruption_sensitivity
+    backchannels: frozenset[str]
+
+    @classmethod
+    def from_table(
+        cls,
+        table: Mapping[str, Any],
+        overrides: Mapping[str, Any] | None = None,
+        max_call_duration_cap_sec: int | None = None,
+    ) -> TurnSettings:
+        """``table`` is config/turn_taking.yaml as loaded (``knobs`` with their ``default``, ``sensitivity``,
+        ``backchannels``); see :meth:`resolve` for the rest."""
+        defaults = {name: knob["default"] for name, knob in table["knobs"].items()}
+        return cls.resolve(defaults, table["sensitivity"], table["backchannels"], overrides, max_call_duration_cap_sec)
 
     @classmethod
     def resolve(
@@ -54,34 +89,23 @@ class TurnSettings:
         overrides: Mapping[str, Any] | None = None,
         max_call_duration_cap_sec: int | None = None,
     ) -> TurnSettings:
-        """Merge ``overrides`` (an agent's thresholds, already validated) over ``defaults`` (the knob table).
+        """Merge ``overrides`` (an agent's thresholds, already validated) over ``defaults`` (every knob's default).
 
         ``max_call_duration_cap_sec`` is the plan's limit, which no agent setting can exceed. ``endpointingMs`` is
         lowered to ``silenceTimeoutMs`` when larger: the recognizer's final must be due by the time the turn ends,
-        or every turn would wait for it.
+        or every turn would wait for it. A table with a knob missing or unknown here is refused (ValueError).
         """
-        values = {**defaults, **{k: v for k, v in (overrides or {}).items() if v is not None}}
-        sensitivity = values.get("interruptionSensitivity", "medium")
-        rule = sensitivity_rules[sensitivity]
-        max_duration = int(values.get("maxCallDurationSec", cls.max_call_duration_sec))
+        missing, unknown = KNOB_FIELDS.keys() - defaults.keys(), defaults.keys() - KNOB_FIELDS.keys()
+        if missing or unknown:
+            raise ValueError(f"turn-taking knobs: missing {sorted(missing)}, unknown to the engine {sorted(unknown)}")
+        values = {**defaults, **{k: v for k, v in (overrides or {}).items() if v is not None and k in KNOB_FIELDS}}
+        fields = {field: convert(values[knob]) for knob, (field, convert) in KNOB_FIELDS.items()}
         if max_call_duration_cap_sec is not None:
-            max_duration = min(max_duration, max_call_duration_cap_sec)
-        silence_timeout = int(values.get("silenceTimeoutMs", cls.silence_timeout_ms))
+            fields["max_call_duration_sec"] = min(fields["max_call_duration_sec"], max_call_duration_cap_sec)
+        fields["endpointing_ms"] = min(fields["endpointing_ms"], fields["silence_timeout_ms"])
+        rule = sensitivity_rules[fields["interruption_sensitivity"]]
         return cls(
-            silence_timeout_ms=silence_timeout,
-            endpointing_ms=min(int(values.get("endpointingMs", cls.endpointing_ms)), silence_timeout),
-            idle_timeout_ms=int(values.get("idleTimeoutMs", cls.idle_timeout_ms)),
-            max_call_duration_sec=max_duration,
-            interruption_sensitivity=sensitivity,
-            vad=str(values.get("vad", cls.vad)),
-            vad_aggressiveness=int(values.get("vadAggressiveness", cls.vad_aggressiveness)),
-            speech_start_ms=int(values.get("speechStartMs", cls.speech_start_ms)),
-            speech_gap_ms=int(values.get("speechGapToleranceMs", cls.speech_gap_ms)),
-            false_interruption_timeout_ms=int(
-                values.get("falseInterruptionTimeoutMs", cls.false_interruption_timeout_ms)
-            ),
-            preemptive=values.get("preemptiveGeneration", "off") == "on",
-            tail_trim_db=int(values.get("speechTailTrimDb", cls.tail_trim_db)),
+            **fields,
             barge_in=BargeInRule(int(rule["minSpeechMs"]), int(rule["minWords"])),
             backchannels=frozenset(word.lower() for word in backchannels),
         )

@@ -14,17 +14,18 @@ import httpx
 from groq import APIConnectionError, APIError, APIStatusError, APITimeoutError, AsyncGroq, GroqError
 
 from providers.base import ChatMessage, LLMChunk, LLMOptions, LLMProvider, ProviderError, Usage
-from providers.openai_compat import (
-    MALFORMED_ERRORS,
-    body_message,
-    malformed,
-    relay_chat_stream,
-    status_error,
-    usage_of,
-)
+from providers.openai_compat import SdkErrors, relay_chat_stream, usage_of
 
 DEFAULT_TIMEOUT = 10.0
-_ERRORS: tuple[type[Exception], ...] = (GroqError, httpx.HTTPError, *MALFORMED_ERRORS)
+GROQ = SdkErrors(
+    root=GroqError,
+    status=APIStatusError,
+    timeout=APITimeoutError,
+    connection=APIConnectionError,
+    api=APIError,
+    transport_timeouts=(httpx.TimeoutException,),
+    transport_errors=(httpx.HTTPError,),
+)
 
 
 class GroqLLM(LLMProvider):
@@ -54,9 +55,9 @@ class GroqLLM(LLMProvider):
                 max_tokens=options.max_tokens,
                 stream=True,
             )
-        except _ERRORS as exc:
-            raise _error(exc) from exc
-        async for chunk in relay_chat_stream(self.name, stream, _ERRORS, _error, self._usage):
+        except GROQ.caught as exc:
+            raise GROQ.provider_error(self.name, exc) from exc
+        async for chunk in relay_chat_stream(self.name, stream, GROQ, self._usage):
             yield chunk
 
     def _usage(self, chunk: Any) -> Usage | None:
@@ -69,18 +70,6 @@ class GroqLLM(LLMProvider):
     async def aclose(self) -> None:
         """Close the client's connection pool."""
         await self._client.close()
-
-
-def _error(exc: BaseException) -> ProviderError:
-    if isinstance(exc, APIStatusError):
-        return status_error("groq", exc.status_code, body_message(exc.body) or exc.message)
-    if isinstance(exc, APITimeoutError | httpx.TimeoutException):
-        return ProviderError("groq", "timed out waiting for the server")
-    if isinstance(exc, APIConnectionError | httpx.HTTPError):
-        return ProviderError("groq", f"connection failed or dropped: {exc}")
-    if isinstance(exc, APIError):  # an error event inside the stream
-        return ProviderError("groq", f"server reported an error mid-stream: {exc.message}")
-    return malformed("groq", exc)
 
 
 def create(category: str, model: str, credentials: dict[str, Any], settings: dict[str, Any]) -> GroqLLM:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 import anyio
 import httpx2
@@ -20,10 +21,60 @@ from providers.base import LLMChunk, ProviderError, Usage
 # Raised while reading or parsing a reply whose bytes are not what the API promises (bad JSON, missing fields).
 MALFORMED_ERRORS: tuple[type[Exception], ...] = (ValueError, AttributeError, TypeError, KeyError, IndexError)
 
-# What the ``openai`` SDK lets through unwrapped when reading a raw (non-SSE) streamed body.
-_HTTPX2_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (httpx2.RequestError, anyio.EndOfStream, ssl.SSLError)
 
-OPENAI_ERRORS: tuple[type[Exception], ...] = (openai.OpenAIError, *_HTTPX2_TRANSPORT_ERRORS, *MALFORMED_ERRORS)
+class _StatusError(Protocol):
+    """What both SDKs' ``APIStatusError`` carry."""
+
+    status_code: int
+    body: object
+    message: str
+
+
+@dataclass(frozen=True)
+class SdkErrors:
+    """The exceptions of one OpenAI-shaped SDK: ``openai`` and ``groq`` generate the same hierarchy (root error,
+    ``APIStatusError``, ``APITimeoutError`` under ``APIConnectionError``, ``APIError``) in separate classes, and
+    each lets some of its transport's errors through unwrapped. :meth:`provider_error` is the one mapping."""
+
+    root: type[Exception]  # OpenAIError / GroqError
+    status: type[Exception]  # the server answered with an error status
+    timeout: type[Exception]  # no answer in time (a subclass of ``connection``)
+    connection: type[Exception]  # could not connect, or the connection dropped
+    api: type[Exception]  # an error event inside the stream
+    transport_timeouts: tuple[type[Exception], ...] = ()  # the transport's own, let through unwrapped
+    transport_errors: tuple[type[Exception], ...] = ()  # the same: every unwrapped transport error
+
+    @property
+    def caught(self) -> tuple[type[Exception], ...]:
+        """Everything a request or stream of this SDK may raise that :meth:`provider_error` maps."""
+        return (self.root, *self.transport_errors, *MALFORMED_ERRORS)
+
+    def provider_error(self, provider: str, exc: BaseException) -> ProviderError:
+        """``exc`` (from the SDK, its transport, or parsing) as a ProviderError; the order matters (subclasses)."""
+        if isinstance(exc, ProviderError):
+            return exc
+        if isinstance(exc, self.status):
+            error = cast(_StatusError, exc)
+            return status_error(provider, error.status_code, body_message(error.body) or error.message)
+        if isinstance(exc, (self.timeout, *self.transport_timeouts)):
+            return ProviderError(provider, "timed out waiting for the server")
+        if isinstance(exc, (self.connection, *self.transport_errors)):
+            return ProviderError(provider, f"connection failed or dropped: {exc}")
+        if isinstance(exc, self.api):
+            return ProviderError(provider, f"server reported an error mid-stream: {cast(_StatusError, exc).message}")
+        return malformed(provider, exc)
+
+
+OPENAI = SdkErrors(
+    root=openai.OpenAIError,
+    status=openai.APIStatusError,
+    timeout=openai.APITimeoutError,
+    connection=openai.APIConnectionError,
+    api=openai.APIError,
+    transport_timeouts=(httpx2.TimeoutException,),
+    # What the ``openai`` SDK lets through unwrapped when reading a raw (non-SSE) streamed body.
+    transport_errors=(httpx2.RequestError, anyio.EndOfStream, ssl.SSLError),
+)
 
 
 def status_error(provider: str, status: int, message: str) -> ProviderError:
@@ -37,25 +88,10 @@ def body_message(body: object) -> str | None:
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return inner["message"]
+            return str(inner["message"])
         if isinstance(inner, str):
             return inner
     return None
-
-
-def openai_error(provider: str, exc: BaseException) -> ProviderError:
-    """Map an exception raised by the ``openai`` SDK (or its transport, or parsing) to a ProviderError."""
-    if isinstance(exc, ProviderError):
-        return exc
-    if isinstance(exc, openai.APIStatusError):
-        return status_error(provider, exc.status_code, body_message(exc.body) or exc.message)
-    if isinstance(exc, (openai.APITimeoutError, httpx2.TimeoutException)):
-        return ProviderError(provider, "timed out waiting for the server")
-    if isinstance(exc, (openai.APIConnectionError, *_HTTPX2_TRANSPORT_ERRORS)):
-        return ProviderError(provider, f"connection failed or dropped: {exc}")
-    if isinstance(exc, openai.APIError):  # an error event inside the stream
-        return ProviderError(provider, f"server reported an error mid-stream: {exc.message}")
-    return malformed(provider, exc)
 
 
 def malformed(provider: str, exc: BaseException) -> ProviderError:
@@ -91,11 +127,7 @@ def usage_of(usage: Any) -> Usage | None:
 
 
 async def relay_chat_stream(
-    name: str,
-    stream: Any,
-    errors: tuple[type[BaseException], ...],
-    to_error: Callable[[BaseException], ProviderError],
-    read_usage: Callable[[Any], Usage | None],
+    name: str, stream: Any, sdk: SdkErrors, read_usage: Callable[[Any], Usage | None]
 ) -> AsyncIterator[LLMChunk]:
     """Yield a chat-completions stream's text, then its usage; the same for every OpenAI-shaped SDK.
 
@@ -112,8 +144,8 @@ async def relay_chat_stream(
                 chunk = await anext(iterator)
             except StopAsyncIteration:
                 break
-            except errors as exc:
-                raise to_error(exc) from exc
+            except sdk.caught as exc:
+                raise sdk.provider_error(name, exc) from exc
             try:
                 text = chunk_text(chunk)
                 finished = finished or finish_reason(chunk) is not None

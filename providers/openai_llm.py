@@ -13,12 +13,7 @@ from typing import Any
 from openai import AsyncOpenAI
 
 from providers.base import ChatMessage, LLMChunk, LLMOptions, LLMProvider, ProviderError
-from providers.openai_compat import (
-    OPENAI_ERRORS,
-    openai_error,
-    relay_chat_stream,
-    usage_of,
-)
+from providers.openai_compat import OPENAI, relay_chat_stream, usage_of
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 OLLAMA_BASE_URL = "http://127.0.0.1:11434/v1"
@@ -54,11 +49,9 @@ class OpenAILLM(LLMProvider):
                 stream=True,
                 stream_options={"include_usage": True},
             )
-        except OPENAI_ERRORS as exc:
-            raise openai_error(self.name, exc) from exc
-        async for chunk in relay_chat_stream(
-            self.name, stream, OPENAI_ERRORS, lambda exc: openai_error(self.name, exc), lambda c: usage_of(c.usage)
-        ):
+        except OPENAI.caught as exc:
+            raise OPENAI.provider_error(self.name, exc) from exc
+        async for chunk in relay_chat_stream(self.name, stream, OPENAI, lambda c: usage_of(c.usage)):
             yield chunk
 
     async def aclose(self) -> None:

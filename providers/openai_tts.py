@@ -12,7 +12,7 @@ from typing import Any
 from openai import AsyncOpenAI
 
 from providers.base import AudioFormat, ProviderError, TTSOptions, TTSProvider
-from providers.openai_compat import OPENAI_ERRORS, openai_error
+from providers.openai_compat import OPENAI
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_VOICE = "alloy"
@@ -64,8 +64,8 @@ class OpenAITTS(TTSProvider):
                     carry = data[whole:]
                     if whole:
                         yield data[:whole]
-        except OPENAI_ERRORS as exc:
-            raise openai_error(self.name, exc) from exc
+        except OPENAI.caught as exc:
+            raise OPENAI.provider_error(self.name, exc) from exc
 
     async def aclose(self) -> None:
         """Close the client's connection pool."""

@@ -155,6 +155,7 @@ class ScriptedLLM(LLMProvider):
         self.latency_ms = latency_ms
         self.token_interval_ms = token_interval_ms
         self.requests: list[list[ChatMessage]] = []
+        self.consumed: list[Usage] = []  # per request, what a vendor would bill: its prompt and the words streamed
         self.prefilled: list[list[ChatMessage]] = []
         self.active_streams = 0
 
@@ -163,6 +164,8 @@ class ScriptedLLM(LLMProvider):
 
     async def stream_chat(self, messages: list[ChatMessage], options: LLMOptions) -> AsyncIterator[LLMChunk]:
         self.requests.append(list(messages))
+        consumed = Usage(prompt_tokens=sum(len(message.content.split()) for message in messages))
+        self.consumed.append(consumed)
         reply = self.script.next()
         self.active_streams += 1
         try:
@@ -171,9 +174,9 @@ class ScriptedLLM(LLMProvider):
             for index, word in enumerate(words):
                 if index and self.token_interval_ms:
                     await asyncio.sleep(self.token_interval_ms / 1000)
+                consumed.completion_tokens += 1
                 yield LLMChunk(text=word if index == 0 else " " + word)
-            prompt = sum(len(message.content.split()) for message in messages)
-            yield LLMChunk(usage=Usage(prompt_tokens=prompt, completion_tokens=len(words)))
+            yield LLMChunk(usage=Usage(consumed.prompt_tokens, consumed.completion_tokens))
         finally:
             self.active_streams -= 1
 

@@ -111,7 +111,7 @@ async def test_factory_connects_with_telephony_params_and_audio_arrives_unchange
 async def test_the_agents_endpointing_is_the_sessions_endpointing_parameter(servers) -> None:
     server = await servers()
     provider = stt(server)
-    settings = TurnSettings.resolve({"silenceTimeoutMs": 700, "endpointingMs": 200}, RULES, [])  # an agent's knobs
+    settings = turn_settings({"silenceTimeoutMs": 700, "endpointingMs": 200})  # an agent's knobs
     stream = SttStream(
         provider, language="en", endpointing_ms=settings.endpointing_ms, on_transcript=lambda text, final: None
     )

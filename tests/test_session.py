@@ -8,19 +8,15 @@ import pytest
 
 from pipelines.context import Persona
 from pipelines.session import CallSession, SessionConfig
-from pipelines.turn_settings import TurnSettings
 from providers.base import STTSession
 from providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from tests.fake_transport import Caller, EnergyVad, FarEnd
+from tests.turn_table import turn_settings
 
 pytestmark = pytest.mark.looptime
 
-RULES = {
-    "high": {"minSpeechMs": 150, "minWords": 0},
-    "medium": {"minSpeechMs": 300, "minWords": 0},
-    "low": {"minSpeechMs": 600, "minWords": 2},
-}
-DEFAULTS = {
+# The knobs and sensitivity rules these timings are written for; the rest is config/turn_taking.yaml's.
+KNOBS = {
     "silenceTimeoutMs": 500,
     "endpointingMs": 300,
     "idleTimeoutMs": 5000,
@@ -29,7 +25,10 @@ DEFAULTS = {
     "speechStartMs": 60,
     "speechGapToleranceMs": 80,
     "falseInterruptionTimeoutMs": 1000,
+    "preemptiveGeneration": "off",
+    "speechTailTrimDb": 0,
 }
+RULES = {"high": {"minSpeechMs": 150, "minWords": 0}, "medium": {"minSpeechMs": 300, "minWords": 0}}
 LONG_REPLY = (
     "Our clinic opens at eight in the morning. We close at six in the evening. "
     "On Saturdays we open at nine. On Sundays we are closed. Is there anything else?"
@@ -41,7 +40,7 @@ def config(**turn: object) -> SessionConfig:
     return SessionConfig(
         persona=Persona(system_prompt="You are the clinic's receptionist.", greeting="Hello, clinic here."),
         opening_mode=opening,
-        turn=TurnSettings.resolve(DEFAULTS, RULES, ["uh-huh", "yeah", "okay"], turn),
+        turn=turn_settings({**KNOBS, **turn}, sensitivity=RULES),
     )
 
 

@@ -16,15 +16,17 @@ from pipelines.turn_detector import (
     TurnDetector,
     TurnState,
 )
-from pipelines.turn_settings import TurnSettings, meaningful_words
+from pipelines.turn_settings import KNOB_FIELDS, TurnSettings, meaningful_words
+from tests.turn_table import table, turn_settings
 
+# The sensitivity rules and knobs these exact timings are written for; the rest is config/turn_taking.yaml's.
 RULES = {
     "high": {"minSpeechMs": 150, "minWords": 0},
     "medium": {"minSpeechMs": 300, "minWords": 0},
     "low": {"minSpeechMs": 600, "minWords": 2},
 }
 BACKCHANNELS = ["uh-huh", "uh huh", "mm-hmm", "yeah", "okay", "ok", "right", "got it", "yes"]
-DEFAULTS = {
+KNOBS = {
     "silenceTimeoutMs": 500,
     "endpointingMs": 300,
     "idleTimeoutMs": 8000,
@@ -32,11 +34,12 @@ DEFAULTS = {
     "speechStartMs": 60,
     "speechGapToleranceMs": 80,
     "falseInterruptionTimeoutMs": 1000,
+    "speechTailTrimDb": 0,
 }
 
 
 def settings(**overrides: object) -> TurnSettings:
-    return TurnSettings.resolve(DEFAULTS, RULES, BACKCHANNELS, overrides)
+    return turn_settings({**KNOBS, **overrides}, sensitivity=RULES, backchannels=BACKCHANNELS)
 
 
 class Script:
@@ -308,16 +311,45 @@ def test_meaningful_words_skip_backchannels() -> None:
 
 
 def test_settings_resolve_agent_overrides_and_the_plan_cap() -> None:
-    resolved = TurnSettings.resolve(
-        {**DEFAULTS, "maxCallDurationSec": 600},
-        RULES,
-        BACKCHANNELS,
+    knobs = table()["knobs"]
+    resolved = turn_settings(
         {"interruptionSensitivity": "low", "maxCallDurationSec": 3600, "silenceTimeoutMs": None, "idleTimeoutMs": 9000},
         max_call_duration_cap_sec=900,
     )
-    assert resolved.barge_in.min_speech_ms == 600 and resolved.barge_in.min_words == 2
+    low = table()["sensitivity"]["low"]
+    assert (resolved.barge_in.min_speech_ms, resolved.barge_in.min_words) == (low["minSpeechMs"], low["minWords"])
     assert resolved.max_call_duration_sec == 900
-    assert (resolved.silence_timeout_ms, resolved.endpointing_ms, resolved.idle_timeout_ms) == (500, 300, 9000)
+    assert (resolved.silence_timeout_ms, resolved.endpointing_ms, resolved.idle_timeout_ms) == (
+        knobs["silenceTimeoutMs"]["default"],  # None: the table's default
+        knobs["endpointingMs"]["default"],
+        9000,
+    )
+
+
+def test_every_knob_of_the_table_reaches_the_engine_with_the_tables_default() -> None:
+    """config/turn_taking.yaml is the only source of defaults: a call without overrides runs on exactly its values."""
+    knobs = table()["knobs"]
+    assert set(KNOB_FIELDS) == set(knobs)
+    plain = turn_settings()
+    assert plain.silence_timeout_ms == knobs["silenceTimeoutMs"]["default"]
+    assert plain.tail_trim_db == knobs["speechTailTrimDb"]["default"]
+    assert plain.preemptive is (knobs["preemptiveGeneration"]["default"] == "on")
+    medium = table()["sensitivity"][knobs["interruptionSensitivity"]["default"]]
+    assert plain.barge_in.min_speech_ms == medium["minSpeechMs"]
+    for knob, (field, _) in KNOB_FIELDS.items():
+        if knob not in ("preemptiveGeneration", "interruptionSensitivity"):
+            assert getattr(plain, field) == knobs[knob]["default"], knob
+
+
+def test_a_table_with_a_knob_the_engine_does_not_know_or_lacks_is_refused() -> None:
+    unknown = table()
+    unknown["knobs"]["turboMode"] = {"default": 1}
+    with pytest.raises(ValueError, match="turboMode"):
+        TurnSettings.from_table(unknown)
+    missing = table()
+    del missing["knobs"]["speechTailTrimDb"]
+    with pytest.raises(ValueError, match="speechTailTrimDb"):
+        TurnSettings.from_table(missing)
 
 
 @pytest.mark.parametrize(

@@ -1,1 +1,1 @@
-"""The wiring on top: the app, the `voicex` command (serve, demo, admin), start-up and shut-down. Imported by nothing."""
+"""The wiring on top: the app, the `voicex` command (serve, demo, admin), start-up and shut-down."""
