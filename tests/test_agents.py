@@ -10,7 +10,7 @@ from openapi_spec_validator import validate
 
 from tests.agent_world import AGENTS, add_provider, body, create, fetch, make_world
 from voicex.agents.schemas import AGENT_KNOBS
-from voicex.store.agent_quota import claim_agent_slot, release_agent_slot
+from voicex.store import quotas
 
 # --- create -----------------------------------------------------------------------------------------
 
@@ -139,14 +139,14 @@ async def test_simultaneous_creates_never_exceed_max_agents(client, services) ->
     assert await services.db.agents.count_documents({"orgId": ObjectId(world.tenant.org_id)}) == 5
 
 
-async def test_agent_slots_are_claimed_atomically_and_count_existing_agents(services) -> None:
+async def test_agent_quota_units_are_claimed_atomically_and_count_existing_agents(services) -> None:
     org_id = (await services.db.organizations.insert_one({"name": "Quota", "status": "active"})).inserted_id
     await services.db.agents.insert_many([{"orgId": org_id, "name": "old 1"}, {"orgId": org_id, "name": "old 2"}])
-    claims = await asyncio.gather(*(claim_agent_slot(services.db, org_id, 5) for _ in range(20)))
+    claims = await asyncio.gather(*(quotas.claim(services.db, org_id, quotas.AGENTS, 5) for _ in range(20)))
     assert claims.count(True) == 3  # 2 agents existed before the counter did
-    await release_agent_slot(services.db, org_id)
-    assert await claim_agent_slot(services.db, org_id, 5) is True
-    assert await claim_agent_slot(services.db, org_id, 5) is False
+    await quotas.release(services.db, org_id, quotas.AGENTS)
+    assert await quotas.claim(services.db, org_id, quotas.AGENTS, 5) is True
+    assert await quotas.claim(services.db, org_id, quotas.AGENTS, 5) is False
 
 
 async def test_phone_number_belongs_to_one_agent_per_org(client, services) -> None:

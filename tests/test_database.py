@@ -10,14 +10,15 @@ from pymongo.errors import DuplicateKeyError
 
 from voicex.platform.embedded_db import EmbeddedMongo
 from voicex.platform.errors import EmbeddedDatabaseError
-from voicex.store.db import INDEXES, Database
+from voicex.store.db import Database
+from voicex.store.indexes import INDEXES, ensure_indexes
 
 
 async def test_index_creation_is_idempotent_and_enforces_uniqueness(services) -> None:
     db = services.db  # Runtime.start already created the indexes once
     before = {spec.collection: await db.db[spec.collection].index_information() for spec in INDEXES}
-    await db.ensure_indexes()
-    await db.ensure_indexes()
+    await ensure_indexes(db)
+    await ensure_indexes(db)
     after = {spec.collection: await db.db[spec.collection].index_information() for spec in INDEXES}
     assert before == after
     for spec in INDEXES:
@@ -135,7 +136,7 @@ async def test_an_upgraded_database_loses_the_one_document_per_day_usage_index(s
     usage = services.db.usage_daily
     await usage.drop_indexes()
     await usage.create_index([("orgId", 1), ("date", 1)], name="org_date_unique", unique=True)
-    await services.db.ensure_indexes()
+    await ensure_indexes(services.db)
     assert "org_date_unique" not in await usage.index_information()
     await usage.insert_one({"orgId": "o1", "date": "2026-12-04", "shard": 1, "calls": 1})
     await usage.insert_one({"orgId": "o1", "date": "2026-12-04", "shard": 2, "calls": 1})

@@ -1,7 +1,7 @@
 """Voice agents (``/api/dashboard/agents``): CRUD, each agent returned with its server-computed status.
 
 Validation lives in voicex/agents/validation.py, the status rule in voicex/calls/status.py and the maxAgents
-counter in voicex/store/agent_quota.py; this file only wires them to HTTP. Every query is scoped by the caller's
+counter in voicex/store/quotas.py; this file only wires them to HTTP. Every query is scoped by the caller's
 org, so another org's agent is a 404.
 """
 
@@ -33,7 +33,7 @@ from voicex.catalog.config import Plan
 from voicex.platform.errors import bad_request, conflict, forbidden, not_found
 from voicex.platform.ids import path_id
 from voicex.platform.services import Services, services
-from voicex.store.agent_quota import claim_agent_slot, release_agent_slot
+from voicex.store import quotas
 from voicex.web.auth import auth
 from voicex.web.http import json_response
 from voicex.web.presenters import public_agent
@@ -102,7 +102,7 @@ async def create_agent(
     assert context.org is not None and context.plan is not None
     plan = context.plan
     fields, providers = await build_agent(svc.db, svc.catalog, context.org_id, plan, body)
-    if not await claim_agent_slot(svc.db, context.org_id, plan.limits.maxAgents):
+    if not await quotas.claim(svc.db, context.org_id, quotas.AGENTS, plan.limits.maxAgents):
         limit = plan.limits.maxAgents
         raise forbidden(f"the {plan.name} plan allows at most {limit} agent{'s' if limit != 1 else ''}", limit=limit)
     now = dt.datetime.now(dt.UTC)
@@ -110,7 +110,7 @@ async def create_agent(
     try:
         await svc.db.agents.insert_one(agent)
     except BaseException as exc:
-        await release_agent_slot(svc.db, context.org_id)
+        await quotas.release(svc.db, context.org_id, quotas.AGENTS)
         if isinstance(exc, DuplicateKeyError):  # another write took one of the numbers after our check
             await _number_taken(svc, context.org_id, plan, body)
         raise
@@ -214,5 +214,5 @@ async def delete_agent(
     result = await svc.db.agents.delete_one({"_id": path_id(id, "agent"), "orgId": context.org_id})
     if result.deleted_count == 0:
         raise not_found("agent")
-    await release_agent_slot(svc.db, context.org_id)
+    await quotas.release(svc.db, context.org_id, quotas.AGENTS)
     return json_response({"deleted": True})

@@ -25,8 +25,8 @@ from voicex.platform.crypto import SecretBox
 from voicex.platform.errors import bad_request, conflict, forbidden, not_found
 from voicex.platform.ids import path_id
 from voicex.platform.services import Services, services
+from voicex.store import quotas
 from voicex.store.db import Document
-from voicex.store.provider_quota import claim_provider_slot, release_provider_slot
 from voicex.web.auth import auth
 from voicex.web.http import json_response
 from voicex.web.presenters import public_provider
@@ -260,7 +260,7 @@ async def create_provider(
     await _name_free(svc, org_id, body.name)
     if models is None:
         models = catalog_models(provider_type, body.category)
-    if not await claim_provider_slot(svc.db, org_id, features.maxCustomProviders):
+    if not await quotas.claim(svc.db, org_id, quotas.CUSTOM_PROVIDERS, features.maxCustomProviders):
         raise forbidden(f"your plan allows at most {features.maxCustomProviders} custom providers")
     now = dt.datetime.now(dt.UTC)
     provider = {
@@ -279,7 +279,7 @@ async def create_provider(
     try:
         provider["_id"] = (await svc.db.providers.insert_one(provider)).inserted_id
     except BaseException as exc:
-        await release_provider_slot(svc.db, org_id)
+        await quotas.release(svc.db, org_id, quotas.CUSTOM_PROVIDERS)
         if isinstance(exc, DuplicateKeyError):
             raise conflict(f"a provider named {body.name!r} already exists") from None
         raise
@@ -358,5 +358,5 @@ async def delete_provider(
         raise conflict("provider is used by agents", agents=agents)
     result = await svc.db.providers.delete_one({"_id": provider["_id"], "orgId": org_id})
     if result.deleted_count:
-        await release_provider_slot(svc.db, org_id)
+        await quotas.release(svc.db, org_id, quotas.CUSTOM_PROVIDERS)
     return json_response({"deleted": True})

@@ -16,6 +16,7 @@ from voicex.platform.services import Services
 from voicex.platform.settings import Settings, ensure_secrets
 from voicex.server.shared_secrets import check_shared_secrets, generated_secrets
 from voicex.store.db import Database
+from voicex.store.indexes import ensure_indexes
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class Runtime:
                 if not await db.db.list_collection_names():
                     raise SetupError(unused_database(settings, _redact(uri)))
             else:
-                await db.ensure_indexes()
+                await ensure_indexes(db)
                 await check_shared_secrets(db, settings, generated)
                 await sync_global_providers(db, catalog, settings)
                 await migrate(db, catalog)

@@ -1,0 +1,61 @@
+"""Every index the server relies on, created idempotently at start-up (and the ones a change made obsolete).
+
+Each collection's module under voicex/store/ owns its specs; this module only gathers them and applies them.
+"""
+
+from __future__ import annotations
+
+from pymongo import ASCENDING, DESCENDING
+
+from voicex.store.db import Database, IndexSpec
+
+INDEXES: tuple[IndexSpec, ...] = (
+    IndexSpec("users", (("email", ASCENDING),), "email_unique", {"unique": True}),
+    IndexSpec("users", (("orgId", ASCENDING),), "org"),
+    IndexSpec("api_keys", (("keyHash", ASCENDING),), "key_hash_unique", {"unique": True}),
+    IndexSpec("api_keys", (("orgId", ASCENDING), ("createdAt", DESCENDING)), "org_created"),
+    IndexSpec("providers", (("orgId", ASCENDING), ("name", ASCENDING)), "org_name_unique", {"unique": True}),
+    IndexSpec("agents", (("orgId", ASCENDING), ("createdAt", DESCENDING)), "org_created"),
+    IndexSpec("agents", (("orgId", ASCENDING), ("phoneNumbers", ASCENDING)), "org_phone"),
+    # A number routes to one agent per org, even when two writes claim it at once (other key order than
+    # org_phone, so MongoDB sees a different index; agents without numbers are left out).
+    IndexSpec(
+        "agents",
+        (("phoneNumbers", ASCENDING), ("orgId", ASCENDING)),
+        "phone_org_unique",
+        {"unique": True, "partialFilterExpression": {"phoneNumbers": {"$type": "string"}}},
+    ),
+    IndexSpec("calls", (("orgId", ASCENDING), ("startedAt", DESCENDING)), "org_started"),
+    IndexSpec("calls", (("callSid", ASCENDING),), "call_sid"),
+    IndexSpec("calls", (("status", ASCENDING), ("leaseExpiresAt", ASCENDING)), "status_lease"),
+    # The janitor's look for usage a crash left uncounted, every 15 s: without it, a scan of every call ever made.
+    IndexSpec(
+        "calls",
+        (("usagePending", ASCENDING), ("endedAt", ASCENDING)),
+        "usage_pending",
+        {"partialFilterExpression": {"usagePending": True}},
+    ),
+    IndexSpec(
+        "usage_daily",
+        (("orgId", ASCENDING), ("date", ASCENDING), ("shard", ASCENDING)),
+        "org_date_shard_unique",
+        {"unique": True},
+    ),
+    IndexSpec("call_slots", (("orgId", ASCENDING), ("leaseExpiresAt", ASCENDING)), "org_lease"),
+    # Slot release at each call's end and lease renewal find slots by call, across all orgs.
+    IndexSpec("call_slots", (("callId", ASCENDING),), "call"),
+    IndexSpec("rate_limits", (("expiresAt", ASCENDING),), "expires_ttl", {"expireAfterSeconds": 0}),
+)
+
+# Indexes an earlier version created that now stand in the way: one unique (org, date) usage document per day
+# would refuse the day's other shards (voicex/store/usage.py).
+OBSOLETE_INDEXES: tuple[tuple[str, str], ...] = (("usage_daily", "org_date_unique"),)
+
+
+async def ensure_indexes(db: Database) -> None:
+    """Create every index in INDEXES and drop the ones it replaced; a no-op when that is done."""
+    for collection, name in OBSOLETE_INDEXES:
+        if name in await db.db[collection].index_information():
+            await db.db[collection].drop_index(name)
+    for spec in INDEXES:
+        await db.db[spec.collection].create_index(list(spec.keys), name=spec.name, **spec.options)
