@@ -108,7 +108,8 @@ class Resampler:
             pcm = pcm[:-1]
         if self._stream is None or not pcm:
             return pcm
-        return self._stream.resample_chunk(np.frombuffer(pcm, dtype=_INT16)).tobytes()
+        out: bytes = self._stream.resample_chunk(np.frombuffer(pcm, dtype=_INT16)).tobytes()  # soxr is untyped
+        return out
 
     def flush(self) -> bytes:
         """End the stream: return the samples still inside the filter and get ready for a new stream.
@@ -118,7 +119,7 @@ class Resampler:
         self._carry = b""
         if self._stream is None:
             return b""
-        tail = self._stream.resample_chunk(_EMPTY_INT16, last=True).tobytes()
+        tail: bytes = self._stream.resample_chunk(_EMPTY_INT16, last=True).tobytes()
         self._stream = self._new_stream()
         return tail
 

@@ -56,8 +56,8 @@ class FallbackLLM(LLMProvider):
         self.failures: list[str] = []
         self.order = list(self.providers)  # the failed go last
 
-    @property  # type: ignore[override]
-    def speculative(self) -> bool:
+    @property
+    def speculative(self) -> bool:  # type: ignore[override]  # the chain's answer is its first provider's
         return self.order[0].speculative
 
     async def aclose(self) -> None:

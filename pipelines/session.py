@@ -40,6 +40,8 @@ from pipelines.usage import CallUsage
 from pipelines.vad import Vad
 from providers.base import ChatMessage, LLMProvider, STTProvider, TTSProvider
 
+__all__ = ["CallResult", "CallSession", "SessionConfig"]  # what a call is given and reports, with the session
+
 log = logging.getLogger(__name__)
 
 # DEBUG lines for the turn detector's decisions: what to look at when a call's turn-taking feels wrong.
@@ -182,7 +184,7 @@ class CallSession:
     async def _stop_work(self) -> None:
         """Cancel the reply and every task of the call (each reply counts its usage as it stops), close the STT."""
         await self._cancel_reply(record=True)
-        while self._tasks:  # a task being cancelled may spawn a last one (a reply's follow-up prefill)
+        while self._tasks:  # until none is left, should a task spawn another while it winds down
             tasks = list(self._tasks)
             for task in tasks:
                 task.cancel()

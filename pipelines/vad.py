@@ -56,7 +56,8 @@ class WebRtcVad:
     def is_speech(self, frame: bytes) -> bool:
         if len(frame) != FRAME_BYTES_PCM16:
             _check_frame(frame)  # raises with the reason
-        return _webrtcvad.process(self._vad, TELEPHONY_RATE, frame, FRAME_SAMPLES)
+        speech: bool = _webrtcvad.process(self._vad, TELEPHONY_RATE, frame, FRAME_SAMPLES)  # an untyped C module
+        return speech
 
     def reset(self) -> None:
         # webrtcvad keeps adaptive noise estimates and offers no reset; a new instance is cheap.

@@ -132,6 +132,9 @@ class LLMChunk:
 
 @dataclass(frozen=True)
 class LLMOptions:
+    """One request's sampling. A call always passes its agent's values (the agent schema holds those defaults);
+    these defaults are only the adapters' fallback for requests made outside a call (provider checks, tests)."""
+
     temperature: float = 0.7
     max_tokens: int = 256
     extra: dict[str, object] = field(default_factory=dict)

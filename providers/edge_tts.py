@@ -46,7 +46,7 @@ class Mp3Decoder:
         frames = self._codec.decode(None)
         return pcm + self._resample([*frames, None])
 
-    def _decode(self, packets: list[av.Packet]) -> bytes:
+    def _decode(self, packets: list[av.Packet[Any]]) -> bytes:
         return self._resample([frame for packet in packets for frame in self._codec.decode(packet)])
 
     def _resample(self, frames: list[Any]) -> bytes:

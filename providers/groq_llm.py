@@ -14,7 +14,7 @@ import httpx
 from groq import APIConnectionError, APIError, APIStatusError, APITimeoutError, AsyncGroq, GroqError
 
 from providers.base import ChatMessage, LLMChunk, LLMOptions, LLMProvider, ProviderError, Usage
-from providers.openai_compat import SdkErrors, relay_chat_stream, usage_of
+from providers.openai_compat import SdkErrors, relay_chat_stream, usage_of, wire_messages
 
 DEFAULT_TIMEOUT = 10.0
 GROQ = SdkErrors(
@@ -50,7 +50,7 @@ class GroqLLM(LLMProvider):
         try:
             stream = await self._client.chat.completions.create(
                 model=self.model,
-                messages=[{"role": message.role, "content": message.content} for message in messages],
+                messages=wire_messages(messages),
                 temperature=options.temperature,
                 max_tokens=options.max_tokens,
                 stream=True,

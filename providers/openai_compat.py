@@ -16,7 +16,7 @@ import anyio
 import httpx2
 import openai
 
-from providers.base import LLMChunk, ProviderError, Usage
+from providers.base import ChatMessage, LLMChunk, ProviderError, Usage
 
 # Raised while reading or parsing a reply whose bytes are not what the API promises (bad JSON, missing fields).
 MALFORMED_ERRORS: tuple[type[Exception], ...] = (ValueError, AttributeError, TypeError, KeyError, IndexError)
@@ -92,6 +92,11 @@ def body_message(body: object) -> str | None:
         if isinstance(inner, str):
             return inner
     return None
+
+
+def wire_messages(messages: list[ChatMessage]) -> list[Any]:
+    """The chat as the API's message dicts (the SDKs' TypedDict unions cannot tell a dict's role statically)."""
+    return [{"role": message.role, "content": message.content} for message in messages]
 
 
 def malformed(provider: str, exc: BaseException) -> ProviderError:

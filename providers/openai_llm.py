@@ -13,7 +13,7 @@ from typing import Any
 from openai import AsyncOpenAI
 
 from providers.base import ChatMessage, LLMChunk, LLMOptions, LLMProvider, ProviderError
-from providers.openai_compat import OPENAI, relay_chat_stream, usage_of
+from providers.openai_compat import OPENAI, relay_chat_stream, usage_of, wire_messages
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 OLLAMA_BASE_URL = "http://127.0.0.1:11434/v1"
@@ -43,7 +43,7 @@ class OpenAILLM(LLMProvider):
         try:
             stream = await self._client.chat.completions.create(
                 model=self.model,
-                messages=[_message(message) for message in messages],
+                messages=wire_messages(messages),
                 temperature=options.temperature,
                 max_tokens=options.max_tokens,
                 stream=True,
@@ -57,10 +57,6 @@ class OpenAILLM(LLMProvider):
     async def aclose(self) -> None:
         """Close the client's connection pool."""
         await self._client.close()
-
-
-def _message(message: ChatMessage) -> Any:
-    return {"role": message.role, "content": message.content}
 
 
 def create(category: str, model: str, credentials: dict[str, Any], settings: dict[str, Any]) -> OpenAILLM:

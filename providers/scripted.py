@@ -224,7 +224,8 @@ def _tone(offset: int, count: int, rate: int, freq: float = 440.0, amplitude: in
     """Vectorized (a per-sample Python loop blocked the event loop ~20 ms per sentence and skewed benchmarks), and
     cached: every sentence starts at offset 0, so benchmark calls re-use the same chunks (~1.3 MB at most)."""
     step = 2 * math.pi * freq / rate
-    return (amplitude * np.sin(step * np.arange(offset, offset + count))).astype("<i2").tobytes()
+    tone: bytes = (amplitude * np.sin(step * np.arange(offset, offset + count))).astype("<i2").tobytes()
+    return tone
 
 
 def create(category: str, model: str, credentials: dict[str, object], settings: dict[str, object]) -> object:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# README Quick start, command 2: install the dev tools into .venv and run every check: ruff, pip-audit, then pytest.
-# Fails on a lint error, a failed test, when no test ran (pytest exit 5), and on a known-vulnerable dependency.
+# README Quick start, command 2: install the dev tools into .venv and run every check: ruff, mypy, pip-audit, then pytest.
+# Fails on a lint or type error, a failed test, when no test ran (pytest exit 5), and on a known-vulnerable dependency.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 voicex_bootstrap "dev,local"
@@ -8,6 +8,8 @@ cd "$VOICEX_ROOT"
 echo "voicex: ruff check"
 ruff check .
 ruff format --check . >/dev/null || { echo "voicex: ruff format would change files (run: ruff format .)"; exit 1; }
+echo "voicex: mypy"
+mypy  # the files and strictness are in pyproject.toml ([tool.mypy]): pipelines/ and providers/ strict
 
 # Dependency audit (scripts/audit_deps.py): known vulnerabilities fail the script, after the tests have run;
 # packages whose vulnerability data is unreachable are reported as NOT AUDITED, never as clean.

@@ -10,13 +10,12 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from pipelines.stt_stream import SttStream
-from pipelines.turn_settings import TurnSettings
 from providers.base import TELEPHONY_FORMAT, ProviderError, STTSession, Transcript
 from providers.deepgram_stt import DeepgramSTT, create
 from tests.loopback.deepgram_server import DeepgramLoopback, Utterance
+from tests.turn_table import turn_settings
 
 KEY = "dg-test-key"
-RULES = {level: {"minSpeechMs": 60, "minWords": 0} for level in ("low", "medium", "high")}
 CHUNK = 160  # 20 ms of 8 kHz μ-law, as Twilio sends it
 
 

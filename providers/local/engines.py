@@ -197,7 +197,7 @@ class LlamaEngine:
         """How many of this prompt's tokens some context already holds (for tests and benchmarks)."""
         tokens, _ = self.prompt(messages, 1)
         with self._lock:
-            return max(self._prefix(s.llama.input_ids[: s.llama.n_tokens].tolist(), tokens) for s in self._slots)
+            return int(max(self._prefix(s.llama.input_ids[: s.llama.n_tokens].tolist(), tokens) for s in self._slots))
 
     def generate(
         self,

@@ -18,7 +18,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from providers.base import ProviderError
 from providers.local.pool import PROVIDER, Lane, cpu_count
@@ -82,12 +82,12 @@ class _Singletons:
     def get(self, key: tuple[Any, ...], build: Callable[[], T]) -> T:
         with self._lock:
             if key in self._items:
-                return self._items[key]
+                return cast(T, self._items[key])
             key_lock = self._building.setdefault(key, threading.Lock())
         with key_lock:
             with self._lock:
                 if key in self._items:
-                    return self._items[key]
+                    return cast(T, self._items[key])
             item = build()
             with self._lock:
                 self._items[key] = item

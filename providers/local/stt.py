@@ -207,7 +207,8 @@ class LocalSTTSession(STTSession):
                 if early is not None or utt.loud_since_pass:
                     if early is None:
                         early = self.provider.submit(bytes(utt.audio))
-                    text, confidence = await wait(early, "whisper")
+                    final = await wait(early, "whisper")
+                    text, confidence = final
         except ProviderError as exc:  # the engine still gets a final: the best text we have
             log.warning("final pass failed, using the last interim", extra={"error": exc.message})
         finally:
