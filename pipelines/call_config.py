@@ -33,14 +33,16 @@ class CallResult:
     request (answers cut by a barge-in, preemptive answers dropped unheard, the summary) and ``ttsChars`` sent to
     TTS. ``metrics["heard"]["ttsChars"]`` is what the caller heard of it (the transcript's agent text), and
     ``metrics["estimatedTokens"]`` the part of ``tokens`` estimated for streams cut before the vendor's count.
-    ``errors`` includes a failed start or summary.
+    ``errors`` includes a failed start or summary. A call that ended before any conversation (its stream never
+    connected, its process was lost) is a result with only its ``end_reason``: this is the one type a call's
+    record is finalized from (voicex/store/calls.py).
     """
 
     end_reason: str
-    transcript: list[dict[str, Any]]
-    turns: list[dict[str, Any]]
-    metrics: dict[str, Any]
-    summary: str
-    sentiment: str
-    usage: dict[str, int]
-    errors: list[str]
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    turns: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    summary: str = ""
+    sentiment: str = "neutral"
+    usage: dict[str, int] = field(default_factory=lambda: {"tokens": 0, "ttsChars": 0})
+    errors: list[str] = field(default_factory=list)

@@ -15,10 +15,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from voicex.server.app import create_app
 from voicex.platform.embedded_db import EmbeddedMongo
 from voicex.platform.services import Services
 from voicex.platform.settings import Settings, load_settings
+from voicex.server.app import create_app
 from voicex.server.runtime import Runtime
 
 _VENDOR_KEYS = ("DEEPGRAM_API_KEY", "OPENAI_API_KEY", "GROQ_API_KEY", "ELEVENLABS_API_KEY")

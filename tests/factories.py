@@ -9,8 +9,8 @@ from typing import Any
 
 from bson import ObjectId
 
-from voicex.web.auth import api_key_prefix, hash_api_key, new_api_key
 from voicex.platform.services import Services
+from voicex.web.auth import api_key_prefix, hash_api_key, new_api_key
 
 _counter = itertools.count(1)
 

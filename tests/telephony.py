@@ -16,9 +16,9 @@ from twilio.request_validator import RequestValidator
 from scripts.twilio_sim import CallerAudio, caller_audio, synthesize
 from scripts.twilio_sim.caller_audio import ULAW_SILENCE_FRAME
 from tests.factories import Tenant, make_tenant
-from voicex.server.app import create_app
 from voicex.platform.embedded_db import free_port
 from voicex.platform.services import Services
+from voicex.server.app import create_app
 
 AUTH_TOKEN = "twilio-test-auth-token-0123456789"
 _numbers = itertools.count(1000)

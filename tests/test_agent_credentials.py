@@ -16,6 +16,7 @@ from scripts.twilio_sim import sign
 from tests.factories import make_tenant
 from tests.raw_stream import start_message
 from tests.telephony import AUTH_TOKEN, call_params, make_line, parse_twiml, post_signed
+from tests.test_telephony_stream import finalized
 
 pytestmark = pytest.mark.scripted_providers
 
@@ -109,6 +110,6 @@ async def test_a_call_whose_agent_cannot_be_built_hears_an_apology_not_silence(s
                 )
     pcm = np.frombuffer(b"".join(heard), dtype="<i2").astype(np.float64)
     assert pcm.size / 8000 > 1.0 and np.sqrt(np.mean(pcm**2)) > 300  # over a second of speech, not silence
-    call = await services.db.calls.find_one({"_id": ObjectId(answer["params"]["callId"])})
+    call = await finalized(services, answer["params"]["callId"])
     assert (call["status"], call["endReason"]) == ("failed", "provider_error")
     assert "no API key configured" in call["errors"][0]

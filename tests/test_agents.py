@@ -10,6 +10,7 @@ from openapi_spec_validator import validate
 
 from tests.agent_world import AGENTS, add_provider, body, create, fetch, make_world
 from voicex.agents.schemas import AGENT_KNOBS
+from voicex.calls.builder import session_config
 from voicex.store import quotas
 
 # --- create -----------------------------------------------------------------------------------------
@@ -284,3 +285,16 @@ async def test_the_tts_model_is_a_voice_and_the_synthesis_model_a_setting(client
     for overrides, message in refusals:
         response = await client.post(AGENTS, json=body(world, name="Other", **overrides), headers=world.tenant.jwt)
         assert response.status == 400 and (await response.json())["error"].startswith(message), message
+
+
+async def test_the_engine_gets_the_agent_schema_defaults_and_the_voice_language(client, services) -> None:
+    """One source per default: what an agent stores is what the call runs with (maxTokens, language)."""
+    world = await make_world(client, services)
+    agent = await create(client, world, ttsConfig={"language": "es-ES"})
+    stored = await services.db.agents.find_one({"_id": ObjectId(agent["_id"])})
+    org = await services.db.organizations.find_one({"_id": ObjectId(world.tenant.org_id)})
+    config = session_config(services, stored, org)
+    assert config.llm_options.max_tokens == agent["llmConfig"]["maxTokens"] == 512
+    assert config.persona.language == "en-US" and config.tts_options.language == "es-ES"  # the voice's own language
+    plain = session_config(services, {**stored, "ttsConfig": {"speed": 1.0}, "llmConfig": {}}, org)
+    assert plain.tts_options.language == "en-US" and plain.llm_options.max_tokens == 512

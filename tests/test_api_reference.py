@@ -24,8 +24,8 @@ from bson import ObjectId
 from scripts.twilio_sim import CallConfig, SimulatedCall
 from tests.agent_world import SERVER_KEYS
 from tests.telephony import AUTH_TOKEN, call_params, parse_twiml, post_signed, spoken, with_pause
-from voicex.server.admin import create_platform_admin
 from voicex.platform.services import Services
+from voicex.server.admin import create_platform_admin
 
 pytestmark = pytest.mark.scripted_providers
 

@@ -13,11 +13,12 @@ import datetime as dt
 import pytest
 from bson import ObjectId
 
-import voicex.store.calls as call_records
+import voicex.store.leases as lease_renewal
 from scripts.twilio_sim import SimulatedCall
 from tests.telephony import make_line
 from tests.test_telephony_stream import config, finalized
-from voicex.store.calls import LeaseRenewer, reap_lost_calls
+from voicex.store.calls import reap_lost_calls
+from voicex.store.leases import LeaseRenewer
 from voicex.store.slots import LEASE, claim_slot, release_slot
 
 SECOND = dt.timedelta(seconds=1)
@@ -31,7 +32,7 @@ def ms(moment: dt.datetime) -> dt.datetime:
 @pytest.fixture
 def manual_renewals(monkeypatch: pytest.MonkeyPatch) -> None:
     """The server's own renewal loop waits an hour, so only the test's renewals happen."""
-    monkeypatch.setattr(call_records, "RENEW_EVERY_SEC", 3600.0)
+    monkeypatch.setattr(lease_renewal, "RENEW_EVERY_SEC", 3600.0)
 
 
 @pytest.mark.scripted_providers
@@ -128,7 +129,7 @@ async def test_renewal_slices_renew_every_call_once_a_period_a_slice_at_a_time(s
             {"_id": call_id, "orgId": org, "status": "active", "startedAt": now, "leaseExpiresAt": now + LEASE}
         )
         renewer.add(call_id)
-    renewed = [await renewer.renew(db, now + (part + 1) * SECOND, part) for part in range(call_records.RENEW_SLICES)]
+    renewed = [await renewer.renew(db, now + (part + 1) * SECOND, part) for part in range(lease_renewal.RENEW_SLICES)]
     assert sum(renewed) == 40 and max(renewed) < 40  # each call once, and no slice wrote them all
     leases = {c["_id"]: c["leaseExpiresAt"] async for c in db.calls.find({"orgId": org})}
     slots = {s["callId"]: s["leaseExpiresAt"] async for s in db.call_slots.find({"orgId": org})}

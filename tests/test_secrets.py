@@ -8,8 +8,8 @@ import logging
 from bson import ObjectId
 
 from tests.factories import make_tenant
-from voicex.web.auth import hash_api_key
 from voicex.platform.logs import configure_logging
+from voicex.web.auth import hash_api_key
 
 PROVIDER_SECRET = "sk-provider-secret-7f3a9c1e5b"
 TWILIO_TOKEN = "twilio-auth-token-5e8d2c4b1a9f"

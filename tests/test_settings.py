@@ -138,14 +138,17 @@ def test_the_silence_knobs_have_the_api_reference_meanings_and_ranges(
 
 
 def test_turn_settings_defaults_are_the_knob_table_defaults() -> None:
-    """config/turn_taking.yaml is the one source of the defaults; the engine's dataclass mirrors it."""
-    defaults = load_catalog(REPO_CONFIG).turn_taking.defaults()
-    plain = TurnSettings()
-    assert (plain.silence_timeout_ms, plain.endpointing_ms, plain.idle_timeout_ms) == (
+    """config/turn_taking.yaml is the one source of the defaults: the validated catalog builds the engine's settings."""
+    table = load_catalog(REPO_CONFIG).turn_taking
+    defaults = table.defaults()
+    plain = TurnSettings.from_table(table.model_dump())
+    assert (plain.silence_timeout_ms, plain.endpointing_ms, plain.idle_timeout_ms, plain.tail_trim_db) == (
         defaults["silenceTimeoutMs"],
         defaults["endpointingMs"],
         defaults["idleTimeoutMs"],
+        defaults["speechTailTrimDb"],
     )
+    assert plain.preemptive is (defaults["preemptiveGeneration"] == "on")
 
 
 def test_model_naming_an_unknown_plan_is_refused(tmp_path: Path) -> None:
@@ -160,4 +163,19 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
     config = _copy_config(tmp_path)
     (config / "providers.yaml").unlink()
     with pytest.raises(ConfigError, match=r"providers\.yaml: file not found"):
+        load_catalog(config)
+
+
+def test_a_knob_the_engine_does_not_know_stops_the_start(tmp_path: Path) -> None:
+    """config/turn_taking.yaml is the one source of the engine's settings: a knob it cannot use is an error."""
+    config = _copy_config(tmp_path)
+    text = (
+        (config / "turn_taking.yaml")
+        .read_text()
+        .replace(
+            "knobs:\n", "knobs:\n  breathingRoomMs:\n    default: 10\n    min: 0\n    max: 100\n    doc: unknown\n", 1
+        )
+    )
+    (config / "turn_taking.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=r"turn_taking\.yaml: .*breathingRoomMs"):
         load_catalog(config)

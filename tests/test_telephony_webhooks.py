@@ -164,7 +164,8 @@ async def test_the_janitor_finalizes_calls_whose_lease_expired(server, services)
 
 
 async def test_a_call_reaped_while_still_alive_keeps_its_transcript_and_counts_once(server, services) -> None:
-    from voicex.store.calls import CallOutcome, finalize_call
+    from pipelines.call_config import CallResult
+    from voicex.store.calls import finalize_call
 
     line = await make_line(server, services, plan="free")
     twiml = parse_twiml(await (await post_signed(server, voice_path(line), call_params(line.number))).text())
@@ -172,7 +173,7 @@ async def test_a_call_reaped_while_still_alive_keeps_its_transcript_and_counts_o
     await services.db.calls.update_one({"_id": call_id}, {"$set": {"streamSid": "MZ" + "7" * 32}})  # it runs
     later = dt.datetime.now(dt.UTC) + LEASE + dt.timedelta(seconds=1)
     assert await reap_lost_calls(services.db, later) == 1  # the process looked dead (a long stall) …
-    outcome = CallOutcome(end_reason="caller_hangup", transcript=[{"role": "user", "text": "hi", "atMs": 0}])
+    outcome = CallResult(end_reason="caller_hangup", transcript=[{"role": "user", "text": "hi", "atMs": 0}])
     assert await finalize_call(services.db, call_id, outcome, later)  # … but it finishes the call after all
     assert not await finalize_call(services.db, call_id, outcome, later)
     call = await services.db.calls.find_one({"_id": call_id})

@@ -11,8 +11,8 @@ from bson import ObjectId
 
 import providers.local as local_stack
 from tests.voicex_process import clean_env, start_serve
-from voicex.server.demo import ensure_demo_tenant
 from voicex.platform.settings import load_settings
+from voicex.server.demo import ensure_demo_tenant
 from voicex.server.runtime import Runtime
 from voicex.server.warmup import local_models_in_use
 

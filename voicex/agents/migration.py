@@ -24,12 +24,13 @@ from typing import Any
 from bson import ObjectId
 
 from voicex.catalog.config import Catalog
-from voicex.store.db import Database, Document
+from voicex.store.agents import AgentDoc, agents_before_version, list_tts_users, migrate_agent_once
+from voicex.store.db import Database
+from voicex.store.providers import ProviderDoc, list_in_category, migrate_provider_once
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
-NOT_MIGRATED = {"schemaVersion": {"$ne": SCHEMA_VERSION}}
 
 # The voice a version-1 adapter used when neither the agent nor the provider named one.
 _V1_DEFAULT_VOICE = {"elevenlabs": "JBFqnCBsd6RMkjVDRZzb", "openai": "alloy"}
@@ -53,20 +54,21 @@ def migrate_thresholds(old: dict[str, Any], endpointing_default: int) -> dict[st
     return new
 
 
-def provider_voice(provider: Document) -> str:
+def provider_voice(provider: ProviderDoc) -> str:
     """The voice a version-1 adapter of this provider spoke with when the agent named none."""
     key = provider.get("providerKey", "")
     setting = (provider.get("settings") or {}).get(_V1_VOICE_SETTING.get(key, ""))
     return str(setting or _V1_DEFAULT_VOICE.get(key, ""))
 
 
-def migrate_agent_tts(agent: Document, providers: dict[ObjectId, Document]) -> tuple[dict[str, Any], list[str]]:
+def migrate_agent_tts(agent: AgentDoc, providers: dict[ObjectId, ProviderDoc]) -> tuple[AgentDoc, list[str]]:
     """``($set fields, warnings)`` moving an agent's voice into ``ttsModelId`` (main voice and fallbacks)."""
-    fields: dict[str, Any] = {}
+    fields: AgentDoc = {}
     warnings: list[str] = []
     tts_config = dict(agent.get("ttsConfig") or {})
     chosen_voice = tts_config.pop("voice", None)
-    main = providers.get(agent.get("ttsProviderId"))  # type: ignore[arg-type]
+    main_id = agent.get("ttsProviderId")
+    main = providers.get(main_id) if main_id is not None else None
     main_key = main.get("providerKey", "") if main is not None else ""
     model_id = agent.get("ttsModelId")
     if main is not None and is_synthesis_model(main_key, model_id):
@@ -85,7 +87,7 @@ def migrate_agent_tts(agent: Document, providers: dict[ObjectId, Document]) -> t
     if fallbacks.get("tts"):
         chain = []
         for ref in fallbacks["tts"]:
-            provider = providers.get(ref.get("providerId"))
+            provider = providers.get(ref["providerId"]) if "providerId" in ref else None
             if provider is not None and is_synthesis_model(provider.get("providerKey", ""), ref.get("modelId")):
                 ref = {**ref, "modelId": provider_voice(provider)}
             chain.append(ref)
@@ -94,8 +96,8 @@ def migrate_agent_tts(agent: Document, providers: dict[ObjectId, Document]) -> t
 
 
 def migrate_agent(
-    agent: Document, providers: dict[ObjectId, Document], endpointing_default: int
-) -> tuple[dict[str, Any], list[str]]:
+    agent: AgentDoc, providers: dict[ObjectId, ProviderDoc], endpointing_default: int
+) -> tuple[AgentDoc, list[str]]:
     """The ``$set`` that brings one version-1 agent to version 2, and what could not be kept exactly."""
     fields, warnings = migrate_agent_tts(agent, providers)
     fields["thresholds"] = migrate_thresholds(agent.get("thresholds") or {}, endpointing_default)
@@ -103,8 +105,8 @@ def migrate_agent(
     return fields, warnings
 
 
-def migrate_provider(provider: Document, voices_in_use: set[str]) -> dict[str, Any]:
-    """The ``$set``/``$unset`` update for an org's own version-1 ElevenLabs or OpenAI TTS provider.
+def migrate_provider(provider: ProviderDoc, voices_in_use: set[str]) -> ProviderDoc:
+    """The fields to set on an org's own version-1 ElevenLabs or OpenAI TTS provider.
 
     Its synthesis models leave the model list for ``settings.ttsModel`` (the first one); the voices its agents
     speak with (and the voice it spoke by default) become the models, so every agent stays valid.
@@ -121,42 +123,39 @@ def migrate_provider(provider: Document, voices_in_use: set[str]) -> dict[str, A
     settings = {k: v for k, v in (provider.get("settings") or {}).items() if k != _V1_VOICE_SETTING.get(key)}
     if synthesis and not settings.get("ttsModel"):
         settings["ttsModel"] = synthesis[0]
-    return {"$set": {"models": voices, "settings": settings, "schemaVersion": SCHEMA_VERSION}}
+    return {"models": voices, "settings": settings, "schemaVersion": SCHEMA_VERSION}
 
 
 async def migrate(db: Database, catalog: Catalog) -> int:
     """Bring every version-1 agent and provider to version 2; returns how many agents changed."""
     knob = catalog.turn_taking.knobs.get("endpointingMs")
-    endpointing_default = int(knob.default) if knob is not None else 300  # type: ignore[arg-type]
-    providers = {p["_id"]: p async for p in db.providers.find({"category": "tts"})}
+    endpointing_default = int(knob.default) if knob is not None else 300
+    providers = {p["_id"]: p for p in await list_in_category(db, "tts")}
     changed = 0
-    async for agent in db.agents.find(NOT_MIGRATED):
+    async for agent in agents_before_version(db, SCHEMA_VERSION):
         fields, warnings = migrate_agent(agent, providers, endpointing_default)
-        result = await db.agents.update_one({"_id": agent["_id"], **NOT_MIGRATED}, {"$set": fields})
-        changed += result.modified_count
+        if await migrate_agent_once(db, agent["_id"], SCHEMA_VERSION, fields):
+            changed += 1
         for warning in warnings:
             log.warning("agent migration: %s", warning, extra={"agentId": str(agent["_id"])})
     for provider in providers.values():
         if provider.get("orgId") is None or provider.get("schemaVersion") == SCHEMA_VERSION:
             continue
         if provider.get("providerKey") not in _V1_DEFAULT_VOICE:
-            await db.providers.update_one(
-                {"_id": provider["_id"], **NOT_MIGRATED}, {"$set": {"schemaVersion": SCHEMA_VERSION}}
-            )
+            await migrate_provider_once(db, provider["_id"], SCHEMA_VERSION, {"schemaVersion": SCHEMA_VERSION})
             continue
         voices = await _voices_in_use(db, provider)
-        await db.providers.update_one({"_id": provider["_id"], **NOT_MIGRATED}, migrate_provider(provider, voices))
+        await migrate_provider_once(db, provider["_id"], SCHEMA_VERSION, migrate_provider(provider, voices))
     if changed:
         log.info("migrated %d agents to the API reference's thresholds and voices", changed)
     return changed
 
 
-async def _voices_in_use(db: Database, provider: Document) -> set[str]:
+async def _voices_in_use(db: Database, provider: ProviderDoc) -> set[str]:
     """The voices agents ask of this provider, as main voice or in their TTS fallbacks."""
     provider_id, key = provider["_id"], provider.get("providerKey", "")
     voices: set[str] = set()
-    query = {"$or": [{"ttsProviderId": provider_id}, {"fallbacks.tts.providerId": provider_id}]}
-    async for agent in db.agents.find(query, {"ttsProviderId": 1, "ttsModelId": 1, "fallbacks.tts": 1}):
+    for agent in await list_tts_users(db, provider_id):
         if agent.get("ttsProviderId") == provider_id and agent.get("ttsModelId"):
             voices.add(str(agent["ttsModelId"]))
         for ref in (agent.get("fallbacks") or {}).get("tts") or []:

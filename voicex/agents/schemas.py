@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from voicex.catalog.config import BCP47
 from voicex.platform.errors import hinted
+from voicex.platform.fields import NonBlank
 
 E164 = hinted(r"^\+[1-9]\d{6,14}$", "use E.164, like +14155550123")
 
@@ -96,7 +97,7 @@ class AgentFallbacks(_Body):
 
 
 class AgentIn(_Body):
-    name: Name
+    name: NonBlank[Name]
     persona: AgentPersona
     llmProviderId: str = Field(description="24-hex id of an LLM provider (global or the org's own)")
     llmModelId: str = Field(min_length=1)
@@ -111,13 +112,6 @@ class AgentIn(_Body):
     phoneNumbers: PhoneNumbers = Field(default_factory=list)
     active: bool = True
     fallbacks: AgentFallbacks = Field(default_factory=AgentFallbacks)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value.strip()
 
     @field_validator("phoneNumbers")
     @classmethod

@@ -9,6 +9,7 @@ config/turn_taking.yaml; plan limits and model gating from the catalog. Everythi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from bson import ObjectId
@@ -26,7 +27,9 @@ from voicex.agents.schemas import (
 from voicex.catalog.config import CATEGORIES, Catalog, Category, Knob, Plan
 from voicex.platform.errors import ApiError, bad_request, conflict, describe_validation_error, forbidden
 from voicex.platform.ids import body_id
-from voicex.store.db import Database, Document
+from voicex.store.agents import AgentDoc, FallbackRef, number_holder
+from voicex.store.db import Database
+from voicex.store.providers import ProviderDoc, visible_providers_by_id
 
 # --- merging ----------------------------------------------------------------------------------------
 
@@ -38,13 +41,14 @@ _NESTED: dict[str, type[BaseModel]] = {
 }
 
 
-def stored_as_input(agent: Document) -> dict[str, Any]:
+def stored_as_input(agent: AgentDoc) -> dict[str, Any]:
     """A stored agent in request form (ids as strings, only the fields a client may send)."""
+    stored: Mapping[str, Any] = agent  # read field by field, by name
     data: dict[str, Any] = {}
     for field in AgentIn.model_fields:
-        if field not in agent:
+        if field not in stored:
             continue
-        value = agent[field]
+        value = stored[field]
         if isinstance(value, ObjectId):
             value = str(value)
         elif field == "fallbacks" and isinstance(value, dict):
@@ -105,7 +109,7 @@ def cheapest_plan_allowing(ref: str, category: Category, catalog: Catalog) -> Pl
     return None
 
 
-def check_model_allowed(provider: Document, model_id: str, slot: Category, plan: Plan, catalog: Catalog) -> None:
+def check_model_allowed(provider: ProviderDoc, model_id: str, slot: Category, plan: Plan, catalog: Catalog) -> None:
     """Global providers' models are gated by plan (403 naming the cheapest plan that has it); own ones are not."""
     if provider.get("orgId") is not None:
         return
@@ -122,7 +126,7 @@ def check_model_allowed(provider: Document, model_id: str, slot: Category, plan:
 
 
 def check_slot(
-    slot: Category, agent: AgentIn, provider: Document | None, org_id: ObjectId, plan: Plan, catalog: Catalog
+    slot: Category, agent: AgentIn, provider: ProviderDoc | None, org_id: ObjectId, plan: Plan, catalog: Catalog
 ) -> str:
     """Check one provider slot (llm/tts/stt) and return the model id to store."""
     model_id = getattr(agent, f"{slot}ModelId")
@@ -133,7 +137,7 @@ def check_provider_model(
     slot: Category,
     provider_field: str,
     model_field: str,
-    provider: Document | None,
+    provider: ProviderDoc | None,
     model_id: str | None,
     org_id: ObjectId,
     plan: Plan,
@@ -161,7 +165,7 @@ def check_provider_model(
     return str(model_id)
 
 
-def check_synthesis_model(agent: AgentIn, provider: Document, catalog: Catalog) -> None:
+def check_synthesis_model(agent: AgentIn, provider: ProviderDoc, catalog: Catalog) -> None:
     """``ttsConfig.model`` must be a synthesis model the TTS provider has; a global one offers its listed choices."""
     wanted = agent.ttsConfig.model
     if wanted is None:
@@ -186,10 +190,10 @@ def fallback_ids(agent: AgentIn) -> dict[Category, list[ObjectId]]:
 
 
 def check_fallbacks(
-    agent: AgentIn, providers: dict[ObjectId, Document], org_id: ObjectId, plan: Plan, catalog: Catalog
-) -> dict[str, list[dict[str, Any]]]:
+    agent: AgentIn, providers: dict[ObjectId, ProviderDoc], org_id: ObjectId, plan: Plan, catalog: Catalog
+) -> dict[str, list[FallbackRef]]:
     ids = fallback_ids(agent)
-    stored: dict[str, list[dict[str, Any]]] = {}
+    stored: dict[str, list[FallbackRef]] = {}
     for slot in CATEGORIES:
         stored[slot] = []
         for index, (ref, provider_id) in enumerate(zip(getattr(agent.fallbacks, slot), ids[slot], strict=True)):
@@ -252,8 +256,8 @@ def resolve_thresholds(given: AgentThresholds, plan: Plan, catalog: Catalog) -> 
 
 
 def agent_fields(
-    agent: AgentIn, providers: dict[ObjectId, Document], org_id: ObjectId, plan: Plan, catalog: Catalog
-) -> dict[str, Any]:
+    agent: AgentIn, providers: dict[ObjectId, ProviderDoc], org_id: ObjectId, plan: Plan, catalog: Catalog
+) -> AgentDoc:
     """The stored form of a valid agent (pure); raises the 400/403 ApiError of the first problem."""
     ids = provider_ids(agent)
     models = {slot: check_slot(slot, agent, providers.get(ids[slot]), org_id, plan, catalog) for slot in CATEGORIES}
@@ -280,7 +284,7 @@ def agent_fields(
 
 async def build_agent(
     db: Database, catalog: Catalog, org_id: ObjectId, plan: Plan, agent: AgentIn, agent_id: ObjectId | None = None
-) -> tuple[dict[str, Any], dict[ObjectId, Document]]:
+) -> tuple[AgentDoc, dict[ObjectId, ProviderDoc]]:
     """Validate ``agent`` against its providers and the org's other agents; the stored fields and providers.
 
     A phone number may route to one agent per org only (409). Two simultaneous writes claiming the same
@@ -288,14 +292,10 @@ async def build_agent(
     """
     ids = provider_ids(agent)
     wanted = set(ids.values()) | {i for chain in fallback_ids(agent).values() for i in chain}
-    cursor = db.providers.find({"_id": {"$in": list(wanted)}, "orgId": {"$in": [None, org_id]}})
-    providers = {provider["_id"]: provider async for provider in cursor}
+    providers = await visible_providers_by_id(db, org_id, wanted)
     fields = agent_fields(agent, providers, org_id, plan, catalog)
     if fields["phoneNumbers"]:
-        query: dict[str, Any] = {"orgId": org_id, "phoneNumbers": {"$in": fields["phoneNumbers"]}}
-        if agent_id is not None:
-            query["_id"] = {"$ne": agent_id}
-        other = await db.agents.find_one(query, {"name": 1, "phoneNumbers": 1})
+        other = await number_holder(db, org_id, fields["phoneNumbers"], agent_id)
         if other is not None:
             taken = next(number for number in fields["phoneNumbers"] if number in other.get("phoneNumbers", []))
             raise conflict(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r400, r401, r403, r404
@@ -14,6 +14,8 @@ from voicex.api.schemas import MAX_SKIP, OrganizationOut, Page
 from voicex.platform.errors import bad_request, not_found
 from voicex.platform.ids import path_id
 from voicex.platform.services import services
+from voicex.store import organizations
+from voicex.store.organizations import Status
 from voicex.web.http import json_response
 from voicex.web.presenters import public_org
 
@@ -22,7 +24,7 @@ routes = web.RouteTableDef()
 
 class OrganizationAdminPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    status: Literal["active", "suspended", "pending"] | None = None
+    status: Status | None = None
     planSlug: str | None = None
 
 
@@ -34,7 +36,7 @@ class OrganizationsPage(Page):
 @endpoint
 async def list_organizations(
     request: web.Request,
-    status: Literal["pending", "active", "suspended"] | None = None,
+    status: Status | None = None,
     skip: Annotated[int, Field(ge=0, le=MAX_SKIP)] = 0,
     limit: Annotated[int, Field(ge=1, le=100)] = 50,
 ) -> r200[OrganizationsPage] | r401[ErrorOut] | r403[ErrorOut]:
@@ -47,10 +49,8 @@ async def list_organizations(
         403: Not a platform admin
     """
     svc = services(request)
-    query: dict[str, Any] = {} if status is None else {"status": status}
-    total = await svc.db.organizations.count_documents(query)
-    cursor = svc.db.organizations.find(query).sort("createdAt", -1).skip(skip).limit(limit)
-    items = [public_org(org, svc.catalog) async for org in cursor]
+    total, orgs = await organizations.list_page(svc.db, status, skip, limit)
+    items = [public_org(org, svc.catalog) for org in orgs]
     return json_response({"items": items, "total": total, "skip": skip, "limit": limit})
 
 
@@ -71,19 +71,12 @@ async def patch_organization(
     """
     svc = services(request)
     org_id = path_id(id, "organization")
-    update: dict[str, Any] = {}
-    if body.status is not None:
-        update["status"] = body.status
-    if body.planSlug is not None:
-        if body.planSlug not in svc.catalog.plans:
-            raise bad_request(f"planSlug: unknown plan {body.planSlug!r}")
-        update["planSlug"] = body.planSlug
-    if not update:
+    if body.planSlug is not None and body.planSlug not in svc.catalog.plans:
+        raise bad_request(f"planSlug: unknown plan {body.planSlug!r}")
+    if body.status is None and body.planSlug is None:
         raise bad_request("nothing to update: send status and/or planSlug")
-    update["updatedAt"] = dt.datetime.now(dt.UTC)
-    result = await svc.db.organizations.update_one({"_id": org_id}, {"$set": update})
-    if result.matched_count == 0:
+    now = dt.datetime.now(dt.UTC)
+    org = await organizations.set_status_and_plan(svc.db, org_id, body.status, body.planSlug, now)
+    if org is None:
         raise not_found("organization")
-    org = await svc.db.organizations.find_one({"_id": org_id})
-    assert org is not None
     return json_response(public_org(org, svc.catalog))

@@ -33,7 +33,9 @@ from voicex.catalog.config import Plan
 from voicex.platform.errors import bad_request, conflict, forbidden, not_found
 from voicex.platform.ids import path_id
 from voicex.platform.services import Services, services
+from voicex.store import agents as agent_store
 from voicex.store import quotas
+from voicex.store.agents import AgentDoc
 from voicex.web.auth import auth
 from voicex.web.http import json_response
 from voicex.web.presenters import public_agent
@@ -77,7 +79,7 @@ async def list_agents(request: web.Request) -> r200[list[AgentOut]] | r401[Error
     context = auth(request)
     svc = services(request)
     assert context.org is not None
-    agents = await svc.db.agents.find({"orgId": context.org_id}).sort([("createdAt", -1), ("_id", -1)]).to_list()
+    agents = await agent_store.list_agents(svc.db, context.org_id)
     statuses = await load_statuses(svc, context.org, agents)
     return json_response([public_agent(agent, *status) for agent, status in zip(agents, statuses, strict=True)])
 
@@ -106,9 +108,9 @@ async def create_agent(
         limit = plan.limits.maxAgents
         raise forbidden(f"the {plan.name} plan allows at most {limit} agent{'s' if limit != 1 else ''}", limit=limit)
     now = dt.datetime.now(dt.UTC)
-    agent = {"orgId": context.org_id, **fields, "createdAt": now, "updatedAt": now}
+    agent: AgentDoc = {"orgId": context.org_id, **fields, "createdAt": now, "updatedAt": now}
     try:
-        await svc.db.agents.insert_one(agent)
+        await agent_store.insert_agent(svc.db, agent)
     except BaseException as exc:
         await quotas.release(svc.db, context.org_id, quotas.AGENTS)
         if isinstance(exc, DuplicateKeyError):  # another write took one of the numbers after our check
@@ -142,7 +144,7 @@ async def get_agent(
     context = auth(request)
     svc = services(request)
     assert context.org is not None
-    agent = await svc.db.agents.find_one({"_id": path_id(id, "agent"), "orgId": context.org_id})
+    agent = await agent_store.get_agent(svc.db, context.org_id, path_id(id, "agent"))
     if agent is None:
         raise not_found("agent")
     return json_response(public_agent(agent, *await load_status(svc, context.org, agent)))
@@ -171,7 +173,7 @@ async def patch_agent(
     svc = services(request)
     assert context.org is not None and context.plan is not None
     agent_id = path_id(id, "agent")
-    stored = await svc.db.agents.find_one({"_id": agent_id, "orgId": context.org_id})
+    stored = await agent_store.get_agent(svc.db, context.org_id, agent_id)
     if stored is None:
         raise not_found("agent")
     patch = body.model_dump(exclude_unset=True)
@@ -181,17 +183,18 @@ async def patch_agent(
     fields, providers = await build_agent(svc.db, svc.catalog, context.org_id, context.plan, merged, agent_id)
     fields["updatedAt"] = dt.datetime.now(dt.UTC)
     # Compare-and-set on updatedAt: a concurrent PATCH must not be silently overwritten by a stale merge.
-    guard = {"_id": agent_id, "orgId": context.org_id, "updatedAt": stored.get("updatedAt")}
     try:
-        result = await svc.db.agents.update_one(guard, {"$set": fields})
+        updated = await agent_store.update_agent_if_unchanged(
+            svc.db, context.org_id, agent_id, stored.get("updatedAt"), fields
+        )
     except DuplicateKeyError:
         await _number_taken(svc, context.org_id, context.plan, merged, agent_id)
         raise
-    if result.matched_count == 0:
-        if await svc.db.agents.count_documents({"_id": agent_id, "orgId": context.org_id}, limit=1) == 0:
+    if not updated:
+        if not await agent_store.agent_exists(svc.db, context.org_id, agent_id):
             raise not_found("agent")
         raise conflict("agent was changed by another request; fetch it and try again")
-    agent = {**stored, **fields}
+    agent: AgentDoc = {**stored, **fields}
     [status] = await load_statuses(svc, context.org, [agent], providers)
     return json_response(public_agent(agent, *status))
 
@@ -211,8 +214,7 @@ async def delete_agent(
     """
     context = auth(request)
     svc = services(request)
-    result = await svc.db.agents.delete_one({"_id": path_id(id, "agent"), "orgId": context.org_id})
-    if result.deleted_count == 0:
+    if not await agent_store.delete_agent(svc.db, context.org_id, path_id(id, "agent")):
         raise not_found("agent")
     await quotas.release(svc.db, context.org_id, quotas.AGENTS)
     return json_response({"deleted": True})

@@ -7,16 +7,20 @@ and a lost key cannot be shown again: the user creates a new one and deletes the
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r201, r400, r401, r403, r404
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import Deleted, Out
 from voicex.platform.errors import forbidden, not_found
+from voicex.platform.fields import NonBlank
 from voicex.platform.ids import path_id
 from voicex.platform.services import services
+from voicex.store import api_keys
+from voicex.store.api_keys import ApiKey
 from voicex.web.auth import api_key_prefix, auth, hash_api_key, new_api_key
 from voicex.web.http import json_response
 from voicex.web.presenters import public_api_key
@@ -31,15 +35,9 @@ MAX_API_KEYS_PER_ORG = 100
 
 class ApiKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=100, description="a label to tell keys apart, e.g. 'production'")
-
-    @field_validator("name")
-    @classmethod
-    def _strip(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("must not be blank")
-        return value
+    name: NonBlank[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        description="a label to tell keys apart, e.g. 'production'"
+    )
 
 
 class ApiKeyOut(Out):
@@ -65,8 +63,8 @@ async def list_api_keys(request: web.Request) -> r200[list[ApiKeyOut]] | r401[Er
         200: The keys
     """
     context = auth(request)
-    cursor = services(request).db.api_keys.find({"orgId": context.org_id}).sort([("createdAt", -1), ("_id", -1)])
-    return json_response([public_api_key(key) async for key in cursor])
+    keys = await api_keys.list_for_org(services(request).db, context.org_id)
+    return json_response([public_api_key(key) for key in keys])
 
 
 @routes.post("/api/dashboard/api-keys")
@@ -85,10 +83,10 @@ async def create_api_key(
     """
     context = auth(request)
     db = services(request).db
-    if await db.api_keys.count_documents({"orgId": context.org_id}) >= MAX_API_KEYS_PER_ORG:
+    if await api_keys.count_for_org(db, context.org_id) >= MAX_API_KEYS_PER_ORG:
         raise forbidden(f"API key limit reached: at most {MAX_API_KEYS_PER_ORG} per organization; delete unused keys")
     raw = new_api_key()
-    key = {
+    key: ApiKey = {
         "orgId": context.org_id,
         "name": body.name,
         "keyHash": hash_api_key(raw),
@@ -97,7 +95,7 @@ async def create_api_key(
         "lastUsedAt": None,
         "createdBy": context.user_id,
     }
-    key["_id"] = (await db.api_keys.insert_one(key)).inserted_id
+    key = await api_keys.insert(db, key)
     return json_response({**public_api_key(key), "rawKey": raw}, status=201)
 
 
@@ -116,7 +114,6 @@ async def delete_api_key(
     """
     context = auth(request)
     key_id = path_id(id, "API key")
-    result = await services(request).db.api_keys.delete_one({"_id": key_id, "orgId": context.org_id})
-    if result.deleted_count == 0:
+    if not await api_keys.delete(services(request).db, context.org_id, key_id):
         raise not_found("API key")
     return json_response({"deleted": True})

@@ -8,13 +8,16 @@ from typing import Annotated
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r201, r400, r401, r409, r429
 from pydantic import BaseModel, Field, field_validator
-from pymongo.errors import DuplicateKeyError
 
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import OrganizationOut, Out, UserOut
 from voicex.platform.errors import conflict, unauthorized
+from voicex.platform.fields import NonBlank
 from voicex.platform.passwords import MIN_PASSWORD_LENGTH, hash_password, normalize_email, verify_password
 from voicex.platform.services import services
+from voicex.store import organizations, users
+from voicex.store.organizations import Organization
+from voicex.store.users import User
 from voicex.web.auth import auth, issue_jwt
 from voicex.web.http import json_response
 from voicex.web.presenters import public_org, public_user
@@ -26,26 +29,19 @@ routes = web.RouteTableDef()
 _DUMMY_HASH = hash_password("voicex-timing-equalizer")
 
 Email = Annotated[str, Field(min_length=3, max_length=254)]
+Name = NonBlank[Annotated[str, Field(min_length=1, max_length=120)]]
 
 
 class SignupIn(BaseModel):
-    name: str = Field(min_length=1, max_length=120)
+    name: Name
     email: Email
     password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=1024)
-    orgName: str = Field(min_length=1, max_length=120)
+    orgName: Name
 
     @field_validator("email")
     @classmethod
     def _email(cls, value: str) -> str:
         return normalize_email(value)
-
-    @field_validator("name", "orgName")
-    @classmethod
-    def _strip(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("must not be blank")
-        return value
 
 
 class SigninIn(BaseModel):
@@ -78,9 +74,9 @@ async def signup(request: web.Request, body: SignupIn) -> r201[SessionOut] | r40
     svc = services(request)
     db = svc.db
     now = dt.datetime.now(dt.UTC)
-    if await db.users.find_one({"email": body.email}, projection={"_id": 1}):
+    if await users.email_taken(db, body.email):
         raise conflict("email already registered")
-    org = {
+    org: Organization = {
         "name": body.orgName,
         "status": "pending",
         "planSlug": svc.catalog.default_plan.slug,
@@ -88,9 +84,7 @@ async def signup(request: web.Request, body: SignupIn) -> r201[SessionOut] | r40
         "createdAt": now,
         "updatedAt": now,
     }
-    org["_id"] = (await db.organizations.insert_one(org)).inserted_id
-    user = {
-        "orgId": org["_id"],
+    admin: User = {
         "email": body.email,
         "name": body.name,
         "role": "admin",
@@ -98,11 +92,10 @@ async def signup(request: web.Request, body: SignupIn) -> r201[SessionOut] | r40
         "passwordHash": hash_password(body.password),
         "createdAt": now,
     }
-    try:
-        user["_id"] = (await db.users.insert_one(user)).inserted_id
-    except DuplicateKeyError:  # lost a race with another sign-up for the same email
-        await db.organizations.delete_one({"_id": org["_id"]})
-        raise conflict("email already registered") from None
+    created = await organizations.create_with_admin(db, org, admin)
+    if created is None:  # lost a race with another sign-up for the same email
+        raise conflict("email already registered")
+    org, user = created
     body_out = {
         "user": public_user(user),
         "organization": public_org(org, svc.catalog),
@@ -128,16 +121,17 @@ async def signin(request: web.Request, body: SigninIn) -> r200[SessionOut] | r40
     wait = await hit(svc.db, limit, f"{email}|{request.remote}")
     if wait is not None:
         raise too_many(limit, wait, "too many sign-in attempts")
-    user = await svc.db.users.find_one({"email": email})
+    user = await users.find_by_email(svc.db, email)
     if user is None:
         verify_password(_DUMMY_HASH, body.password)
         raise unauthorized("invalid email or password")
     if not verify_password(user["passwordHash"], body.password):
         raise unauthorized("invalid email or password")
-    org = await svc.db.organizations.find_one({"_id": user["orgId"]}) if user.get("orgId") else None
+    org_id = user.get("orgId")
+    org = await organizations.find_by_id(svc.db, org_id) if org_id else None
     if org is None and not user.get("platformAdmin"):
         raise unauthorized("invalid email or password")
-    await svc.db.users.update_one({"_id": user["_id"]}, {"$set": {"lastLoginAt": dt.datetime.now(dt.UTC)}})
+    await users.touch_last_login(svc.db, user["_id"], dt.datetime.now(dt.UTC))
     return json_response(
         {
             "user": public_user(user),

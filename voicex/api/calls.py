@@ -6,7 +6,7 @@ organization's call is a 404 and never appears in a list.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r400, r401, r403, r404
@@ -14,10 +14,11 @@ from bson import ObjectId
 from pydantic import Field
 
 from voicex.api.openapi import ErrorOut, endpoint
-from voicex.api.schemas import MAX_SKIP, Out, Page
+from voicex.api.schemas import Limit, Out, Page, Skip, page
 from voicex.platform.errors import not_found
 from voicex.platform.ids import body_id, path_id
 from voicex.platform.services import services
+from voicex.store import calls
 from voicex.web.auth import auth
 from voicex.web.http import json_response
 from voicex.web.presenters import public_call, public_call_summary
@@ -79,13 +80,8 @@ class CountOut(Out):
     count: int
 
 
-def _query(org_id: ObjectId, agent_id: str | None, status: str | None) -> dict[str, Any]:
-    query: dict[str, Any] = {"orgId": org_id}
-    if agent_id is not None:
-        query["agentId"] = body_id(agent_id, "agentId")
-    if status is not None:
-        query["status"] = status
-    return query
+def _agent_filter(agent_id: str | None) -> ObjectId | None:
+    return body_id(agent_id, "agentId") if agent_id is not None else None
 
 
 # Registered before /calls/{id} so "count" is never taken for an id.
@@ -102,8 +98,8 @@ async def count_calls(
         200: The count
         400: agentId is not an id or status is unknown
     """
-    query = _query(auth(request).org_id, agentId, status)
-    return json_response({"count": await services(request).db.calls.count_documents(query)})
+    count = await calls.count_calls(services(request).db, auth(request).org_id, _agent_filter(agentId), status)
+    return json_response({"count": count})
 
 
 @routes.get("/api/dashboard/calls", allow_head=False)
@@ -112,8 +108,8 @@ async def list_calls(
     request: web.Request,
     agentId: str | None = None,
     status: CallStatus | None = None,
-    skip: Annotated[int, Field(ge=0, le=MAX_SKIP)] = 0,
-    limit: Annotated[int, Field(ge=1, le=100)] = 20,
+    skip: Skip = 0,
+    limit: Limit = 20,
 ) -> r200[CallsPage] | r400[ErrorOut] | r401[ErrorOut] | r403[ErrorOut]:
     """The organization's calls, newest first, without transcripts (fetch one call for those).
 
@@ -123,12 +119,9 @@ async def list_calls(
         200: A page of calls
         400: A filter or skip/limit is invalid
     """
-    query = _query(auth(request).org_id, agentId, status)
-    calls = services(request).db.calls
-    total = await calls.count_documents(query)
-    cursor = calls.find(query).sort([("startedAt", -1), ("_id", -1)]).skip(skip).limit(limit)
-    items = [public_call_summary(call) async for call in cursor]
-    return json_response({"items": items, "total": total, "skip": skip, "limit": limit})
+    db, org_id = services(request).db, auth(request).org_id
+    found, total = await calls.list_calls(db, org_id, _agent_filter(agentId), status, skip, limit)
+    return json_response(page([public_call_summary(call) for call in found], total, skip, limit))
 
 
 @routes.get("/api/dashboard/calls/{id}", allow_head=False)
@@ -145,7 +138,7 @@ async def get_call(
         404: No such call in this organization
     """
     call_id = path_id(id, "call")
-    call = await services(request).db.calls.find_one({"_id": call_id, "orgId": auth(request).org_id})
+    call = await calls.get_call(services(request).db, call_id, auth(request).org_id)
     if call is None:
         raise not_found("call")
     return json_response(public_call(call))

@@ -13,10 +13,10 @@ from aiohttp_pydantic.oas.typing import r200, r400, r401, r403
 from pydantic import Field
 
 from voicex.api.openapi import ErrorOut, endpoint
-from voicex.api.schemas import MAX_SKIP, Out, Page
+from voicex.api.schemas import Limit, Out, Page, Skip, page
 from voicex.catalog.config import Catalog, Category, Plan
 from voicex.platform.services import services
-from voicex.store.db import Document
+from voicex.store.providers import ModelDoc, ProviderDoc, list_active_in_category
 from voicex.web.auth import auth
 from voicex.web.http import json_response
 
@@ -39,7 +39,7 @@ class ModelsPage(Page):
     items: list[ModelHitOut]
 
 
-def model_access(catalog: Catalog, plan: Plan, provider: Document, model_id: str) -> tuple[bool, str | None]:
+def model_access(catalog: Catalog, plan: Plan, provider: ProviderDoc, model_id: str) -> tuple[bool, str | None]:
     """``(allowed, requiredPlan)`` for one model of a provider the org can see.
 
     Also what an agent's model choice must pass: an org's own provider allows any of its models; a global
@@ -55,7 +55,7 @@ def model_access(catalog: Catalog, plan: Plan, provider: Document, model_id: str
     return False, next((model.plan for model in models if model.id == model_id), None)
 
 
-def _matches(needle: str, model: dict[str, Any]) -> bool:
+def _matches(needle: str, model: ModelDoc) -> bool:
     return not needle or needle in model["modelId"].casefold() or needle in model.get("label", "").casefold()
 
 
@@ -65,8 +65,8 @@ async def search_models(
     request: web.Request,
     category: Category,
     query: Annotated[str, Field(max_length=200)] = "",
-    skip: Annotated[int, Field(ge=0, le=MAX_SKIP)] = 0,
-    limit: Annotated[int, Field(ge=1, le=100)] = 10,
+    skip: Skip = 0,
+    limit: Limit = 10,
 ) -> r200[ModelsPage] | r400[ErrorOut] | r401[ErrorOut] | r403[ErrorOut]:
     """Search models of one category by id or label (case-insensitive substring); allowed ones first.
 
@@ -81,11 +81,8 @@ async def search_models(
     assert context.plan is not None
     catalog = svc.catalog
     needle = query.strip().casefold()
-    providers = svc.db.providers.find(
-        {"orgId": {"$in": [None, context.org_id]}, "category": category, "active": True}
-    ).sort([("orgId", 1), ("name", 1)])
     hits: list[dict[str, Any]] = []
-    async for provider in providers:
+    for provider in await list_active_in_category(svc.db, context.org_id, category):
         for model in provider.get("models", []):
             if not _matches(needle, model):
                 continue
@@ -106,5 +103,4 @@ async def search_models(
     tiers = {slug: plan.tier for slug, plan in catalog.plans.items()}
     # Stable sort: allowed first, gated ones from the cheapest upgrade up; provider/catalog order within.
     hits.sort(key=lambda hit: (not hit["allowed"], tiers.get(hit["requiredPlan"], len(tiers))))
-    page = hits[skip : skip + limit]
-    return json_response({"items": page, "total": len(hits), "skip": skip, "limit": limit})
+    return json_response(page(hits[skip : skip + limit], len(hits), skip, limit))

@@ -10,7 +10,8 @@ pages) are described in voicex/api/openapi_paths.py. Swagger UI is at ``/api/doc
 from __future__ import annotations
 
 import copy
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp_pydantic.decorator import inject_params
@@ -44,8 +45,16 @@ async def _on_validation_error(exc: ValidationError, context: str) -> web.Stream
     return json_response({"error": describe_validation_error(exc)}, status=400)
 
 
-endpoint = inject_params(on_validation_error=_on_validation_error).and_request
-"""Decorator for API handlers: ``async def handler(request, <params>) -> r200[Out] | r400[ErrorOut]``."""
+_inject = inject_params(on_validation_error=_on_validation_error).and_request
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def endpoint(handler: Callable[..., Awaitable[Any]]) -> Handler:
+    """Decorator for API handlers: ``async def handler(request, <params>) -> r200[Out] | r400[ErrorOut]``.
+
+    aiohttp-pydantic's decorator is untyped; this one says what it makes: an aiohttp handler taking the request
+    (the parameters are parsed from it, a 400 answered when they do not validate)."""
+    return cast(Handler, _inject(handler))
 
 
 _SPEC_KEY = web.AppKey("openapi_spec", dict)
@@ -76,7 +85,7 @@ def build_spec(app: web.Application) -> dict[str, Any]:
                     operation["security"] = [{name: []} for name in requirement]
             if "requestBody" in operation:
                 operation["requestBody"]["required"] = True
-    return spec
+    return dict(spec)
 
 
 def _add_hand_written(app: web.Application, spec: dict[str, Any]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated
 
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r400, r401, r403
@@ -13,7 +13,10 @@ from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import OrganizationOut, PlanOut
 from voicex.platform.crypto import SecretBox
 from voicex.platform.errors import bad_request, hinted
+from voicex.platform.fields import NonBlank
 from voicex.platform.services import services
+from voicex.store import organizations
+from voicex.store.organizations import TwilioCredentials
 from voicex.web.auth import auth
 from voicex.web.http import json_response
 from voicex.web.presenters import public_org, public_plan
@@ -29,7 +32,7 @@ class TwilioCredentialsIn(BaseModel):
 
 class OrganizationPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, min_length=1, max_length=120)
+    name: NonBlank[Annotated[str, Field(min_length=1, max_length=120)]] | None = None
     twilio: TwilioCredentialsIn | None = Field(None, description="write-only; read back as authTokenSet")
 
 
@@ -92,18 +95,13 @@ async def patch_organization(
     """
     context = auth(request)
     svc = services(request)
-    update: dict[str, Any] = {}
-    if body.name is not None:
-        if not body.name.strip():
-            raise bad_request("name: must not be blank")
-        update["name"] = body.name.strip()
+    if body.name is None and body.twilio is None:
+        raise bad_request("nothing to update: send name and/or twilio")
+    twilio: TwilioCredentials | None = None
     if body.twilio is not None:
         box = SecretBox(svc.settings.encryption_key or "")
-        update["twilio"] = {"accountSid": body.twilio.accountSid, "authToken": box.encrypt(body.twilio.authToken)}
-    if not update:
-        raise bad_request("nothing to update: send name and/or twilio")
-    update["updatedAt"] = dt.datetime.now(dt.UTC)
-    await svc.db.organizations.update_one({"_id": context.org_id}, {"$set": update})
-    org = await svc.db.organizations.find_one({"_id": context.org_id})
+        twilio = {"accountSid": body.twilio.accountSid, "authToken": box.encrypt(body.twilio.authToken)}
+    now = dt.datetime.now(dt.UTC)
+    org = await organizations.set_name_and_twilio(svc.db, context.org_id, body.name, twilio, now)
     assert org is not None
     return json_response(public_org(org, svc.catalog))

@@ -5,12 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncGenerator
+from typing import cast
 
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r401, r403, r404
 from pydantic import BaseModel, Field
 
-from providers.base import ChatMessage, LLMOptions, LLMProvider, ProviderError, STTProvider, TTSOptions, TTSProvider
+from providers.base import (
+    ChatMessage,
+    LLMChunk,
+    LLMOptions,
+    LLMProvider,
+    ProviderError,
+    STTProvider,
+    TTSOptions,
+    TTSProvider,
+)
 from providers.registry import build
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.providers import visible_provider
@@ -33,15 +44,18 @@ class ProviderCheckOut(BaseModel):
 async def _probe(provider: object, category: str) -> None:
     if category == "llm" and isinstance(provider, LLMProvider):
         messages = [ChatMessage("user", "Reply with the single word OK.")]
-        async with contextlib.aclosing(provider.stream_chat(messages, LLMOptions(temperature=0, max_tokens=3))) as s:
-            async for chunk in s:
-                if chunk.text:
+        options = LLMOptions(temperature=0, max_tokens=3)
+        reply = cast(AsyncGenerator[LLMChunk, None], provider.stream_chat(messages, options))
+        async with contextlib.aclosing(reply) as tokens:
+            async for token in tokens:
+                if token.text:
                     return
         return
     if category == "tts" and isinstance(provider, TTSProvider):
-        async with contextlib.aclosing(provider.synthesize("Test.", TTSOptions())) as audio:
-            async for chunk in audio:
-                if chunk:
+        speech = cast(AsyncGenerator[bytes, None], provider.synthesize("Test.", TTSOptions()))
+        async with contextlib.aclosing(speech) as audio:
+            async for piece in audio:
+                if piece:
                     return
         raise ProviderError(category, "no audio returned")
     if category == "stt" and isinstance(provider, STTProvider):

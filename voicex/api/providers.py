@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r201, r400, r401, r403, r404, r409
 from bson import ObjectId
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from pymongo.errors import DuplicateKeyError
 
 from providers.urls import is_path_segment
@@ -23,10 +23,21 @@ from voicex.api.schemas import Deleted, Out
 from voicex.catalog.config import Catalog, Category, ProviderType, catalog_models
 from voicex.platform.crypto import SecretBox
 from voicex.platform.errors import bad_request, conflict, forbidden, not_found
+from voicex.platform.fields import NonBlank
 from voicex.platform.ids import path_id
 from voicex.platform.services import Services, services
 from voicex.store import quotas
-from voicex.store.db import Document
+from voicex.store.agents import list_agents_using
+from voicex.store.providers import (
+    ModelDoc,
+    ProviderDoc,
+    delete_own_provider,
+    get_visible_provider,
+    insert_provider,
+    list_visible_providers,
+    name_taken,
+    update_own_provider,
+)
 from voicex.web.auth import auth
 from voicex.web.http import json_response
 from voicex.web.presenters import public_provider
@@ -35,15 +46,6 @@ routes = web.RouteTableDef()
 
 SettingValue = str | int | float | bool | None
 Credential = Annotated[str, Field(max_length=4096)]
-# Where an agent document may point at a provider; deleting a provider it names would break the agent.
-AGENT_PROVIDER_FIELDS = (
-    "llmProviderId",
-    "ttsProviderId",
-    "sttProviderId",
-    "fallbacks.llm.providerId",
-    "fallbacks.tts.providerId",
-    "fallbacks.stt.providerId",
-)
 
 
 # --- request and response shapes -----------------------------------------------------------------
@@ -56,33 +58,26 @@ class ModelIn(BaseModel):
     language: Language | None = Field(None, description="what a TTS voice speaks (BCP 47)")
 
 
-def _check_name(value: str | None) -> str | None:
-    if value is not None and not value.strip():
-        raise ValueError("must not be blank")
-    return value.strip() if value is not None else None
+ProviderName = NonBlank[Annotated[str, Field(min_length=1, max_length=120)]]
 
 
 class ProviderIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     category: Category
     providerKey: str = Field(min_length=1, max_length=64, description="a providerKey from the registry")
-    name: str = Field(min_length=1, max_length=120, description="unique in the organization")
+    name: ProviderName = Field(description="unique in the organization")
     credentials: dict[str, Credential] = Field(default_factory=dict, description="write-only; stored encrypted")
     models: list[ModelIn] | None = Field(None, min_length=1, max_length=200, description="default: the catalog's")
     settings: dict[str, SettingValue] = Field(default_factory=dict)
 
-    _name = field_validator("name")(_check_name)
-
 
 class ProviderPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, min_length=1, max_length=120)
+    name: ProviderName | None = None
     active: bool | None = None
     credentials: dict[str, Credential] | None = Field(None, description="write-only; replaces the stored ones")
     models: list[ModelIn] | None = Field(None, min_length=1, max_length=200)
     settings: dict[str, SettingValue] | None = Field(None, description="merged into the current settings")
-
-    _name = field_validator("name")(_check_name)
 
 
 class ProviderModelOut(Out):
@@ -141,10 +136,10 @@ def _check_credentials(provider_type: ProviderType, credentials: dict[str, str])
     _reject_unknown("credentials", credentials, {c.key for c in provider_type.credentials}, provider_type.key)
 
 
-def _models(models: list[ModelIn], category: str) -> list[dict[str, Any]]:
+def _models(models: list[ModelIn], category: str) -> list[ModelDoc]:
     """The stored model list; a TTS model is a voice, which adapters may put into a URL path."""
     seen: set[str] = set()
-    out: list[dict[str, Any]] = []
+    out: list[ModelDoc] = []
     for index, model in enumerate(models):
         if model.modelId in seen:
             raise bad_request(f"models.{index}.modelId: duplicate {model.modelId!r}")
@@ -153,7 +148,7 @@ def _models(models: list[ModelIn], category: str) -> list[dict[str, Any]]:
                 f"models.{index}.modelId: a voice id may hold only letters, digits and . _ ~ - (got {model.modelId!r})"
             )
         seen.add(model.modelId)
-        entry: dict[str, Any] = {"modelId": model.modelId, "label": model.label or model.modelId}
+        entry: ModelDoc = {"modelId": model.modelId, "label": model.label or model.modelId}
         if model.language is not None:
             entry["language"] = model.language
         out.append(entry)
@@ -164,15 +159,15 @@ def _encrypt(svc: Services, credentials: dict[str, str]) -> str | None:
     return SecretBox(svc.settings.encryption_key or "").encrypt(credentials) if credentials else None
 
 
-async def visible_provider(svc: Services, org_id: ObjectId, id: str) -> Document:
+async def visible_provider(svc: Services, org_id: ObjectId, id: str) -> ProviderDoc:
     """A global provider or one of the org's own; anything else (another org's included) is a 404."""
-    provider = await svc.db.providers.find_one({"_id": path_id(id, "provider"), "orgId": {"$in": [None, org_id]}})
+    provider = await get_visible_provider(svc.db, org_id, path_id(id, "provider"))
     if provider is None:
         raise not_found("provider")
     return provider
 
 
-async def _own(svc: Services, org_id: ObjectId, id: str) -> Document:
+async def _own(svc: Services, org_id: ObjectId, id: str) -> ProviderDoc:
     provider = await visible_provider(svc, org_id, id)
     if provider.get("orgId") is None:
         raise forbidden("global providers are read-only")
@@ -180,10 +175,7 @@ async def _own(svc: Services, org_id: ObjectId, id: str) -> Document:
 
 
 async def _name_free(svc: Services, org_id: ObjectId, name: str, except_id: ObjectId | None = None) -> None:
-    query: dict[str, Any] = {"orgId": org_id, "name": name}
-    if except_id is not None:
-        query["_id"] = {"$ne": except_id}
-    if await svc.db.providers.find_one(query, projection={"_id": 1}):
+    if await name_taken(svc.db, org_id, name, except_id):
         raise conflict(f"a provider named {name!r} already exists")
 
 
@@ -205,11 +197,8 @@ async def list_providers(
     """
     svc = services(request)
     org_id = auth(request).org_id
-    query: dict[str, Any] = {"orgId": org_id} if client else {"orgId": {"$in": [None, org_id]}}
-    if category is not None:
-        query["category"] = category
-    cursor = svc.db.providers.find(query).sort([("orgId", 1), ("category", 1), ("name", 1)])
-    return json_response([public_provider(p, svc.catalog, svc.settings) async for p in cursor])
+    found = await list_visible_providers(svc.db, org_id, own_only=client, category=category)
+    return json_response([public_provider(p, svc.catalog, svc.settings) for p in found])
 
 
 @routes.get("/api/dashboard/providers/{id}", allow_head=False)
@@ -256,14 +245,15 @@ async def create_provider(
     _check_credentials(provider_type, body.credentials)
     known = {x.key for x in provider_type.settings_for(body.category)}
     _reject_unknown("settings", body.settings, known, provider_type.key)
-    models = _models(body.models, body.category) if body.models is not None else None
-    await _name_free(svc, org_id, body.name)
-    if models is None:
+    if body.models is not None:
+        models = _models(body.models, body.category)
+    else:
         models = catalog_models(provider_type, body.category)
+    await _name_free(svc, org_id, body.name)
     if not await quotas.claim(svc.db, org_id, quotas.CUSTOM_PROVIDERS, features.maxCustomProviders):
         raise forbidden(f"your plan allows at most {features.maxCustomProviders} custom providers")
     now = dt.datetime.now(dt.UTC)
-    provider = {
+    provider: ProviderDoc = {
         "orgId": org_id,
         "category": body.category,
         "providerKey": provider_type.key,
@@ -277,7 +267,7 @@ async def create_provider(
         "updatedAt": now,
     }
     try:
-        provider["_id"] = (await svc.db.providers.insert_one(provider)).inserted_id
+        await insert_provider(svc.db, provider)
     except BaseException as exc:
         await quotas.release(svc.db, org_id, quotas.CUSTOM_PROVIDERS)
         if isinstance(exc, DuplicateKeyError):
@@ -308,7 +298,7 @@ async def patch_provider(
     if not body.model_dump(exclude_none=True):
         raise bad_request("nothing to update: send name, active, credentials, models and/or settings")
     provider_type = _provider_type(svc.catalog, provider["providerKey"], provider["category"])
-    update: dict[str, Any] = {}
+    update: ProviderDoc = {}
     if body.name is not None and body.name != provider["name"]:
         await _name_free(svc, org_id, body.name, except_id=provider["_id"])
         update["name"] = body.name
@@ -325,7 +315,7 @@ async def patch_provider(
         update["settings"] = {**(provider.get("settings") or {}), **body.settings}
     update["updatedAt"] = dt.datetime.now(dt.UTC)
     try:
-        await svc.db.providers.update_one({"_id": provider["_id"], "orgId": org_id}, {"$set": update})
+        await update_own_provider(svc.db, org_id, provider["_id"], update)
     except DuplicateKeyError:
         raise conflict(f"a provider named {body.name!r} already exists") from None
     provider.update(update)
@@ -351,12 +341,10 @@ async def delete_provider(
     org_id = auth(request).org_id
     provider = await _own(svc, org_id, id)
     ids = [provider["_id"], str(provider["_id"])]  # tolerate agents that stored the id as a string
-    users = {"orgId": org_id, "$or": [{field: {"$in": ids}} for field in AGENT_PROVIDER_FIELDS]}
-    cursor = svc.db.agents.find(users, projection={"name": 1}).sort("name", 1).limit(100)
-    agents = [{"_id": agent["_id"], "name": agent.get("name", "")} async for agent in cursor]
-    if agents:
+    users = await list_agents_using(svc.db, org_id, ids)
+    if users:
+        agents = [{"_id": agent["_id"], "name": agent.get("name", "")} for agent in users]
         raise conflict("provider is used by agents", agents=agents)
-    result = await svc.db.providers.delete_one({"_id": provider["_id"], "orgId": org_id})
-    if result.deleted_count:
+    if await delete_own_provider(svc.db, org_id, provider["_id"]):
         await quotas.release(svc.db, org_id, quotas.CUSTOM_PROVIDERS)
     return json_response({"deleted": True})

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 ObjectIdStr = Field(pattern=r"^[0-9a-f]{24}$", description="24-hex ObjectId")
 # MongoDB takes 64-bit integers only: an unbounded ?skip=10**30 used to reach the driver and answer 500.
 MAX_SKIP = 1_000_000_000
+# The query parameters of every paged list (``skip: Skip = 0, limit: Limit = 20``); each list picks its default.
+Skip = Annotated[int, Field(ge=0, le=MAX_SKIP)]
+Limit = Annotated[int, Field(ge=1, le=100)]
 
 
 class Out(BaseModel):
@@ -79,9 +83,16 @@ class PlanOut(Out):
 
 
 class Page(Out):
+    """A paged list's answer; each list subclasses it with its ``items`` and answers with :func:`page`."""
+
     total: int
     skip: int
     limit: int
+
+
+def page(items: Sequence[Any], total: int, skip: int, limit: int) -> dict[str, Any]:
+    """The body of a :class:`Page`: ``items`` (the page itself) out of ``total``, as asked by skip/limit."""
+    return {"items": list(items), "total": total, "skip": skip, "limit": limit}
 
 
 class Deleted(Out):

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from voicex.api.openapi import endpoint
 from voicex.platform.services import services
+from voicex.store import users
 from voicex.web.http import json_response
 
 routes = web.RouteTableDef()
@@ -27,5 +28,5 @@ async def setup_status(request: web.Request) -> r200[SetupStatusOut]:
     Status Codes:
         200: Whether a platform admin exists
     """
-    admin = await services(request).db.users.find_one({"platformAdmin": True}, projection={"_id": 1})
-    return json_response({"setupComplete": admin is not None, "platformAdminExists": admin is not None})
+    exists = await users.platform_admin_exists(services(request).db)
+    return json_response({"setupComplete": exists, "platformAdminExists": exists})

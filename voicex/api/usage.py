@@ -12,7 +12,9 @@ from pydantic import Field
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import Out
 from voicex.platform.services import services
-from voicex.store.usage import USAGE_FIELDS, day_key
+from voicex.store.agents import count_active_agents
+from voicex.store.calls import totals
+from voicex.store.usage import day_key, usage_by_day
 from voicex.web.auth import auth
 from voicex.web.http import json_response
 
@@ -64,14 +66,7 @@ async def usage_analytics(
     org_id = auth(request).org_id
     today = dt.datetime.now(dt.UTC)
     dates = [day_key(today - dt.timedelta(days=back)) for back in range(days - 1, -1, -1)]
-    # The days listed, not a $gte/$lte range: SecantusDB 0.7 answers nothing for a two-sided range on the middle
-    # field of the (org, date, shard) index.
-    cursor = services(request).db.usage_daily.find({"orgId": org_id, "date": {"$in": dates}}, projection={"counted": 0})
-    by_date: dict[str, dict[str, Any]] = {}
-    async for doc in cursor:  # a day is several shard documents: add them up
-        day = by_date.setdefault(doc["date"], {})
-        for name in USAGE_FIELDS:
-            day[name] = day.get(name, 0) + (doc.get(name) or 0)
+    by_date = await usage_by_day(services(request).db, org_id, dates)
     return json_response([_day_record(date, by_date.get(date)) for date in dates])
 
 
@@ -87,28 +82,12 @@ async def stats(request: web.Request) -> r200[StatsOut] | r401[ErrorOut] | r403[
     """
     org_id = auth(request).org_id
     db = services(request).db
-    cursor = await db.calls.aggregate(
-        [
-            {"$match": {"orgId": org_id}},
-            {
-                "$group": {
-                    "_id": {"$in": ["$status", list(FINISHED_STATUSES)]},
-                    "count": {"$sum": 1},
-                    "seconds": {"$sum": "$durationSec"},
-                    "average": {"$avg": "$durationSec"},
-                }
-            },
-        ]
-    )
-    groups = {row["_id"]: row async for row in cursor}
-    finished = groups.get(True, {})
-    agents = await db.agents.aggregate([{"$match": {"orgId": org_id, "active": True}}, {"$count": "n"}])
-    active_agents = await agents.to_list()
+    calls, seconds, average = await totals(db, org_id, FINISHED_STATUSES)
     return json_response(
         {
-            "totalCalls": sum(int(row["count"]) for row in groups.values()),
-            "activeAgents": active_agents[0]["n"] if active_agents else 0,
-            "totalMinutes": round(float(finished.get("seconds") or 0) / 60, 2),
-            "averageDurationSec": round(float(finished.get("average") or 0), 2),
+            "totalCalls": calls,
+            "activeAgents": await count_active_agents(db, org_id),
+            "totalMinutes": round(seconds / 60, 2),
+            "averageDurationSec": round(average, 2),
         }
     )

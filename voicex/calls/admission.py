@@ -12,7 +12,8 @@ from bson import ObjectId
 
 from voicex.calls.status import load_status, plan_of
 from voicex.platform.services import Services
-from voicex.store.db import Document
+from voicex.store.agents import AgentDoc
+from voicex.store.organizations import Organization
 from voicex.store.slots import claim_slot
 
 _SPOKEN = {
@@ -32,7 +33,7 @@ class Refusal:
         return _SPOKEN.get(self.reason, UNAVAILABLE)
 
 
-async def admit(services: Services, org: Document, agent: Document, call_id: ObjectId) -> Refusal | None:
+async def admit(services: Services, org: Organization, agent: AgentDoc, call_id: ObjectId) -> Refusal | None:
     """None when admitted (a slot is now held for ``call_id``); otherwise why not."""
     if org.get("status") != "active":
         return Refusal("organization not active")

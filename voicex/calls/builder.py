@@ -10,6 +10,7 @@ agent configured fails, the caller still hears the answer, or at least an apolog
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,11 +23,14 @@ from pipelines.turn_settings import TurnSettings
 from pipelines.vad import Vad, make_vad
 from providers.base import LLMOptions, LLMProvider, ProviderError, STTProvider, TTSOptions, TTSProvider
 from providers.registry import build
+from voicex.agents.schemas import AgentIn, AgentLlmConfig, AgentPersona, AgentTtsConfig
 from voicex.calls.status import plan_of
 from voicex.catalog.global_providers import global_credentials
 from voicex.platform.crypto import SecretBox
 from voicex.platform.services import Services
-from voicex.store.db import Document
+from voicex.store.agents import AgentDoc
+from voicex.store.organizations import Organization
+from voicex.store.providers import ProviderDoc, visible_providers_by_id
 
 
 @dataclass
@@ -51,38 +55,36 @@ def emergency_voice() -> TTSProvider | None:
     return voice if isinstance(voice, TTSProvider) else None
 
 
-def turn_settings(services: Services, agent: Document, org: Document) -> TurnSettings:
-    table = services.catalog.turn_taking
-    rules = {name: rule.model_dump() for name, rule in table.sensitivity.items()}
+def turn_settings(services: Services, agent: AgentDoc, org: Organization) -> TurnSettings:
     plan = plan_of(org, services.catalog)
-    return TurnSettings.resolve(
-        table.defaults(), rules, table.backchannels, agent.get("thresholds") or {}, plan.limits.maxCallDurationSec
-    )
+    table = services.catalog.turn_taking.model_dump()  # config/turn_taking.yaml: the one source of every default
+    return TurnSettings.from_table(table, agent.get("thresholds") or {}, plan.limits.maxCallDurationSec)
 
 
-def session_config(services: Services, agent: Document, org: Document) -> SessionConfig:
-    persona = agent.get("persona") or {}
-    llm_config = agent.get("llmConfig") or {}
-    tts_config = agent.get("ttsConfig") or {}
-    language = persona.get("language") or "en"
+def session_config(services: Services, agent: AgentDoc, org: Organization) -> SessionConfig:
+    """The engine's config from a stored agent. Its defaults are the agent schema's (voicex/agents/schemas.py),
+    the one place they are written; a stored agent was validated against it when it was written."""
+    persona = AgentPersona.model_validate(agent.get("persona") or {})
+    llm_config = AgentLlmConfig.model_validate(agent.get("llmConfig") or {})
+    tts_config = AgentTtsConfig.model_validate(agent.get("ttsConfig") or {})
     return SessionConfig(
         persona=Persona(
-            system_prompt=persona.get("systemPrompt") or Persona.system_prompt,
-            greeting=persona.get("greeting") or "",
-            personality=persona.get("personality") or "",
-            language=language,
-            guardrails=persona.get("guardrails") or "",
+            system_prompt=persona.systemPrompt,
+            greeting=persona.greeting,
+            personality=persona.personality,
+            language=persona.language,
+            guardrails=persona.guardrails,
         ),
-        opening_mode=agent.get("openingMode") or "agent_first",
+        opening_mode=agent.get("openingMode") or AgentIn.model_fields["openingMode"].default,
         turn=turn_settings(services, agent, org),
-        llm_options=LLMOptions(
-            temperature=float(llm_config.get("temperature", 0.7)), max_tokens=int(llm_config.get("maxTokens", 256))
-        ),
-        tts_options=TTSOptions(speed=float(tts_config.get("speed", 1.0)), language=language),
+        llm_options=LLMOptions(temperature=llm_config.temperature, max_tokens=llm_config.maxTokens),
+        # The voice's language: ttsConfig.language when the agent sets one (a voice for another language than
+        # the persona's), else the persona's.
+        tts_options=TTSOptions(speed=tts_config.speed, language=tts_config.language or persona.language),
     )
 
 
-def provider_credentials(services: Services, provider: Document) -> dict[str, Any]:
+def provider_credentials(services: Services, provider: ProviderDoc) -> dict[str, Any]:
     if provider.get("orgId") is None:
         provider_type = services.catalog.provider_types.get(provider["providerKey"])
         if provider_type is None:
@@ -97,23 +99,21 @@ def provider_credentials(services: Services, provider: Document) -> dict[str, An
     return SecretBox(services.settings.encryption_key or "").decrypt(token) if token else {}
 
 
-async def build_parts(services: Services, agent: Document, org: Document) -> CallParts:
+async def build_parts(services: Services, agent: AgentDoc, org: Organization) -> CallParts:
     """Providers for the agent's three slots, each a fallback chain when the agent lists fallbacks.
 
     A provider that cannot even be built (missing key, extra not installed) is skipped in favour of its
     fallbacks; ProviderError says which slot has none left.
     """
     fallbacks = agent.get("fallbacks") or {}
-    chains: dict[str, list[tuple[ObjectId, str]]] = {
-        slot: [(agent.get(f"{slot}ProviderId"), agent.get(f"{slot}ModelId") or "")]
+    slots: Mapping[str, Any] = agent  # its slots' fields, read by name
+    chains: dict[str, list[tuple[Any, str]]] = {  # an id as stored: checked below
+        slot: [(slots.get(f"{slot}ProviderId"), slots.get(f"{slot}ModelId") or "")]
         + [(ref["providerId"], ref.get("modelId") or "") for ref in fallbacks.get(slot, [])]
         for slot in ("stt", "llm", "tts")
     }
-    ids = [provider_id for chain in chains.values() for provider_id, _ in chain]
-    found = {
-        doc["_id"]: doc
-        async for doc in services.db.providers.find({"_id": {"$in": ids}, "orgId": {"$in": [None, org["_id"]]}})
-    }
+    ids = [provider_id for chain in chains.values() for provider_id, _ in chain if isinstance(provider_id, ObjectId)]
+    found = await visible_providers_by_id(services.db, org["_id"], ids)
     synthesis_model = (agent.get("ttsConfig") or {}).get("model")
     built: dict[str, list[Any]] = {}
     for slot, chain in chains.items():

@@ -9,8 +9,8 @@ one providers query and one minutes query.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from bson import ObjectId
 
@@ -18,19 +18,21 @@ from voicex.catalog.config import CATEGORIES, Catalog, CredentialField, Plan
 from voicex.catalog.global_providers import global_credentials
 from voicex.platform.services import Services
 from voicex.platform.settings import Settings
-from voicex.store.db import Document
+from voicex.store.agents import AgentDoc
+from voicex.store.organizations import Organization
+from voicex.store.providers import ProviderDoc, visible_providers_by_id
 from voicex.store.usage import minutes_used_this_month
 
 Status = Literal["active", "paused"]
 StatusResult = tuple[Status, str | None]
 
 
-def plan_of(org: Document, catalog: Catalog) -> Plan:
+def plan_of(org: Organization, catalog: Catalog) -> Plan:
     """The org's plan; an unknown slug (a plan removed from the YAML) falls back to the default plan."""
     return catalog.plan_for(org.get("planSlug"))
 
 
-def missing_credential(provider: Document, catalog: Catalog, settings: Settings) -> CredentialField | None:
+def missing_credential(provider: ProviderDoc, catalog: Catalog, settings: Settings) -> CredentialField | None:
     """The first credential the provider cannot authenticate without: an unset env var for a global provider,
     nothing stored for an org's own. None when it has all it needs (or needs none)."""
     provider_type = catalog.provider_types.get(provider.get("providerKey", ""))
@@ -43,7 +45,7 @@ def missing_credential(provider: Document, catalog: Catalog, settings: Settings)
     return None if provider.get("credentials") else provider_type.credentials[0]
 
 
-def _credentials_problem(label: str, provider: Document, catalog: Catalog, settings: Settings) -> str | None:
+def _credentials_problem(label: str, provider: ProviderDoc, catalog: Catalog, settings: Settings) -> str | None:
     missing = missing_credential(provider, catalog, settings)
     if missing is None:
         return None
@@ -55,10 +57,10 @@ def _credentials_problem(label: str, provider: Document, catalog: Catalog, setti
 
 
 def compute_status(
-    agent: Document,
-    org: Document,
+    agent: AgentDoc,
+    org: Organization,
     plan: Plan,
-    providers_by_id: dict[ObjectId, Document],
+    providers_by_id: dict[ObjectId, ProviderDoc],
     minutes_used: float,
     catalog: Catalog,
     settings: Settings,
@@ -75,9 +77,11 @@ def compute_status(
     if minutes_used >= plan.limits.maxMonthlyMinutes:
         return "paused", "monthly minutes exhausted"
     allowed = catalog.plan_models(plan)
+    slots: Mapping[str, Any] = agent  # its slots' fields, read by name
     for slot in CATEGORIES:
         label = slot.upper()
-        provider = providers_by_id.get(agent.get(f"{slot}ProviderId"))
+        provider_id = slots.get(f"{slot}ProviderId")
+        provider = providers_by_id.get(provider_id) if provider_id is not None else None
         if provider is None or provider.get("orgId") not in (None, org.get("_id")):
             return "paused", f"{label} provider deleted"
         if not provider.get("active", True):
@@ -85,7 +89,7 @@ def compute_status(
         problem = _credentials_problem(label, provider, catalog, settings)
         if problem is not None:  # its calls would connect and then stay silent
             return "paused", problem
-        model_id = agent.get(f"{slot}ModelId")
+        model_id = slots.get(f"{slot}ModelId")
         if model_id not in {model.get("modelId") for model in provider.get("models") or []}:
             return "paused", f"{label} model {model_id} no longer offered by its provider"
         ref = f"{provider.get('providerKey')}/{model_id}"
@@ -94,20 +98,21 @@ def compute_status(
     return "active", None
 
 
-async def load_providers(svc: Services, org_id: ObjectId, agents: Sequence[Document]) -> dict[ObjectId, Document]:
+async def load_providers(svc: Services, org_id: ObjectId, agents: Sequence[AgentDoc]) -> dict[ObjectId, ProviderDoc]:
     """Every provider the agents reference that the org may use, in one query (credentials stay encrypted)."""
-    ids = {agent.get(f"{slot}ProviderId") for agent in agents for slot in CATEGORIES} - {None}
+    slots: Sequence[Mapping[str, Any]] = agents  # their slots' fields, read by name
+    refs = (agent.get(f"{slot}ProviderId") for agent in slots for slot in CATEGORIES)
+    ids: set[ObjectId] = {ref for ref in refs if ref is not None}
     if not ids:
         return {}
-    cursor = svc.db.providers.find({"_id": {"$in": list(ids)}, "orgId": {"$in": [None, org_id]}})
-    return {provider["_id"]: provider async for provider in cursor}
+    return await visible_providers_by_id(svc.db, org_id, ids)
 
 
 async def load_statuses(
     svc: Services,
-    org: Document,
-    agents: Sequence[Document],
-    providers_by_id: dict[ObjectId, Document] | None = None,
+    org: Organization,
+    agents: Sequence[AgentDoc],
+    providers_by_id: dict[ObjectId, ProviderDoc] | None = None,
 ) -> list[StatusResult]:
     """The status of each agent of ``org``, in order: one providers query (unless given), one minutes query."""
     if not agents:
@@ -119,6 +124,6 @@ async def load_statuses(
     return [compute_status(agent, org, plan, providers_by_id, minutes, svc.catalog, svc.settings) for agent in agents]
 
 
-async def load_status(svc: Services, org: Document, agent: Document) -> StatusResult:
+async def load_status(svc: Services, org: Organization, agent: AgentDoc) -> StatusResult:
     """The status of one agent (call admission uses this)."""
     return (await load_statuses(svc, org, [agent]))[0]

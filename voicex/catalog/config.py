@@ -13,8 +13,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pipelines.turn_settings import TurnSettings
 from providers.urls import is_path_segment
 from voicex.platform.errors import ConfigError, hinted
+from voicex.store.providers import ModelDoc
 
 BCP47 = hinted(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", "use a BCP 47 language tag, like en-US")
 
@@ -215,6 +217,10 @@ class Catalog:
         return allowed
 
     def _cross_check(self) -> None:
+        try:  # every knob must be one the engine knows, and every engine setting must have its knob
+            TurnSettings.from_table(self.turn_taking.model_dump())
+        except ValueError as exc:
+            raise ConfigError(f"config/turn_taking.yaml: {exc}") from None
         known_refs = set()
         for provider in self.providers_file.providers:
             for category, models in provider.models.items():
@@ -234,12 +240,15 @@ class Catalog:
                     )
 
 
-def catalog_models(provider_type: ProviderType, category: Category) -> list[dict[str, Any]]:
+def catalog_models(provider_type: ProviderType, category: Category) -> list[ModelDoc]:
     """A provider document's model list as the catalog has it (voices with their language)."""
-    return [
-        {"modelId": m.id, "label": m.label, **({"language": m.language} if m.language else {})}
-        for m in provider_type.models[category]
-    ]
+    models: list[ModelDoc] = []
+    for m in provider_type.models[category]:
+        model: ModelDoc = {"modelId": m.id, "label": m.label}
+        if m.language:
+            model["language"] = m.language
+        models.append(model)
+    return models
 
 
 def _load_yaml(path: Path) -> Any:

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
-
-from pymongo.errors import DuplicateKeyError
 
 from voicex.catalog.config import Catalog, Category, ProviderType, catalog_models
 from voicex.platform.settings import Settings
-from voicex.store.db import Database, Document
+from voicex.store.agents import count_agents_using
+from voicex.store.db import Database
+from voicex.store.providers import (
+    ProviderDoc,
+    deactivate_providers,
+    get_global_provider,
+    list_globals_except,
+    save_global_provider,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +46,7 @@ def global_credentials(provider_type: ProviderType, settings: Settings) -> dict[
     return values
 
 
-def credentials_set(provider: Document, catalog: Catalog, settings: Settings) -> bool:
+def credentials_set(provider: ProviderDoc, catalog: Catalog, settings: Settings) -> bool:
     """Whether the provider can authenticate: env vars for globals, stored credentials for an org's own."""
     provider_type = catalog.provider_types.get(provider.get("providerKey", ""))
     if provider_type is None:
@@ -51,7 +56,7 @@ def credentials_set(provider: Document, catalog: Catalog, settings: Settings) ->
     return not provider_type.credentials or bool(provider.get("credentials"))
 
 
-def _wanted(provider_type: ProviderType, category: Category) -> dict[str, Any]:
+def _wanted(provider_type: ProviderType, category: Category) -> ProviderDoc:
     return {
         "name": global_provider_name(provider_type, category),
         "models": catalog_models(provider_type, category),
@@ -84,42 +89,25 @@ async def sync_global_providers(db: Database, catalog: Catalog, settings: Settin
     """
     now = dt.datetime.now(dt.UTC)
     for provider_type, category in catalog_globals(catalog):
-        key = {"orgId": None, "providerKey": provider_type.key, "category": category}
         wanted = _wanted(provider_type, category)
-        current = await db.providers.find_one(key)
+        current = await get_global_provider(db, provider_type.key, category)
         if current is not None and all(current.get(field) == value for field, value in wanted.items()):
             continue
-        update = {"$set": {**wanted, "updatedAt": now}, "$setOnInsert": {"createdAt": now}}
-        try:
-            await db.providers.update_one(key, update, upsert=True)
-        except DuplicateKeyError:
-            result = await db.providers.update_one(key, {"$set": {**wanted, "updatedAt": now}})
-            if result.matched_count == 0:
-                log.warning("global provider %r clashes with another global's name", wanted["name"])
+        if not await save_global_provider(db, provider_type.key, category, wanted, now):
+            log.warning("global provider %r clashes with another global's name", wanted["name"])
 
 
-async def prune_global_providers(db: Database, catalog: Catalog, *, dry_run: bool = False) -> list[Document]:
+async def prune_global_providers(db: Database, catalog: Catalog, *, dry_run: bool = False) -> list[ProviderDoc]:
     """Deactivate the active globals this catalog no longer has (not deleted: agents may still reference them);
     returns them. ``dry_run`` only lists them."""
-    kept = [
-        {"providerKey": provider_type.key, "category": category} for provider_type, category in catalog_globals(catalog)
-    ]
-    stale_filter = {"orgId": None, "active": True, "$nor": kept} if kept else {"orgId": None, "active": True}
-    stale = [doc async for doc in db.providers.find(stale_filter).sort("name", 1)]
+    kept = [(provider_type.key, category) for provider_type, category in catalog_globals(catalog)]
+    stale = await list_globals_except(db, kept)
     if stale and not dry_run:
-        now = dt.datetime.now(dt.UTC)
-        ids = [doc["_id"] for doc in stale]
-        await db.providers.update_many({"_id": {"$in": ids}}, {"$set": {"active": False, "updatedAt": now}})
+        await deactivate_providers(db, [doc["_id"] for doc in stale], dt.datetime.now(dt.UTC))
         log.info("deactivated %d global providers no longer in the catalog", len(stale))
     return stale
 
 
-async def agents_using(db: Database, providers: list[Document]) -> int:
+async def agents_using(db: Database, providers: list[ProviderDoc]) -> int:
     """How many agents name one of ``providers`` in a slot or a fallback (they pause when it is deactivated)."""
-    ids = [doc["_id"] for doc in providers]
-    if not ids:
-        return 0
-    slots = ("stt", "llm", "tts")
-    refs = [{f"{slot}ProviderId": {"$in": ids}} for slot in slots]
-    refs += [{f"fallbacks.{slot}.providerId": {"$in": ids}} for slot in slots]
-    return await db.agents.count_documents({"$or": refs})
+    return await count_agents_using(db, [doc["_id"] for doc in providers])

@@ -121,7 +121,7 @@ class HotHistogram:
     def __init__(self, name: str, documentation: str, buckets: Sequence[float], registry: CollectorRegistry) -> None:
         self.name, self.documentation = name, documentation
         self._bounds = tuple(float(b) for b in buckets)
-        self._labels = [*(floatToGoString(b) for b in self._bounds), "+Inf"]
+        self._labels = [*(str(floatToGoString(b)) for b in self._bounds), "+Inf"]  # type: ignore[no-untyped-call]
         self._counts = [0] * (len(self._bounds) + 1)  # per bucket, not cumulative; the last one is +Inf
         self._sum = 0.0
         self._created = time.time()

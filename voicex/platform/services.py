@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from voicex.catalog.config import Catalog
 from voicex.platform.metrics import Metrics
 from voicex.platform.settings import Settings
-from voicex.store.calls import LeaseRenewer
 from voicex.store.db import Database
+from voicex.store.leases import LeaseRenewer
 
 
 @dataclass

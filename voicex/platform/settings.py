@@ -1,6 +1,7 @@
 """Process settings: the ``VOICEX_*`` environment (README.md, "Configuration"), validated once at start.
 
-Everything configurable about a running server lives here, so no other module reads ``os.environ``.
+Everything configurable about a running server lives here, so no other module reads its configuration from
+``os.environ`` (the CLI only checks whether ``VOICEX_LOG_LEVEL`` was given, to quiet the demo).
 A bad value fails fast with a :class:`SettingsError` naming the variable.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -159,7 +161,7 @@ def load_settings(**overrides: Any) -> Settings:
         raise SettingsError(f"invalid settings: {problems}") from None
 
 
-def _read_or_create_secret(path: Path, make: Any) -> str:
+def _read_or_create_secret(path: Path, make: Callable[[], str]) -> str:
     """Return the secret stored at ``path``, creating it (mode 0600) on first use."""
     if path.exists():
         value = path.read_text().strip()

@@ -8,17 +8,19 @@ from pymongo.errors import DuplicateKeyError
 
 from voicex.platform.errors import VoicexError
 from voicex.platform.passwords import check_password, hash_password, normalize_email
-from voicex.store.db import Database, Document
+from voicex.store import users
+from voicex.store.db import Database
+from voicex.store.users import User
 
 
-async def create_platform_admin(db: Database, email: str, password: str, name: str = "Platform admin") -> Document:
+async def create_platform_admin(db: Database, email: str, password: str, name: str = "Platform admin") -> User:
     """Insert a platform admin user; VoicexError if the email is invalid, taken, or the password too short."""
     try:
         email = normalize_email(email)
         check_password(password)
     except ValueError as exc:
         raise VoicexError(str(exc)) from None
-    user: Document = {
+    user: User = {
         "email": email,
         "name": name,
         "passwordHash": hash_password(password),
@@ -28,14 +30,12 @@ async def create_platform_admin(db: Database, email: str, password: str, name: s
         "createdAt": dt.datetime.now(dt.UTC),
     }
     try:
-        result = await db.users.insert_one(user)
+        return await users.insert(db, user)
     except DuplicateKeyError:
         raise VoicexError(f"a user with email {email} already exists") from None
-    user["_id"] = result.inserted_id
-    return user
 
 
-async def reset_password(db: Database, email: str, password: str) -> Document:
+async def reset_password(db: Database, email: str, password: str) -> User:
     """Set a new password for any user (a platform admin who lost theirs has no other way back in).
 
     VoicexError if the email is invalid, no user has it, or the password is too short.
@@ -45,11 +45,7 @@ async def reset_password(db: Database, email: str, password: str) -> Document:
         check_password(password)
     except ValueError as exc:
         raise VoicexError(str(exc)) from None
-    user = await db.users.find_one_and_update(
-        {"email": email},
-        {"$set": {"passwordHash": hash_password(password), "updatedAt": dt.datetime.now(dt.UTC)}},
-        projection={"passwordHash": 0},
-    )
+    user = await users.set_password_hash(db, email, hash_password(password), dt.datetime.now(dt.UTC))
     if user is None:
         raise VoicexError(f"no user with email {email}")
     return user

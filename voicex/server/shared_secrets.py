@@ -4,7 +4,7 @@ A process with its own ``VOICEX_JWT_SECRET`` rejects the others' sign-in and str
 own ``VOICEX_ENCRYPTION_KEY`` cannot decrypt stored credentials (500 on every Twilio webhook). The first process
 to start on a database records a fingerprint of each secret (an HMAC keyed by the secret, over a random salt:
 never the secret, and not comparable between deployments); every later one refuses to start unless its own
-match. The fingerprints are pure functions; :func:`check_shared_secrets` does the I/O.
+match. The fingerprints are pure functions; the record's reads and writes are in voicex/store/platform.py.
 """
 
 from __future__ import annotations
@@ -14,16 +14,17 @@ import hashlib
 import hmac
 import secrets
 import socket
-
-from pymongo.errors import DuplicateKeyError
+from collections.abc import Set as AbstractSet
+from typing import Literal
 
 from voicex.platform.errors import SetupError
 from voicex.platform.settings import Settings
-from voicex.store.db import Database, Document
+from voicex.store import platform
+from voicex.store.db import Database
+from voicex.store.platform import SharedSecretsRecord
 
-RECORD_ID = "sharedSecrets"  # its _id in the ``platform`` collection
 # record field -> (the settings attribute, the variable that sets it)
-SECRETS = {
+SECRETS: dict[Literal["jwtSecret", "encryptionKey"], tuple[str, str]] = {
     "jwtSecret": ("jwt_secret", "VOICEX_JWT_SECRET"),
     "encryptionKey": ("encryption_key", "VOICEX_ENCRYPTION_KEY"),
 }
@@ -34,15 +35,20 @@ def fingerprint(secret: str, salt: str, field: str) -> str:
     return hmac.new(secret.encode(), f"voicex {field} {salt}".encode(), hashlib.sha256).hexdigest()
 
 
-def new_record(settings: Settings, salt: str, now: dt.datetime) -> Document:
+def new_record(settings: Settings, salt: str, now: dt.datetime) -> SharedSecretsRecord:
     """The record the first process writes: the salt and its secrets' fingerprints, and who recorded them when."""
-    record: Document = {"_id": RECORD_ID, "salt": salt, "recordedAt": now, "recordedBy": socket.gethostname()}
+    record: SharedSecretsRecord = {
+        "_id": platform.SHARED_SECRETS_ID,
+        "salt": salt,
+        "recordedAt": now,
+        "recordedBy": socket.gethostname(),
+    }
     for field, (attribute, _) in SECRETS.items():
         record[field] = fingerprint(getattr(settings, attribute) or "", salt, field)
     return record
 
 
-def differing(record: Document, settings: Settings) -> list[str]:
+def differing(record: SharedSecretsRecord, settings: Settings) -> list[str]:
     """The variables whose value in ``settings`` is not the recorded one."""
     return [
         variable
@@ -62,7 +68,9 @@ _CONSEQUENCE = {
 }
 
 
-def mismatch_message(names: list[str], record: Document, settings: Settings, generated: set[str]) -> str:
+def mismatch_message(
+    names: list[str], record: SharedSecretsRecord, settings: Settings, generated: AbstractSet[str]
+) -> str:
     """What is wrong, what it would break, and the fix; says so when this process generated its own secrets."""
     recorded_at = record.get("recordedAt")
     when = f" on {record.get('recordedBy', '?')} at {recorded_at:%Y-%m-%d %H:%M} UTC" if recorded_at else ""
@@ -80,17 +88,13 @@ def mismatch_message(names: list[str], record: Document, settings: Settings, gen
     )
 
 
-async def check_shared_secrets(db: Database, settings: Settings, generated: set[str] = frozenset()) -> None:
+async def check_shared_secrets(db: Database, settings: Settings, generated: AbstractSet[str] = frozenset()) -> None:
     """Record this process's fingerprints if none are (insert-if-absent: two first starts race safely), else
     raise SetupError unless they match. ``generated``: the variables this process filled from its data dir."""
-    record = new_record(settings, secrets.token_hex(16), dt.datetime.now(dt.UTC))
-    try:
-        await db.platform.insert_one(record)
-        return
-    except DuplicateKeyError:
-        stored = await db.platform.find_one({"_id": RECORD_ID})
-    if stored is None:  # deleted in between (a rotation): ours is as good as any
-        await check_shared_secrets(db, settings, generated)
+    stored = await platform.record_shared_secrets(
+        db, new_record(settings, secrets.token_hex(16), dt.datetime.now(dt.UTC))
+    )
+    if stored is None:
         return
     names = differing(stored, settings)
     if names:

@@ -11,24 +11,18 @@ import asyncio
 import logging
 
 from voicex.platform.settings import Settings
+from voicex.store.agents import any_active_agent_using
 from voicex.store.db import Database
+from voicex.store.providers import active_ids_of_type
 
 log = logging.getLogger(__name__)
 
 LOCAL_PROVIDER_KEY = "local"  # providers/local PROVIDER
-SLOTS = ("stt", "llm", "tts")
 
 
 async def local_models_in_use(db: Database) -> bool:
     """Whether an active agent has an active ``local`` provider in a slot or among its fallbacks."""
-    ids = [
-        doc["_id"] async for doc in db.providers.find({"providerKey": LOCAL_PROVIDER_KEY, "active": True}, {"_id": 1})
-    ]
-    if not ids:
-        return False
-    refs = [{f"{slot}ProviderId": {"$in": ids}} for slot in SLOTS]
-    refs += [{f"fallbacks.{slot}.providerId": {"$in": ids}} for slot in SLOTS]
-    return await db.agents.find_one({"active": {"$ne": False}, "$or": refs}, {"_id": 1}) is not None
+    return await any_active_agent_using(db, await active_ids_of_type(db, LOCAL_PROVIDER_KEY))
 
 
 def warm_local_models(settings: Settings, db: Database) -> asyncio.Task[None] | None:

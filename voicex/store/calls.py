@@ -7,21 +7,18 @@ the others do nothing. Usage is then added to the org's day and the concurrency 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
-import itertools
 import logging
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from bson import ObjectId
 from pymongo import ReturnDocument
 
+from pipelines.call_config import CallResult
 from voicex.store.db import Database, Document
 from voicex.store.instances import INSTANCE_ID, dead_instances, forget
-from voicex.store.retry import FINALIZE, ONCE, RENEWAL, retry
-from voicex.store.slots import LEASE, release_slot, renew_slots
+from voicex.store.retry import FINALIZE, ONCE, retry
+from voicex.store.slots import LEASE, release_slot
 from voicex.store.usage import add_usage
 
 log = logging.getLogger(__name__)
@@ -37,25 +34,34 @@ NEVER_CONNECTED = (
 )
 # Ends of calls that never carried a conversation: recorded, but not counted in the org's usage (not billed).
 UNBILLED_REASONS = frozenset({"stream_never_connected"})
-# A third of the 30 s lease: a renewal retried for its whole budget (8 s) still leaves the next one time to land.
-RENEW_EVERY_SEC = 10.0
-# Each period is done in this many slices, one every RENEW_EVERY_SEC / RENEW_SLICES: a database on the server's
-# machine that wrote 500 leases at once (250 calls and their slots) took a core for half a second, and every
-# call's audio waited behind it. Each call is still renewed once a period.
-RENEW_SLICES = 10
 
 
-@dataclass
-class CallOutcome:
-    end_reason: str
-    transcript: list[dict[str, Any]] = field(default_factory=list)
-    turns: list[dict[str, Any]] = field(default_factory=list)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    summary: str = ""
-    sentiment: str = "neutral"
-    tokens: int = 0
-    tts_chars: int = 0
-    errors: list[str] = field(default_factory=list)
+class CallDoc(TypedDict, total=False):
+    """A call record (``calls``): created active at admission, finalized once (the fields after ``streamSid``)."""
+
+    _id: ObjectId
+    orgId: ObjectId
+    agentId: ObjectId
+    callSid: str
+    streamSid: str | None
+    direction: str
+    status: str  # active | completed | failed
+    startedAt: dt.datetime
+    endedAt: dt.datetime
+    durationSec: float
+    endReason: str
+    leaseExpiresAt: dt.datetime | None
+    serverId: ObjectId
+    streamTokenUsed: bool
+    transcript: list[dict[str, Any]]
+    turns: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    summary: str
+    sentiment: str
+    usage: dict[str, Any]
+    usagePending: bool
+    errors: list[str]
+    twilio: dict[str, Any]  # the latest status callback: status, sequence, duration
 
 
 async def create_call(db: Database, call: Document, now: dt.datetime) -> None:
@@ -73,60 +79,7 @@ async def create_call(db: Database, call: Document, now: dt.datetime) -> None:
     await db.calls.insert_one(call)
 
 
-class LeaseRenewer:
-    """Renews the leases of all the calls this process runs, and their slots: one write per collection per slice.
-
-    Why one renewer for the process: a loop per call cost two writes per call every period (the slot one a
-    scan of ``call_slots``), so the database's CPU grew with the number of live calls and competed with the
-    server for the same cores. One ``update_many`` per collection per slice (``RENEW_SLICES`` a period) costs
-    the same for 1 call or 300, and no slice is big enough to hold the database's core for long.
-
-    The guarantees are those of the per-call loop it replaces:
-
-    - only ``active`` records are renewed (in the same atomic update), so a call finalized by any path
-      (its stream, the status callback, the janitor) is never renewed again, even by a renewal in flight;
-    - only calls this process runs are in the set, so a dead or stalled process renews nothing: its calls and
-      slots run out of lease (or its instance is known dead) and the janitor reclaims them as before;
-    - a renewal that fails is retried (``RENEWAL``) until the next one is due, and never ends a call.
-
-    Call and slot cannot share one write (two collections, no transaction), but each is one write per period.
-    """
-
-    def __init__(self) -> None:
-        self._calls: set[ObjectId] = set()
-
-    def add(self, call_id: ObjectId) -> None:
-        self._calls.add(call_id)
-
-    def discard(self, call_id: ObjectId) -> None:
-        self._calls.discard(call_id)
-
-    def __contains__(self, call_id: object) -> bool:
-        return call_id in self._calls
-
-    async def renew(self, db: Database, now: dt.datetime, part: int | None = None) -> int:
-        """Renew every registered call still active (or those of slice ``part``), and its slot; the number
-        of call leases renewed."""
-        ids = list(self._calls) if part is None else [c for c in self._calls if hash(c) % RENEW_SLICES == part]
-        if not ids:
-            return 0
-        result = await db.calls.update_many(
-            {"_id": {"$in": ids}, "status": "active"}, {"$set": {"leaseExpiresAt": now + LEASE}}
-        )
-        await renew_slots(db, ids, now)
-        return result.matched_count
-
-    async def run(self, db: Database) -> None:
-        """Renew each call every ``RENEW_EVERY_SEC``, a slice at a time, until cancelled; a DB outage only
-        delays the next renewal."""
-        for tick in itertools.count():
-            await asyncio.sleep(RENEW_EVERY_SEC / RENEW_SLICES)
-            part = tick % RENEW_SLICES
-            with contextlib.suppress(Exception):
-                await retry(lambda p=part: self.renew(db, dt.datetime.now(dt.UTC), p), "renew call leases", RENEWAL)
-
-
-async def finalize_call(db: Database, call_id: ObjectId, outcome: CallOutcome, ended_at: dt.datetime) -> bool:
+async def finalize_call(db: Database, call_id: ObjectId, outcome: CallResult, ended_at: dt.datetime) -> bool:
     """Finalize once; True if this call did it. Also counts usage and frees the slot.
 
     One exception to "once": a call the janitor gave up on (``server_lost``, e.g. its process stalled past
@@ -160,7 +113,7 @@ class _Finalization:
     """One finalization, retryable: a marker (``finalizeId``) written with the record lets a retry whose
     earlier attempt was applied but unanswered (the connection dropped) recognise its own win."""
 
-    def __init__(self, db: Database, call_id: ObjectId, outcome: CallOutcome, ended_at: dt.datetime) -> None:
+    def __init__(self, db: Database, call_id: ObjectId, outcome: CallResult, ended_at: dt.datetime) -> None:
         self.db, self.call_id, self.outcome, self.ended_at = db, call_id, outcome, ended_at
         self.marker = ObjectId()
         self.reclaimed = False
@@ -182,7 +135,7 @@ class _Finalization:
         duration = max(0.0, (self.ended_at - current["startedAt"]).total_seconds())
         status = "failed" if outcome.end_reason in FAILED_REASONS else "completed"
         minutes = 0.0 if outcome.end_reason in UNBILLED_REASONS else round(duration / 60, 4)
-        usage = {"minutes": minutes, "tokens": outcome.tokens, "ttsChars": outcome.tts_chars}
+        usage = {"minutes": minutes, "tokens": outcome.usage["tokens"], "ttsChars": outcome.usage["ttsChars"]}
         update = {
             "status": status,
             "endedAt": self.ended_at,
@@ -239,7 +192,7 @@ async def reap_lost_calls(db: Database, now: dt.datetime) -> int:
             {"status": "active", "serverId": instance["_id"]}, projection={"_id": 1, "leaseExpiresAt": 1}
         ):
             last_alive = max(call["leaseExpiresAt"] - LEASE, min(instance.get("heartbeatAt") or now, now))
-            if await finalize_call(db, call["_id"], CallOutcome(end_reason="server_lost"), last_alive):
+            if await finalize_call(db, call["_id"], CallResult(end_reason="server_lost"), last_alive):
                 reaped += 1
         await forget(db, instance)
     async for call in db.calls.find(
@@ -250,10 +203,82 @@ async def reap_lost_calls(db: Database, now: dt.datetime) -> int:
         reason = "server_lost" if call.get("streamSid") else "stream_never_connected"
         if reason == "stream_never_connected":
             log.warning(NEVER_CONNECTED, extra={"callId": str(call["_id"]), "callSid": call.get("callSid")})
-        if await finalize_call(db, call["_id"], CallOutcome(end_reason=reason), last_alive):
+        if await finalize_call(db, call["_id"], CallResult(end_reason=reason), last_alive):
             reaped += 1
     stale = now - dt.timedelta(minutes=1)
     pending = {"usagePending": True, "status": {"$ne": "active"}, "endedAt": {"$lt": stale}}
     async for call in db.calls.find(pending, projection=_RECORDED):
         await _count_usage(db, call)
     return reaped
+
+
+# --- reads and the stream's claim ----------------------------------------------------------------------------
+
+
+def _filters(org_id: ObjectId, agent_id: ObjectId | None, status: str | None) -> Document:
+    query: Document = {"orgId": org_id}
+    if agent_id is not None:
+        query["agentId"] = agent_id
+    if status is not None:
+        query["status"] = status
+    return query
+
+
+async def count_calls(db: Database, org_id: ObjectId, agent_id: ObjectId | None, status: str | None) -> int:
+    return await db.calls.count_documents(_filters(org_id, agent_id, status))
+
+
+async def list_calls(
+    db: Database, org_id: ObjectId, agent_id: ObjectId | None, status: str | None, skip: int, limit: int
+) -> tuple[list[CallDoc], int]:
+    """A page of the org's calls, newest first, without transcripts; and how many match in all."""
+    query = _filters(org_id, agent_id, status)
+    total = await db.calls.count_documents(query)
+    detail = {"transcript": 0, "turns": 0, "metrics": 0, "summary": 0}
+    cursor = db.calls.find(query, detail).sort([("startedAt", -1), ("_id", -1)]).skip(skip).limit(limit)
+    return [call async for call in cursor], total  # type: ignore[misc]
+
+
+async def get_call(db: Database, call_id: ObjectId, org_id: ObjectId | None = None) -> CallDoc | None:
+    """One call (in ``org_id`` when given: another organization's call is not found)."""
+    query: Document = {"_id": call_id} if org_id is None else {"_id": call_id, "orgId": org_id}
+    return await db.calls.find_one(query)  # type: ignore[return-value]
+
+
+async def find_by_sid(db: Database, org_id: ObjectId, call_sid: str) -> CallDoc | None:
+    return await db.calls.find_one({"orgId": org_id, "callSid": call_sid})  # type: ignore[return-value]
+
+
+async def record_twilio_status(db: Database, call_id: ObjectId, event: dict[str, Any]) -> None:
+    """Keep Twilio's latest status callback: callbacks may arrive out of order, so only a higher sequence wins."""
+    newer = {"$or": [{"twilio.sequence": {"$lt": event["sequence"]}}, {"twilio": {"$exists": False}}]}
+    await db.calls.update_one({"_id": call_id, **newer}, {"$set": {"twilio": event}})
+
+
+async def claim_for_stream(db: Database, call_id: ObjectId, stream_sid: str) -> CallDoc | None:
+    """Bind an admitted call to the stream that carries it, once: a second stream (a replayed token) gets None."""
+    return await db.calls.find_one_and_update(  # type: ignore[return-value]
+        {"_id": call_id, "status": "active", "streamTokenUsed": False},
+        {"$set": {"streamTokenUsed": True, "streamSid": stream_sid, "serverId": INSTANCE_ID}},
+    )
+
+
+async def totals(db: Database, org_id: ObjectId, finished: tuple[str, ...]) -> tuple[int, float, float]:
+    """``(calls, seconds of finished calls, their mean duration)`` for the dashboard's headline numbers."""
+    cursor = await db.calls.aggregate(
+        [
+            {"$match": {"orgId": org_id}},
+            {
+                "$group": {
+                    "_id": {"$in": ["$status", list(finished)]},
+                    "count": {"$sum": 1},
+                    "seconds": {"$sum": "$durationSec"},
+                    "average": {"$avg": "$durationSec"},
+                }
+            },
+        ]
+    )
+    groups = {row["_id"]: row async for row in cursor}
+    done = groups.get(True, {})
+    calls = sum(int(row["count"]) for row in groups.values())
+    return calls, float(done.get("seconds") or 0), float(done.get("average") or 0)

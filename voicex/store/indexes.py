@@ -7,24 +7,15 @@ from __future__ import annotations
 
 from pymongo import ASCENDING, DESCENDING
 
+from voicex.store import agents, api_keys, organizations, platform, providers, rate_limits, users
 from voicex.store.db import Database, IndexSpec
 
 INDEXES: tuple[IndexSpec, ...] = (
-    IndexSpec("users", (("email", ASCENDING),), "email_unique", {"unique": True}),
-    IndexSpec("users", (("orgId", ASCENDING),), "org"),
-    IndexSpec("api_keys", (("keyHash", ASCENDING),), "key_hash_unique", {"unique": True}),
-    IndexSpec("api_keys", (("orgId", ASCENDING), ("createdAt", DESCENDING)), "org_created"),
-    IndexSpec("providers", (("orgId", ASCENDING), ("name", ASCENDING)), "org_name_unique", {"unique": True}),
-    IndexSpec("agents", (("orgId", ASCENDING), ("createdAt", DESCENDING)), "org_created"),
-    IndexSpec("agents", (("orgId", ASCENDING), ("phoneNumbers", ASCENDING)), "org_phone"),
-    # A number routes to one agent per org, even when two writes claim it at once (other key order than
-    # org_phone, so MongoDB sees a different index; agents without numbers are left out).
-    IndexSpec(
-        "agents",
-        (("phoneNumbers", ASCENDING), ("orgId", ASCENDING)),
-        "phone_org_unique",
-        {"unique": True, "partialFilterExpression": {"phoneNumbers": {"$type": "string"}}},
-    ),
+    *organizations.INDEXES,
+    *users.INDEXES,
+    *api_keys.INDEXES,
+    *providers.INDEXES,
+    *agents.INDEXES,
     IndexSpec("calls", (("orgId", ASCENDING), ("startedAt", DESCENDING)), "org_started"),
     IndexSpec("calls", (("callSid", ASCENDING),), "call_sid"),
     IndexSpec("calls", (("status", ASCENDING), ("leaseExpiresAt", ASCENDING)), "status_lease"),
@@ -44,7 +35,8 @@ INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec("call_slots", (("orgId", ASCENDING), ("leaseExpiresAt", ASCENDING)), "org_lease"),
     # Slot release at each call's end and lease renewal find slots by call, across all orgs.
     IndexSpec("call_slots", (("callId", ASCENDING),), "call"),
-    IndexSpec("rate_limits", (("expiresAt", ASCENDING),), "expires_ttl", {"expireAfterSeconds": 0}),
+    *rate_limits.INDEXES,
+    *platform.INDEXES,
 )
 
 # Indexes an earlier version created that now stand in the way: one unique (org, date) usage document per day

@@ -10,33 +10,30 @@ voicex/store/slots.py.)
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bson import ObjectId
-from pymongo.asynchronous.collection import AsyncCollection
 
-from voicex.store.db import Database, Document
+from voicex.store import agents, providers
+from voicex.store.db import Database
 
 
 @dataclass(frozen=True)
 class Quota:
     counter: str  # the field on the organization document
-    collection: str  # the Database attribute of the documents it counts (by orgId)
-
-    def documents(self, db: Database) -> AsyncCollection[Document]:
-        collection: AsyncCollection[Document] = getattr(db, self.collection)
-        return collection
+    count: Callable[[Database, ObjectId], Awaitable[int]]  # how many of the org's documents there really are
 
 
-AGENTS = Quota("agentCount", "agents")  # the plan's maxAgents
-CUSTOM_PROVIDERS = Quota("customProviderCount", "providers")  # the plan's maxCustomProviders
+AGENTS = Quota("agentCount", agents.count_agents)  # the plan's maxAgents
+CUSTOM_PROVIDERS = Quota("customProviderCount", providers.count_own_providers)  # the plan's maxCustomProviders
 
 
 async def _ensure_counter(db: Database, org_id: ObjectId, quota: Quota) -> None:
     org = await db.organizations.find_one({"_id": org_id}, {quota.counter: 1})
     if org is None or quota.counter in org:
         return
-    count = await quota.documents(db).count_documents({"orgId": org_id})
+    count = await quota.count(db, org_id)
     # Only the first initializer wins; no claim can run before the field exists.
     await db.organizations.update_one(
         {"_id": org_id, quota.counter: {"$exists": False}}, {"$set": {quota.counter: count}}

@@ -38,7 +38,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         base = min(self.max_delay_sec, self.first_delay_sec * 2**attempt)
-        return base * (0.5 + random.random() / 2)
+        return float(base * (0.5 + random.random() / 2))
 
 
 # A finished call: the caller is gone, so waiting costs nothing but memory; five minutes rides out a restart.

@@ -78,3 +78,16 @@ async def minutes_used_this_month(db: Database, org_id: ObjectId, now: dt.dateti
     )
     rows = await cursor.to_list()
     return float(rows[0]["minutes"]) if rows else 0.0
+
+
+async def usage_by_day(db: Database, org_id: ObjectId, dates: list[str]) -> dict[str, dict[str, Any]]:
+    """Each listed day's totals (its shards added up); days without usage are absent."""
+    # The days listed, not a $gte/$lte range: SecantusDB 0.7 answers nothing for a two-sided range on the middle
+    # field of the (org, date, shard) index.
+    cursor = db.usage_daily.find({"orgId": org_id, "date": {"$in": dates}}, projection={"counted": 0})
+    by_date: dict[str, dict[str, Any]] = {}
+    async for doc in cursor:
+        day = by_date.setdefault(doc["date"], {})
+        for name in USAGE_FIELDS:
+            day[name] = day.get(name, 0) + (doc.get(name) or 0)
+    return by_date

@@ -60,7 +60,10 @@ async def close_socket(ws: web.WebSocketResponse, transport: asyncio.BaseTranspo
     if transport is None or (transport.is_closing() and not _unsent(transport)):
         return
     log.warning("media stream peer is not reading: dropping the connection")
-    transport.abort()
+    if isinstance(transport, asyncio.Transport):
+        transport.abort()
+    else:
+        transport.close()
 
 
 def _unsent(transport: asyncio.BaseTransport) -> int:

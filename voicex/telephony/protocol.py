@@ -102,7 +102,7 @@ def parse(text: str | bytes) -> Inbound:
         timestamp = media.get("timestamp")
         # isdigit() alone accepts "²" and 5,000-digit strings, which int() rejects.
         ok = isinstance(timestamp, str) and timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 15
-        return Media(payload, int(timestamp) if ok else None)
+        return Media(payload, int(timestamp) if ok and isinstance(timestamp, str) else None)
     if event == "mark":
         return Mark(_str(_obj(message, "mark"), "name"))
     if event == "dtmf":

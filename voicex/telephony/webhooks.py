@@ -11,15 +11,18 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from multidict import MultiDictProxy
 
+from pipelines.call_config import CallResult
 from voicex.calls.admission import admit
-from voicex.platform.crypto import SecretBox
 from voicex.platform.errors import ApiError
 from voicex.platform.logs import bind_call
 from voicex.platform.services import Services, services
-from voicex.store.calls import NEVER_CONNECTED, CallOutcome, create_call, finalize_call
-from voicex.store.db import Document
+from voicex.store import calls, organizations
+from voicex.store.agents import AgentDoc, agent_for_number, get_agent
+from voicex.store.calls import NEVER_CONNECTED, create_call, finalize_call
+from voicex.store.organizations import Organization
 from voicex.store.slots import release_slot
 from voicex.telephony import tokens, twiml
+from voicex.telephony.account import twilio_token
 from voicex.telephony.signature import public_request_url, public_url_hints, redacted, valid_webhook
 from voicex.web.auth import API_KEY_PATTERN, hash_api_key
 
@@ -33,25 +36,16 @@ def _xml(body: str) -> web.Response:
     return web.Response(text=body, content_type="text/xml")
 
 
-def twilio_token(svc: Services, org: Document) -> str | None:
-    """The org's stored Twilio auth token, else VOICEX_TWILIO_AUTH_TOKEN."""
-    stored = (org.get("twilio") or {}).get("authToken")
-    if stored:
-        return str(SecretBox(svc.settings.encryption_key or "").decrypt(stored))
-    return svc.settings.twilio_auth_token
-
-
-async def _org_for_key(svc: Services, raw_key: str | None) -> Document:
+async def _org_for_key(svc: Services, raw_key: str | None) -> Organization:
     if not raw_key or not API_KEY_PATTERN.match(raw_key):
         raise ApiError(403, "invalid or missing api_key")
-    key = await svc.db.api_keys.find_one({"keyHash": hash_api_key(raw_key)}, projection={"orgId": 1})
-    org = await svc.db.organizations.find_one({"_id": key["orgId"]}) if key else None
+    org = await organizations.find_by_api_key(svc.db, hash_api_key(raw_key))
     if org is None:
         raise ApiError(403, "invalid or missing api_key")
     return org
 
 
-async def _check_signature(request: web.Request, svc: Services, org: Document, form: MultiDictProxy[Any]) -> None:
+async def _check_signature(request: web.Request, svc: Services, org: Organization, form: MultiDictProxy[Any]) -> None:
     if not svc.settings.twilio_validate_signature:
         return
     token = twilio_token(svc, org)
@@ -73,14 +67,14 @@ async def _check_signature(request: web.Request, svc: Services, org: Document, f
         raise ApiError(403, "invalid Twilio signature")
 
 
-async def _find_agent(svc: Services, org: Document, agent_id: str | None, to: str) -> Document | None:
+async def _find_agent(svc: Services, org: Organization, agent_id: str | None, to: str) -> AgentDoc | None:
     if agent_id:
         try:
-            return await svc.db.agents.find_one({"_id": ObjectId(agent_id), "orgId": org["_id"]})
+            return await get_agent(svc.db, org["_id"], ObjectId(agent_id))
         except InvalidId:
             return None
     if to:
-        return await svc.db.agents.find_one({"orgId": org["_id"], "phoneNumbers": to})
+        return await agent_for_number(svc.db, org["_id"], to)
     return None
 
 
@@ -137,15 +131,12 @@ async def status_callback(request: web.Request) -> web.Response:
         sequence = int(str(form.get("SequenceNumber", "0")))
     except ValueError:
         sequence = 0
-    call = await svc.db.calls.find_one({"orgId": org["_id"], "callSid": call_sid})
+    call = await calls.find_by_sid(svc.db, org["_id"], call_sid)
     bind_call(call["_id"] if call else None, call_sid)
     if call is None:
         return web.Response(status=204)
     event = {"status": status, "sequence": sequence, "duration": str(form.get("CallDuration", "")) or None}
-    await svc.db.calls.update_one(
-        {"_id": call["_id"], "$or": [{"twilio.sequence": {"$lt": sequence}}, {"twilio": {"$exists": False}}]},
-        {"$set": {"twilio": event}},
-    )
+    await calls.record_twilio_status(svc.db, call["_id"], event)
     if status in _TERMINAL and call.get("status") == "active" and not call.get("streamSid"):
         # The call ended and its Media Stream never opened: nothing else will finalize it. Answered ("completed")
         # means Twilio kept the caller on a silent line, usually a proxy that drops the WebSocket upgrade.
@@ -153,5 +144,5 @@ async def status_callback(request: web.Request) -> web.Response:
         if reason == "stream_never_connected":
             context = {"callId": str(call["_id"]), "callSid": call_sid, "twilioDurationSec": event["duration"]}
             log.warning(NEVER_CONNECTED, extra={**context, "streamUrl": twiml.stream_url(svc.settings.base_url)})
-        await finalize_call(svc.db, call["_id"], CallOutcome(end_reason=reason), dt.datetime.now(dt.UTC))
+        await finalize_call(svc.db, call["_id"], CallResult(end_reason=reason), dt.datetime.now(dt.UTC))
     return web.Response(status=204)

@@ -22,7 +22,9 @@ from bson.errors import InvalidId
 from voicex.catalog.config import Plan
 from voicex.platform.errors import forbidden, unauthorized
 from voicex.platform.services import services
-from voicex.store.db import Document
+from voicex.store import api_keys, organizations, users
+from voicex.store.organizations import Organization
+from voicex.store.users import User
 from voicex.web.middleware import Handler
 
 log = logging.getLogger(__name__)
@@ -43,8 +45,8 @@ class AuthContext:
     """The caller of a request: always an org member or a platform admin, never both unknown."""
 
     via: str  # "jwt" | "api_key"
-    user: Document | None
-    org: Document | None
+    user: User | None
+    org: Organization | None
     plan: Plan | None
     api_key_id: ObjectId | None = None
 
@@ -73,7 +75,7 @@ AUTH_KEY = web.RequestKey("auth", AuthContext)
 
 def auth(request: web.Request) -> AuthContext:
     """The authenticated caller (the middleware guarantees one on protected paths)."""
-    context = request.get(AUTH_KEY)
+    context: AuthContext | None = request.get(AUTH_KEY)
     if context is None:
         raise unauthorized()
     return context
@@ -82,7 +84,7 @@ def auth(request: web.Request) -> AuthContext:
 # --- tokens -----------------------------------------------------------------------------------------
 
 
-def issue_jwt(secret: str, user: Document, now: dt.datetime | None = None) -> str:
+def issue_jwt(secret: str, user: User, now: dt.datetime | None = None) -> str:
     now = now or dt.datetime.now(dt.UTC)
     claims = {"sub": str(user["_id"]), "iat": int(now.timestamp()), "exp": int((now + JWT_LIFETIME).timestamp())}
     return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
@@ -113,11 +115,11 @@ def api_key_prefix(raw: str) -> str:
 # --- resolution -------------------------------------------------------------------------------------
 
 
-async def _load_org(request: web.Request, org_id: ObjectId | None) -> tuple[Document | None, Plan | None]:
+async def _load_org(request: web.Request, org_id: ObjectId | None) -> tuple[Organization | None, Plan | None]:
     if org_id is None:
         return None, None
     svc = services(request)
-    org = await svc.db.organizations.find_one({"_id": org_id})
+    org = await organizations.find_by_id(svc.db, org_id)
     if org is None:
         return None, None
     plan = svc.catalog.plan_for(org.get("planSlug"))
@@ -128,7 +130,7 @@ async def resolve_api_key(request: web.Request, raw: str) -> AuthContext:
     if not API_KEY_PATTERN.match(raw):
         raise unauthorized("invalid API key")
     db = services(request).db
-    key = await db.api_keys.find_one({"keyHash": hash_api_key(raw)})
+    key = await api_keys.find_by_hash(db, hash_api_key(raw))
     if key is None or not hmac.compare_digest(key["keyHash"], hash_api_key(raw)):
         raise unauthorized("invalid API key")
     org, plan = await _load_org(request, key["orgId"])
@@ -137,14 +139,14 @@ async def resolve_api_key(request: web.Request, raw: str) -> AuthContext:
     now = dt.datetime.now(dt.UTC)
     last_used = key.get("lastUsedAt")
     if last_used is None or now - last_used >= API_KEY_TOUCH_INTERVAL:
-        await db.api_keys.update_one({"_id": key["_id"]}, {"$set": {"lastUsedAt": now}})
+        await api_keys.touch_last_used(db, key["_id"], now)
     return AuthContext(via="api_key", user=None, org=org, plan=plan, api_key_id=key["_id"])
 
 
 async def resolve_jwt(request: web.Request, token: str) -> AuthContext:
     svc = services(request)
     user_id = decode_jwt(svc.settings.jwt_secret or "", token)
-    user = await svc.db.users.find_one({"_id": user_id})
+    user = await users.find_by_id(svc.db, user_id)
     if user is None:
         raise unauthorized("invalid or expired token")
     org, plan = await _load_org(request, user.get("orgId"))

@@ -8,10 +8,15 @@ from typing import Any
 from voicex.catalog.config import Catalog, Plan
 from voicex.catalog.global_providers import credentials_set
 from voicex.platform.settings import Settings
-from voicex.store.db import Document
+from voicex.store.agents import AgentDoc
+from voicex.store.api_keys import ApiKey
+from voicex.store.calls import CallDoc
+from voicex.store.organizations import Organization
+from voicex.store.providers import ProviderDoc
+from voicex.store.users import User
 
 
-def public_user(user: Document) -> dict[str, Any]:
+def public_user(user: User) -> dict[str, Any]:
     return {
         "_id": user["_id"],
         "email": user["email"],
@@ -30,9 +35,9 @@ def public_plan(plan: Plan, catalog: Catalog, include_models: bool) -> dict[str,
     return data
 
 
-def public_org(org: Document, catalog: Catalog) -> dict[str, Any]:
+def public_org(org: Organization, catalog: Catalog) -> dict[str, Any]:
     plan = catalog.plan_for(org.get("planSlug"))
-    twilio = org.get("twilio") or {}
+    twilio = org.get("twilio")
     return {
         "_id": org["_id"],
         "name": org["name"],
@@ -40,13 +45,16 @@ def public_org(org: Document, catalog: Catalog) -> dict[str, Any]:
         "planSlug": plan.slug,
         "planName": plan.name,
         "limits": plan.limits.model_dump(),
-        "twilio": {"accountSid": twilio.get("accountSid"), "authTokenSet": bool(twilio.get("authToken"))},
+        "twilio": {
+            "accountSid": twilio.get("accountSid") if twilio else None,
+            "authTokenSet": bool(twilio and twilio.get("authToken")),
+        },
         "createdAt": org.get("createdAt"),
         "updatedAt": org.get("updatedAt"),
     }
 
 
-def public_api_key(key: Document) -> dict[str, Any]:
+def public_api_key(key: ApiKey) -> dict[str, Any]:
     """An API key as the dashboard lists it: never its hash (the raw key is shown once, at creation)."""
     return {
         "_id": key["_id"],
@@ -73,12 +81,12 @@ _CALL_SUMMARY_FIELDS = (
 _CALL_DETAIL_FIELDS = ("transcript", "summary", "metrics", "turns", "usage", "errors")
 
 
-def public_call_summary(call: Document) -> dict[str, Any]:
+def public_call_summary(call: CallDoc) -> dict[str, Any]:
     """A call in a list: who, when, how long and how it ended, without the (large) transcript."""
     return {"_id": call["_id"], **{name: call.get(name) for name in _CALL_SUMMARY_FIELDS}}
 
 
-def public_call(call: Document) -> dict[str, Any]:
+def public_call(call: CallDoc) -> dict[str, Any]:
     """A call in full: the summary plus transcript, summary text, metrics and usage (no lease bookkeeping)."""
     data = public_call_summary(call)
     data.update({name: call.get(name) for name in _CALL_DETAIL_FIELDS})
@@ -88,7 +96,7 @@ def public_call(call: Document) -> dict[str, Any]:
     return data
 
 
-def public_provider(provider: Document, catalog: Catalog, settings: Settings) -> dict[str, Any]:
+def public_provider(provider: ProviderDoc, catalog: Catalog, settings: Settings) -> dict[str, Any]:
     """A provider without its credentials: only whether they are set (env vars for globals)."""
     return {
         "_id": provider["_id"],
@@ -128,7 +136,7 @@ _AGENT_FIELDS = (
 )
 
 
-def public_agent(agent: Document, status: str, pause_reason: str | None) -> dict[str, Any]:
+def public_agent(agent: AgentDoc, status: str, pause_reason: str | None) -> dict[str, Any]:
     """An agent with its server-computed status (see voicex/calls/status.py); agents hold no secrets."""
     data = {"_id": agent["_id"], **{name: agent.get(name) for name in _AGENT_FIELDS}}
     data["fallbacks"] = agent.get("fallbacks") or {"llm": [], "tts": [], "stt": []}

@@ -1,7 +1,7 @@
 """Rate limits with their counters in MongoDB, so every server process shares them.
 
-Fixed windows: one counter document per (bucket, key, window), incremented atomically with an upsert and
-expired by a TTL index. A refused request gets 429 ``{"error": ...}`` with ``Retry-After``.
+Fixed windows: one counter per (bucket, key, window), incremented atomically and expired by a TTL index
+(voicex/store/rate_limits.py). A refused request gets 429 ``{"error": ...}`` with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass
 
 from aiohttp import web
-from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import PyMongoError
 
 from voicex.platform.errors import ApiError
 from voicex.platform.services import services
+from voicex.store import rate_limits
 from voicex.store.db import Database
 from voicex.web.auth import AUTH_KEY
 from voicex.web.middleware import Handler
@@ -47,26 +47,14 @@ async def hit(db: Database, limit: Limit, key: str, now: float | None = None) ->
     now = time.time() if now is None else now
     window = int(now // limit.window_sec)
     digest = hashlib.sha256(key.encode()).hexdigest()[:32]  # keys may hold emails/IPs: don't store them raw
-    doc_id = f"{limit.bucket}:{digest}:{window}"
+    counter_id = f"{limit.bucket}:{digest}:{window}"
     expires = dt.datetime.fromtimestamp((window + 1) * limit.window_sec, dt.UTC)
     try:
-        for _ in range(2):  # two concurrent first hits may both try to insert: the loser retries as an update
-            try:
-                doc = await db.rate_limits.find_one_and_update(
-                    {"_id": doc_id},
-                    {"$inc": {"count": 1}, "$setOnInsert": {"expiresAt": expires}},
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                )
-                break
-            except DuplicateKeyError:
-                continue
-        else:
-            return None
+        count = await rate_limits.count_hit(db, counter_id, expires)
     except PyMongoError as exc:
         log.warning("rate limit check skipped: database error", extra={"error": type(exc).__name__})
         return None
-    if doc is not None and doc["count"] > limit.max_hits:
+    if count is not None and count > limit.max_hits:
         return (window + 1) * limit.window_sec - now
     return None
 
