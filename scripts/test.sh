@@ -22,7 +22,7 @@ else
 fi
 echo "voicex: pytest"
 status=0
-python -m pytest "$@" || status=$?
+python -m pytest -m "slow or not slow" "$@" || status=$?  # both tiers (plain pytest: the fast tier only)
 if [ "$status" -eq 5 ]; then
   echo "voicex: pytest collected no tests: failing on purpose" >&2
   exit 1

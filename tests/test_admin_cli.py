@@ -8,11 +8,14 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import pytest
 from pymongo import MongoClient
 
 from tests.voicex_process import clean_env, http, run, start_serve
 
 SCRIPTED = {"Scripted (test) STT", "Scripted (test) LLM", "Scripted (test) TTS"}
+
+pytestmark = pytest.mark.slow
 
 
 def _active_scripted_globals(data_dir: Path) -> set[str]:

@@ -27,7 +27,10 @@ LEVEL_KEYS = {
 }
 HTTP_ENDPOINTS = {"agents": {"agents"}, "voice": {"voice", "status"}}
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="the caller's speech needs espeak-ng")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="the caller's speech needs espeak-ng"),
+]
 
 
 def _numbers(value: Any) -> list[float]:

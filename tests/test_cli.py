@@ -11,6 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.voicex_process import VOICEX, clean_env, run
 from voicex import __version__
 from voicex.platform.embedded_db import free_port
@@ -29,6 +31,7 @@ def _get_json(url: str) -> dict[str, object]:
         return json.loads(response.read())
 
 
+@pytest.mark.slow
 def test_serve_with_no_environment_uses_embedded_db_in_data_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     port = free_port()
     process = subprocess.Popen(
@@ -69,6 +72,7 @@ def test_serve_with_no_environment_uses_embedded_db_in_data_and_stops_on_ctrl_c(
     assert "Traceback" not in stderr
 
 
+@pytest.mark.slow
 async def test_admin_create_then_refuses_a_duplicate(services, tmp_path: Path) -> None:
     env = clean_env(VOICEX_MONGODB_URI=services.settings.mongodb_uri, VOICEX_DB_NAME=services.settings.db_name)
     folder = tmp_path / "admin"

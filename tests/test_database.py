@@ -32,6 +32,7 @@ async def test_index_creation_is_idempotent_and_enforces_uniqueness(services) ->
         await db.providers.insert_one({"orgId": "o1", "name": "Mine"})
 
 
+@pytest.mark.slow
 async def test_embedded_data_survives_a_restart(tmp_path: Path) -> None:
     server = EmbeddedMongo(tmp_path / "db")
     uri = server.start()
@@ -50,6 +51,7 @@ async def test_embedded_data_survives_a_restart(tmp_path: Path) -> None:
         restarted.stop()
 
 
+@pytest.mark.slow
 async def test_a_second_command_attaches_to_the_running_embedded_server(tmp_path: Path) -> None:
     owner = EmbeddedMongo(tmp_path / "db")
     owner.start()
@@ -63,6 +65,7 @@ async def test_a_second_command_attaches_to_the_running_embedded_server(tmp_path
         owner.stop()
 
 
+@pytest.mark.slow
 async def test_ready_goes_503_while_the_database_is_down_and_recovers(tmp_path: Path, make_client, services) -> None:
     server = EmbeddedMongo(tmp_path / "outage-db")
     server.start()

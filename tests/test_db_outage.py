@@ -26,7 +26,10 @@ from voicex.platform.settings import load_settings
 from voicex.server.runtime import Runtime
 from voicex.store.usage import add_usage
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="the caller's speech needs espeak-ng")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="the caller's speech needs espeak-ng"),
+]
 
 DB_NAME = "voicex"
 

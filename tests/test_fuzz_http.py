@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from scripts.http_fuzz import fuzz
 from tests.factories import make_tenant
 from voicex.server.admin import create_platform_admin
@@ -28,6 +30,7 @@ async def test_a_skip_past_64_bits_is_a_400_not_a_500(client, services) -> None:
         assert "skip" in (await response.json())["error"]
 
 
+@pytest.mark.slow
 async def test_schemathesis_finds_no_server_error_and_no_nonconforming_response(client, services) -> None:
     tenant = await make_tenant(client, services)
     await create_platform_admin(services.db, "root@fuzz.example.com", "root-password-1")

@@ -17,7 +17,7 @@ from scripts.twilio_sim import CallConfig
 from tests.telephony import AUTH_TOKEN, make_line
 from voicex.telephony import protocol
 
-pytestmark = pytest.mark.scripted_providers
+pytestmark = [pytest.mark.slow, pytest.mark.scripted_providers]
 
 
 def test_payloads_of_any_size_are_cut_into_whole_frames() -> None:

@@ -19,6 +19,7 @@ from bson import ObjectId
 from scripts.twilio_sim import CallConfig, SimulatedCall, synthesize
 from tests.raw_stream import RawStream, media_message, server_frames, start_message
 from tests.telephony import AUTH_TOKEN, call_params, hold_slots, make_line, parse_twiml, post_signed
+from tests.test_telephony_stream import finalized
 from voicex.store.calls import reap_lost_calls
 from voicex.store.slots import LEASE
 from voicex.telephony.stream import MAX_MESSAGE_BYTES
@@ -45,15 +46,6 @@ async def admit(server, line) -> dict[str, str]:
     twiml = parse_twiml(await answer.text())
     assert "stream" in twiml, twiml
     return twiml["params"]
-
-
-async def record_when_finalized(services, call_id: str, timeout: float = 30.0) -> dict:
-    async with asyncio.timeout(timeout):
-        while True:
-            call = await services.db.calls.find_one({"_id": ObjectId(call_id)})
-            if call and call["status"] != "active":
-                return call
-            await asyncio.sleep(0.05)
 
 
 def errors_logged(caplog) -> list[str]:
@@ -130,7 +122,7 @@ async def test_an_oversized_stream_message_closes_the_stream_and_finalizes_the_c
     call_id = call.result().custom_parameters["callId"]
     await call.close()
     assert close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
-    record = await record_when_finalized(services, call_id)
+    record = await finalized(services, call_id)
     assert (record["status"], record["endReason"]) == ("completed", "socket_closed")
     assert "1 malformed messages skipped" in record["errors"]
     assert record["transcript"][0]["text"] == "Hello from Voicex."
@@ -164,7 +156,7 @@ async def test_no_stream_can_exist_beyond_the_orgs_concurrent_call_slots(server,
     assert "voicex_active_calls 1.0" in await (await server.get("/metrics")).text()
     await call.hangup()
     await call.close()
-    await record_when_finalized(services, params["callId"])
+    await finalized(services, params["callId"])
     finished = RawStream(server.server.port)  # a finished call's token opens nothing either
     await finished.open()
     await finished.send_json(start_message(params))
@@ -212,11 +204,12 @@ async def test_a_stream_that_goes_silent_mid_call_is_closed_and_finalized_as_idl
     frames = server_frames(sent)
     assert any(b'"event":"media"' in payload for opcode, payload in frames if opcode == 0x1)  # the greeting
     assert frames[-1][0] == 0x8 and frames[-1][1][:2] == (1000).to_bytes(2, "big")  # a normal close
-    record = await record_when_finalized(services, params["callId"])
+    record = await finalized(services, params["callId"])
     assert (record["status"], record["endReason"]) == ("completed", "stream_idle")
     assert await services.db.call_slots.count_documents({"callId": ObjectId(params["callId"])}) == 0
 
 
+@pytest.mark.slow
 async def test_a_caller_that_stops_reading_is_dropped_without_stalling_other_calls(server, services) -> None:
     slow_line = await make_line(server, services, persona={"systemPrompt": "Be brief.", "greeting": LONG_GREETING})
     params = await admit(server, slow_line)
@@ -247,7 +240,7 @@ async def test_a_caller_that_stops_reading_is_dropped_without_stalling_other_cal
     await other.close()
     assert other_result.violations == [] and other_result.turns  # the other call was answered meanwhile
 
-    record = await record_when_finalized(services, params["callId"], timeout=90)
+    record = await finalized(services, params["callId"], timeout=90)
     assert (record["status"], record["endReason"]) == ("completed", "send_timeout")
     assert await services.db.call_slots.count_documents({"callId": ObjectId(params["callId"])}) == 0
     assert await asyncio.wait_for(sender, 30) in ("ConnectionResetError", "BrokenPipeError")  # connection dropped

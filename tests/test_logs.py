@@ -152,6 +152,7 @@ async def _until(condition: Any, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.slow
 @pytest.mark.scripted_providers
 async def test_every_line_of_a_call_names_the_call_and_debug_shows_its_turns(server, services, capture) -> None:
     capture.start("DEBUG")

@@ -12,7 +12,7 @@ import pytest
 from scripts.fault_matrix import Case, FaultLab, run_matrix, table
 from tests.factories import make_tenant
 
-pytestmark = pytest.mark.scripted_providers
+pytestmark = [pytest.mark.slow, pytest.mark.scripted_providers]
 
 CASES = [
     # category, fault, fallback?, what the caller hears after the question

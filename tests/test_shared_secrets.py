@@ -7,6 +7,7 @@ import datetime as dt
 import uuid
 from pathlib import Path
 
+import pytest
 from pymongo import MongoClient
 
 from tests.voicex_process import clean_env, http, run, start_serve
@@ -28,6 +29,7 @@ def test_the_record_holds_fingerprints_that_tell_secrets_apart_but_not_the_secre
     assert new_record(mine, "other salt", dt.datetime.now(dt.UTC))["jwtSecret"] != record["jwtSecret"]
 
 
+@pytest.mark.slow
 def test_a_second_server_with_its_own_secrets_refuses_to_start_and_one_with_the_same_secrets_works(
     tmp_path: Path, mongo_uri: str
 ) -> None:

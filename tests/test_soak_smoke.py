@@ -20,7 +20,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="the caller's speech needs espeak-ng")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="the caller's speech needs espeak-ng"),
+]
 
 
 def test_two_minutes_of_cycling_calls_fail_none_and_leak_nothing(tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ import pytest
 
 from tests.voicex_process import clean_env, run
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def busy_port() -> Iterator[int]:

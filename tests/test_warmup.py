@@ -44,6 +44,7 @@ def _rss_mb(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
+@pytest.mark.slow
 @needs_local
 def test_serve_with_no_local_agent_does_not_load_the_embedded_models(tmp_path: Path, mongo_uri: str) -> None:
     env = clean_env(
@@ -66,6 +67,7 @@ async def _seed_local_agent(settings) -> None:
         await runtime.close()
 
 
+@pytest.mark.slow
 @needs_local
 async def test_serve_warms_the_embedded_models_at_start_when_an_agent_uses_them(tmp_path: Path, mongo_uri: str) -> None:
     db_name = f"warm_{uuid.uuid4().hex[:8]}"

@@ -6,6 +6,7 @@ The control plane (plans, provider registry, model search) and the engine read t
 
 from __future__ import annotations
 
+import functools
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -272,11 +273,21 @@ def _parse(model: type[BaseModel], path: Path) -> Any:
         raise ConfigError(f"{path}: {problems}") from None
 
 
+_FILES = ("plans.yaml", "providers.yaml", "turn_taking.yaml")
+
+
 def load_catalog(config_dir: Path, enabled: frozenset[str] = frozenset()) -> Catalog:
     """Load and validate ``plans.yaml``, ``providers.yaml`` and ``turn_taking.yaml`` from ``config_dir``.
 
-    Provider types with ``enabledBy`` exist only when that setting's name is in ``enabled``.
+    Provider types with ``enabledBy`` exist only when that setting's name is in ``enabled``. A catalog is immutable,
+    so a process that starts several runtimes (tests, the demo) parses unchanged files once.
     """
+    stamps = tuple((config_dir / name).stat().st_mtime_ns if (config_dir / name).exists() else 0 for name in _FILES)
+    return _load(config_dir.resolve(), enabled, stamps)
+
+
+@functools.lru_cache(maxsize=8)
+def _load(config_dir: Path, enabled: frozenset[str], stamps: tuple[int, ...]) -> Catalog:
     providers: ProvidersFile = _parse(ProvidersFile, config_dir / "providers.yaml")
     kept = tuple(p for p in providers.providers if p.enabledBy is None or p.enabledBy in enabled)
     return Catalog(

@@ -18,7 +18,8 @@ from voicex.store.db import Database
 from voicex.store.providers import (
     ProviderDoc,
     deactivate_providers,
-    get_global_provider,
+    globals_by_type,
+    insert_global_providers,
     list_globals_except,
     save_global_provider,
 )
@@ -88,13 +89,21 @@ async def sync_global_providers(db: Database, catalog: Catalog, settings: Settin
     into a DuplicateKeyError, after which the winner's document is simply updated.
     """
     now = dt.datetime.now(dt.UTC)
+    existing = await globals_by_type(db)
+    missing: list[ProviderDoc] = []
+    changed: list[ProviderDoc] = []
     for provider_type, category in catalog_globals(catalog):
         wanted = _wanted(provider_type, category)
-        current = await get_global_provider(db, provider_type.key, category)
-        if current is not None and all(current.get(field) == value for field, value in wanted.items()):
-            continue
-        if not await save_global_provider(db, provider_type.key, category, wanted, now):
-            log.warning("global provider %r clashes with another global's name", wanted["name"])
+        current = existing.get((provider_type.key, category))
+        if current is None:
+            missing.append({**wanted, "providerKey": provider_type.key, "category": category})
+        elif any(current.get(field) != value for field, value in wanted.items()):
+            changed.append({**wanted, "providerKey": provider_type.key, "category": category})
+    changed += await insert_global_providers(db, missing, now)  # raced by another start: update those instead
+    for doc in changed:
+        fields = {field: value for field, value in doc.items() if field not in ("providerKey", "category")}
+        if not await save_global_provider(db, doc["providerKey"], doc["category"], fields, now):  # type: ignore[arg-type]
+            log.warning("global provider %r clashes with another global's name", doc["name"])
 
 
 async def prune_global_providers(db: Database, catalog: Catalog, *, dry_run: bool = False) -> list[ProviderDoc]:

@@ -5,7 +5,7 @@ Each collection's module under voicex/store/ owns its specs; this module only ga
 
 from __future__ import annotations
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from voicex.store import agents, api_keys, organizations, platform, providers, rate_limits, users
 from voicex.store.db import Database, IndexSpec
@@ -45,9 +45,15 @@ OBSOLETE_INDEXES: tuple[tuple[str, str], ...] = (("usage_daily", "org_date_uniqu
 
 
 async def ensure_indexes(db: Database) -> None:
-    """Create every index in INDEXES and drop the ones it replaced; a no-op when that is done."""
+    """Create every index in INDEXES and drop the ones it replaced; a no-op when that is done (one request per
+    collection)."""
     for collection, name in OBSOLETE_INDEXES:
         if name in await db.db[collection].index_information():
             await db.db[collection].drop_index(name)
+    by_collection: dict[str, list[IndexModel]] = {}
     for spec in INDEXES:
-        await db.db[spec.collection].create_index(list(spec.keys), name=spec.name, **spec.options)
+        by_collection.setdefault(spec.collection, []).append(
+            IndexModel(list(spec.keys), name=spec.name, **spec.options)
+        )
+    for collection, models in by_collection.items():
+        await db.db[collection].create_indexes(models)

@@ -14,7 +14,7 @@ from typing import Any, Literal, NotRequired, TypedDict, cast
 from bson import ObjectId
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from voicex.store.db import Database, IndexSpec
 
@@ -121,8 +121,25 @@ async def count_own_providers(db: Database, org_id: ObjectId) -> int:
 # --- the global providers (voicex/catalog/global_providers.py) ----------------------------------------------------
 
 
-async def get_global_provider(db: Database, provider_key: str, category: Category) -> ProviderDoc | None:
-    return await _providers(db).find_one({"orgId": None, "providerKey": provider_key, "category": category})
+async def globals_by_type(db: Database) -> dict[tuple[str, str], ProviderDoc]:
+    """Every global provider (active or not), by ``(providerKey, category)``: one query for the start-up sync."""
+    return {(doc["providerKey"], doc["category"]): doc async for doc in _providers(db).find({"orgId": None})}
+
+
+async def insert_global_providers(db: Database, docs: list[ProviderDoc], now: dt.datetime) -> list[ProviderDoc]:
+    """Insert new global providers in one request (a fresh database's first start); those another process
+    inserted meanwhile are returned, for :func:`save_global_provider` to update."""
+    if not docs:
+        return []
+    stamped: list[ProviderDoc] = [
+        cast(ProviderDoc, {**doc, "orgId": None, "createdAt": now, "updatedAt": now}) for doc in docs
+    ]
+    try:
+        await _providers(db).insert_many(stamped, ordered=False)
+    except BulkWriteError as exc:
+        failed = {error["index"] for error in exc.details.get("writeErrors", [])}
+        return [docs[index] for index in sorted(failed)]
+    return []
 
 
 async def save_global_provider(

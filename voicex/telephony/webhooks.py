@@ -67,6 +67,17 @@ async def _check_signature(request: web.Request, svc: Services, org: Organizatio
         raise ApiError(403, "invalid Twilio signature")
 
 
+async def signed_request(request: web.Request) -> tuple[Services, Organization, MultiDictProxy[Any]]:
+    """Every Twilio webhook's preamble: the org of the URL's API key, the form, and Twilio's signature over both
+    (403 when any fails). The CallSid tags this request's later log lines."""
+    svc = services(request)
+    org = await _org_for_key(svc, request.query.get("api_key"))
+    form = await request.post()
+    bind_call(call_sid=form.get("CallSid"))
+    await _check_signature(request, svc, org, form)
+    return svc, org, form
+
+
 async def _find_agent(svc: Services, org: Organization, agent_id: str | None, to: str) -> AgentDoc | None:
     if agent_id:
         try:
@@ -81,11 +92,7 @@ async def _find_agent(svc: Services, org: Organization, agent_id: str | None, to
 @routes.post("/api/twilio/voice")
 async def voice(request: web.Request) -> web.Response:
     """Answer an incoming call: admit it and open a Media Stream, or say why not and hang up."""
-    svc = services(request)
-    org = await _org_for_key(svc, request.query.get("api_key"))
-    form = await request.post()
-    bind_call(call_sid=form.get("CallSid"))  # this request's later log lines, its access line too
-    await _check_signature(request, svc, org, form)
+    svc, org, form = await signed_request(request)
     agent = await _find_agent(svc, org, request.query.get("agentId"), str(form.get("To", "")))
     if agent is None:
         to, agent_id = str(form.get("To", "")), request.query.get("agentId")
@@ -122,10 +129,7 @@ async def voice(request: web.Request) -> web.Response:
 @routes.post("/api/twilio/status")
 async def status_callback(request: web.Request) -> web.Response:
     """Record Twilio's call progress idempotently, in whatever order the callbacks arrive."""
-    svc = services(request)
-    org = await _org_for_key(svc, request.query.get("api_key"))
-    form = await request.post()
-    await _check_signature(request, svc, org, form)
+    svc, org, form = await signed_request(request)
     call_sid, status = str(form.get("CallSid", "")), str(form.get("CallStatus", ""))
     try:
         sequence = int(str(form.get("SequenceNumber", "0")))
