@@ -128,8 +128,7 @@ def migrate_provider(provider: ProviderDoc, voices_in_use: set[str]) -> Provider
 
 async def migrate(db: Database, catalog: Catalog) -> int:
     """Bring every version-1 agent and provider to version 2; returns how many agents changed."""
-    knob = catalog.turn_taking.knobs.get("endpointingMs")
-    endpointing_default = int(knob.default) if knob is not None else 300
+    endpointing_default = int(catalog.turn_taking.knobs["endpointingMs"].default)  # the catalog checks it exists
     providers = {p["_id"]: p for p in await list_in_category(db, "tts")}
     changed = 0
     async for agent in agents_before_version(db, SCHEMA_VERSION):

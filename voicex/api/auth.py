@@ -99,7 +99,7 @@ async def signup(request: web.Request, body: SignupIn) -> r201[SessionOut] | r40
     body_out = {
         "user": public_user(user),
         "organization": public_org(org, svc.catalog),
-        "token": issue_jwt(svc.settings.jwt_secret or "", user),
+        "token": issue_jwt(svc.jwt_secret, user),
     }
     return json_response(body_out, status=201)
 
@@ -136,7 +136,7 @@ async def signin(request: web.Request, body: SigninIn) -> r200[SessionOut] | r40
         {
             "user": public_user(user),
             "organization": public_org(org, svc.catalog) if org else None,
-            "token": issue_jwt(svc.settings.jwt_secret or "", user),
+            "token": issue_jwt(svc.jwt_secret, user),
         }
     )
 

@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import OrganizationOut, PlanOut
-from voicex.platform.crypto import SecretBox
 from voicex.platform.errors import bad_request, hinted
 from voicex.platform.fields import NonBlank
 from voicex.platform.services import services
@@ -99,7 +98,7 @@ async def patch_organization(
         raise bad_request("nothing to update: send name and/or twilio")
     twilio: TwilioCredentials | None = None
     if body.twilio is not None:
-        box = SecretBox(svc.settings.encryption_key or "")
+        box = svc.box
         twilio = {"accountSid": body.twilio.accountSid, "authToken": box.encrypt(body.twilio.authToken)}
     now = dt.datetime.now(dt.UTC)
     org = await organizations.set_name_and_twilio(svc.db, context.org_id, body.name, twilio, now)

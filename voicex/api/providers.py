@@ -21,7 +21,6 @@ from voicex.agents.schemas import Language
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import Deleted, Out
 from voicex.catalog.config import Catalog, Category, ProviderType, catalog_models
-from voicex.platform.crypto import SecretBox
 from voicex.platform.errors import bad_request, conflict, forbidden, not_found
 from voicex.platform.fields import NonBlank
 from voicex.platform.ids import path_id
@@ -156,7 +155,7 @@ def _models(models: list[ModelIn], category: str) -> list[ModelDoc]:
 
 
 def _encrypt(svc: Services, credentials: dict[str, str]) -> str | None:
-    return SecretBox(svc.settings.encryption_key or "").encrypt(credentials) if credentials else None
+    return svc.box.encrypt(credentials) if credentials else None
 
 
 async def visible_provider(svc: Services, org_id: ObjectId, id: str) -> ProviderDoc:

@@ -26,7 +26,6 @@ from providers.registry import build
 from voicex.agents.schemas import AgentIn, AgentLlmConfig, AgentPersona, AgentTtsConfig
 from voicex.calls.status import plan_of
 from voicex.catalog.global_providers import global_credentials
-from voicex.platform.crypto import SecretBox
 from voicex.platform.services import Services
 from voicex.store.agents import AgentDoc
 from voicex.store.organizations import Organization
@@ -96,7 +95,7 @@ def provider_credentials(services: Services, provider: ProviderDoc) -> dict[str,
             )
         return credentials
     token = provider.get("credentials")
-    return SecretBox(services.settings.encryption_key or "").decrypt(token) if token else {}
+    return services.box.decrypt(token) if token else {}
 
 
 async def build_parts(services: Services, agent: AgentDoc, org: Organization) -> CallParts:

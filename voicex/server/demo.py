@@ -22,7 +22,6 @@ from bson import ObjectId
 
 import providers.local as local_stack
 from voicex.agents.migration import SCHEMA_VERSION
-from voicex.platform.crypto import SecretBox
 from voicex.platform.embedded_db import free_port
 from voicex.platform.errors import VoicexError
 from voicex.platform.passwords import hash_password
@@ -128,7 +127,7 @@ async def ensure_demo_tenant(svc: Services, provider_key: str) -> tuple[str, str
             },
         )
     token = state.get("twilioAuthToken") or secrets.token_hex(16)
-    box = SecretBox(svc.settings.encryption_key or "")
+    box = svc.box
     twilio: TwilioCredentials = {"accountSid": "AC" + secrets.token_hex(16), "authToken": box.encrypt(token)}
     await organizations.activate_with_twilio(db, org["_id"], twilio)
     agent = await _ensure_agent(svc, org["_id"], provider_key, now)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from voicex.platform.crypto import SecretBox
 from voicex.platform.services import Services
 from voicex.store.organizations import Organization
 
@@ -12,5 +11,5 @@ def twilio_token(svc: Services, org: Organization) -> str | None:
     twilio = org.get("twilio")
     stored = twilio.get("authToken") if twilio else None
     if stored:
-        return str(SecretBox(svc.settings.encryption_key or "").decrypt(stored))
+        return str(svc.box.decrypt(stored))
     return svc.settings.twilio_auth_token

@@ -112,9 +112,7 @@ class StreamHandler:
             call_id = ObjectId(call_id_text)
         except (InvalidId, TypeError):
             raise StreamRefused("no call id") from None
-        problem = tokens.verify(
-            self.svc.settings.jwt_secret or "", start.custom_parameters.get("token", ""), call_id_text
-        )
+        problem = tokens.verify(self.svc.jwt_secret, start.custom_parameters.get("token", ""), call_id_text)
         if problem:
             raise StreamRefused(problem)
         org, agent = await self._load(call_id)

@@ -121,7 +121,7 @@ async def voice(request: web.Request) -> web.Response:
     except Exception:
         await release_slot(svc.db, call_id)
         raise
-    token = tokens.issue(svc.settings.jwt_secret or "", str(call_id))
+    token = tokens.issue(svc.jwt_secret, str(call_id))
     url = twiml.stream_url(svc.settings.base_url)
     return _xml(twiml.connect_stream(url, {"callId": str(call_id), "token": token}))
 

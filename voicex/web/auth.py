@@ -145,7 +145,7 @@ async def resolve_api_key(request: web.Request, raw: str) -> AuthContext:
 
 async def resolve_jwt(request: web.Request, token: str) -> AuthContext:
     svc = services(request)
-    user_id = decode_jwt(svc.settings.jwt_secret or "", token)
+    user_id = decode_jwt(svc.jwt_secret, token)
     user = await users.find_by_id(svc.db, user_id)
     if user is None:
         raise unauthorized("invalid or expired token")
