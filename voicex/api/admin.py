@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
 
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r400, r401, r403, r404
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from voicex.api.openapi import ErrorOut, endpoint
-from voicex.api.schemas import MAX_SKIP, OrganizationOut, Page
+from voicex.api.schemas import Limit, OrganizationOut, Page, Skip, page
 from voicex.platform.errors import bad_request, not_found
 from voicex.platform.ids import path_id
 from voicex.platform.services import services
@@ -37,8 +36,8 @@ class OrganizationsPage(Page):
 async def list_organizations(
     request: web.Request,
     status: Status | None = None,
-    skip: Annotated[int, Field(ge=0, le=MAX_SKIP)] = 0,
-    limit: Annotated[int, Field(ge=1, le=100)] = 50,
+    skip: Skip = 0,
+    limit: Limit = 50,
 ) -> r200[OrganizationsPage] | r401[ErrorOut] | r403[ErrorOut]:
     """Every organization, newest first; platform admins only.
 
@@ -51,7 +50,7 @@ async def list_organizations(
     svc = services(request)
     total, orgs = await organizations.list_page(svc.db, status, skip, limit)
     items = [public_org(org, svc.catalog) for org in orgs]
-    return json_response({"items": items, "total": total, "skip": skip, "limit": limit})
+    return json_response(page(items, total, skip, limit))
 
 
 @routes.patch("/api/admin/organizations/{id}")
