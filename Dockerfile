@@ -25,14 +25,13 @@ RUN apt-get update \
     && if [ -n "$VOICEX_EXTRAS" ]; then apt-get install -y --no-install-recommends build-essential cmake; fi \
     && rm -rf /var/lib/apt/lists/*
 
-# Dependencies first, so code changes don't reinstall them.
-COPY pyproject.toml README.md ./
-COPY voicex/__init__.py voicex/__init__.py
-COPY pipelines/__init__.py pipelines/__init__.py
-COPY providers/__init__.py providers/__init__.py
-RUN pip install ".${VOICEX_EXTRAS:+[$VOICEX_EXTRAS]}" \
+# Dependencies first, so code changes don't reinstall them: exact versions from the lock file, every download
+# checked against its SHA-256 (scripts/lock.sh writes them; requirements/local.lock for VOICEX_EXTRAS=local).
+COPY requirements ./requirements
+RUN pip install --require-hashes -r "requirements/${VOICEX_EXTRAS:-server}.lock" \
     && if [ -n "$VOICEX_EXTRAS" ]; then apt-get purge -y --auto-remove build-essential cmake; fi
 
+COPY pyproject.toml README.md ./
 COPY config ./config
 COPY voicex ./voicex
 COPY pipelines ./pipelines
@@ -40,16 +39,17 @@ COPY providers ./providers
 # The simulated Twilio caller, for `voicex demo` (found in the working directory).
 COPY scripts/__init__.py scripts/__init__.py
 COPY scripts/twilio_sim ./scripts/twilio_sim
+# Voicex itself, its dependencies already in place (none is fetched here).
 RUN pip install --no-deps . \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin voicex \
     && mkdir -p /data && chown voicex /data
 
-USER voicex
+USER 10001
 VOLUME ["/data"]
 EXPOSE 3001
 
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
-    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/api/health' % os.environ.get('VOICEX_PORT', '3001'), timeout=2)"
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/api/health' % os.environ.get('VOICEX_PORT', '3001'), timeout=2)"]
 
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["voicex"]

@@ -20,6 +20,7 @@ class SessionConfig:
     reprompt: str = "Are you still there?"
     goodbye_silence: str = "I haven't heard from you, so I'll hang up now. Goodbye!"
     goodbye_max_duration: str = "We've reached the time limit for this call. Thank you for calling, goodbye!"
+    goodbye_shutdown: str = "I'm sorry, I have to end our call now. Please call back in a moment. Goodbye!"
     stt_final_wait_ms: int = 1200  # longest wait for STT's final after end of turn before using the interim
     stt_apology: str = "Sorry, I can't hear you properly right now. Please call back in a little while."
     summarize: bool = True

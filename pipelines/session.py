@@ -371,6 +371,10 @@ class CallSession:
         await asyncio.sleep(self.config.turn.max_call_duration_sec)
         await self._say_goodbye(self.config.goodbye_max_duration, "max_duration")
 
+    async def end_politely(self, reason: str) -> None:
+        """End the call from this side (the server is shutting down): the closing line is said and heard first."""
+        await self._say_goodbye(self.config.goodbye_shutdown, reason)
+
     async def _say_goodbye(self, text: str, reason: str) -> None:
         if self.end_reason is not None:
             return

@@ -30,17 +30,33 @@ class AudioFormat:
 TELEPHONY_FORMAT = AudioFormat("mulaw", 8000)
 
 
+# Why a provider failed, in words a tenant may see (``message`` may quote the vendor's reply; this never does).
+FailureKind = Literal["unreachable", "timeout", "auth", "bad_response", "refused"]
+
+
 class ProviderError(Exception):
     """A provider failed. ``retryable`` says whether the same request could succeed later (a 5xx, a timeout, a busy
     local model) or never will (a missing or rejected key, an unknown model). Fallback chains take over in both
-    cases (a caller is waiting either way); ``status`` is the HTTP status behind it, if any."""
+    cases (a caller is waiting either way); ``status`` is the HTTP status behind it, if any. ``kind`` classifies
+    the failure; when not given it follows from ``status`` (401/403: auth, any other: bad_response)."""
 
-    def __init__(self, provider: str, message: str, *, retryable: bool = True, status: int | None = None) -> None:
+    def __init__(
+        self,
+        provider: str,
+        message: str,
+        *,
+        retryable: bool = True,
+        status: int | None = None,
+        kind: FailureKind | None = None,
+    ) -> None:
         super().__init__(f"{provider}: {message}")
         self.provider = provider
         self.message = message
         self.retryable = retryable
         self.status = status
+        if kind is None and status is not None:
+            kind = "auth" if status in (401, 403) else "bad_response"
+        self.kind = kind
 
 
 # --- speech to text ---------------------------------------------------------------------------------

@@ -19,19 +19,23 @@ import logging
 import warnings
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlencode
 
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from providers.base import TELEPHONY_FORMAT, ProviderError, STTProvider, STTSession, Transcript
+from providers.egress import EgressPolicy
+from providers.egress_http import websocket_connect_options
 
 with warnings.catch_warnings():
     # The SDK's async socket client is built on websockets' legacy API, which warns on import.
     warnings.simplefilter("ignore", DeprecationWarning)
-    from deepgram import AsyncDeepgramClient, DeepgramClientEnvironment
-    from deepgram.core.api_error import ApiError
+    from deepgram import DeepgramClientEnvironment
     from deepgram.listen.v1 import raw_client as _raw_client  # noqa: F401  (imported here for the same reason)
     from deepgram.listen.v1.socket_client import AsyncV1SocketClient
     from deepgram.listen.v1.types import ListenV1Error, ListenV1Results
+    from websockets.legacy.client import connect as websocket_connect
+    from websockets.legacy.exceptions import InvalidStatusCode
 
 log = logging.getLogger(__name__)
 
@@ -179,24 +183,24 @@ class DeepgramSTTSession(STTSession):
         opened = False
         try:
             async with asyncio.timeout(self._provider.connect_timeout) as deadline:
-                async with self._provider.client.listen.v1.connect(**self._params) as socket:
+                async with self._provider.connect(self._params) as socket:
                     deadline.reschedule(None)
                     opened = True
                     await self._on_open(socket)
                     async for message in socket:
                         self._on_message(message)
-        except ApiError as exc:
+        except InvalidStatusCode as exc:  # the upgrade was answered with an HTTP error
             status = exc.status_code
             raise ProviderError(
                 NAME, f"connection refused (HTTP {status})", retryable=status not in (401, 403), status=status
             ) from exc
         except TimeoutError as exc:
             if not opened:
-                raise ProviderError(NAME, "timed out connecting", retryable=True) from exc
+                raise ProviderError(NAME, "timed out connecting", retryable=True, kind="timeout") from exc
             raise _Dropped("timed out") from exc
         except (ConnectionClosed, WebSocketException, OSError) as exc:
             if not opened:
-                raise ProviderError(NAME, f"cannot connect: {exc}", retryable=True) from exc
+                raise ProviderError(NAME, f"cannot connect: {exc}", retryable=True, kind="unreachable") from exc
             raise _Dropped(str(exc) or type(exc).__name__) from exc
         finally:
             self._socket = None
@@ -283,6 +287,7 @@ class DeepgramSTT(STTProvider):
         keepalive_interval: float = 5.0,
         connect_timeout: float = 10.0,
         close_timeout: float = 3.0,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.model = model
         self.endpointing_ms = endpointing_ms  # for sessions opened without one
@@ -291,7 +296,19 @@ class DeepgramSTT(STTProvider):
         self.keepalive_interval = keepalive_interval
         self.connect_timeout = connect_timeout
         self.close_timeout = close_timeout
-        self.client = AsyncDeepgramClient(api_key=api_key, environment=_environment(base_url))
+        self._listen_url = _environment(base_url).production + "/v1/listen"
+        self._headers = {"Authorization": f"Token {api_key}", "User-Agent": "voicex (deepgram live)"}
+        self._egress = egress
+
+    @contextlib.asynccontextmanager
+    async def connect(self, params: dict[str, Any]) -> AsyncIterator[AsyncV1SocketClient]:
+        """The SDK's live socket, opened here so a tenant's endpoint is reached at the address its egress policy
+        checked (the SDK's own ``listen.v1.connect`` resolves the host itself, after any check)."""
+        query = {key: str(value).lower() if isinstance(value, bool) else value for key, value in params.items()}
+        url = f"{self._listen_url}?{urlencode(query)}"
+        options = websocket_connect_options(await self._egress.check(url)) if self._egress is not None else {}
+        async with websocket_connect(url, extra_headers=self._headers, **options) as protocol:
+            yield AsyncV1SocketClient(websocket=protocol)
 
     def params(self, language: str, endpointing_ms: int | None = None) -> dict[str, Any]:
         """The query parameters of the live request (booleans are sent as "true"/"false" by the SDK).
@@ -319,7 +336,9 @@ class DeepgramSTT(STTProvider):
         return session
 
 
-def create(category: str, model: str, credentials: dict[str, Any], settings: dict[str, Any]) -> DeepgramSTT:
+def create(
+    category: str, model: str, credentials: dict[str, Any], settings: dict[str, Any], egress: EgressPolicy | None = None
+) -> DeepgramSTT:
     """Registry factory: credentials {"apiKey"}; settings "baseUrl" (self-hosted Deepgram, tests) and
     "timeoutSec" (the longest wait for the live socket to open)."""
     if category != "stt":
@@ -329,5 +348,9 @@ def create(category: str, model: str, credentials: dict[str, Any], settings: dic
         raise ProviderError(NAME, "missing credential apiKey", retryable=False, status=401)
     timeout = float(settings.get("timeoutSec") or 10.0)
     return DeepgramSTT(
-        str(api_key), model or MODELS[0], base_url=settings.get("baseUrl") or None, connect_timeout=timeout
+        str(api_key),
+        model or MODELS[0],
+        base_url=settings.get("baseUrl") or None,
+        connect_timeout=timeout,
+        egress=egress,
     )

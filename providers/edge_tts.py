@@ -68,14 +68,14 @@ def _error(exc: BaseException, timeout_s: float) -> ProviderError:
     if isinstance(exc, SkewAdjustmentError):
         return ProviderError(NAME, f"the service refused the connection (403): {exc}", retryable=False, status=403)
     if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
-        return ProviderError(NAME, f"timed out: no data for {timeout_s:g} s")
+        return ProviderError(NAME, f"timed out: no data for {timeout_s:g} s", kind="timeout")
     if isinstance(exc, NoAudioReceived):
         return ProviderError(NAME, "the service returned no audio")
     if isinstance(exc, EdgeTTSException):
         return ProviderError(NAME, f"malformed response: {type(exc).__name__}: {exc}")
     if isinstance(exc, av.FFmpegError):
         return ProviderError(NAME, f"undecodable audio: {exc}")
-    return ProviderError(NAME, f"connection failed: {type(exc).__name__}: {exc}")
+    return ProviderError(NAME, f"connection failed: {type(exc).__name__}: {exc}", kind="unreachable")
 
 
 class EdgeTTS(TTSProvider):

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from elevenlabs import AsyncElevenLabs, VoiceSettings
 from elevenlabs.core.api_error import ApiError
 
 from providers.base import AudioFormat, ProviderError, TTSOptions, TTSProvider
+from providers.egress import EgressPolicy
+from providers.egress_http import httpx_client
 from providers.urls import is_path_segment
 
 NAME = "elevenlabs"
@@ -63,6 +66,7 @@ class ElevenLabsTTS(TTSProvider):
         voice: str = DEFAULT_VOICE_ID,
         base_url: str | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        egress: EgressPolicy | None = None,
     ) -> None:
         if not api_key:
             raise ProviderError(NAME, "an API key is required", retryable=False, status=401)
@@ -72,13 +76,14 @@ class ElevenLabsTTS(TTSProvider):
         self.voice = voice
         self.timeout_s = timeout_s
         # The timeout bounds connecting and every read, so a server that stops sending mid-stream fails too.
-        # One pooled HTTP client per adapter: later sentences of a call reuse the warm connection.
-        self._http = httpx.AsyncClient(timeout=timeout_s)
+        # One pooled HTTP client per adapter: later sentences of a call reuse the warm connection. A tenant's
+        # endpoint (``egress`` given) is reached only at the addresses the policy checked; never a redirect.
+        self._http = httpx_client(egress, timeout_s)
         self._client = AsyncElevenLabs(api_key=api_key, base_url=base_url, timeout=timeout_s, httpx_client=self._http)
 
     def _request(self, text: str, options: TTSOptions) -> dict[str, Any]:
         request: dict[str, Any] = {
-            "voice_id": self.voice,
+            "voice_id": quote(self.voice, safe=""),  # checked above; quoted in case the check ever loosens
             "text": text,
             "model_id": self.model,
             "output_format": _OUTPUT_FORMAT,
@@ -106,9 +111,10 @@ class ElevenLabsTTS(TTSProvider):
         except ApiError as exc:
             raise _api_error(exc) from exc
         except httpx.TimeoutException as exc:
-            raise ProviderError(NAME, f"timed out after {self.timeout_s:g} s ({type(exc).__name__})") from exc
+            message = f"timed out after {self.timeout_s:g} s ({type(exc).__name__})"
+            raise ProviderError(NAME, message, kind="timeout") from exc
         except httpx.TransportError as exc:
-            raise ProviderError(NAME, f"connection failed: {type(exc).__name__}: {exc}") from exc
+            raise ProviderError(NAME, f"connection failed: {type(exc).__name__}: {exc}", kind="unreachable") from exc
         if received == 0:
             raise ProviderError(NAME, "the response carried no audio", retryable=True, status=200)
 
@@ -117,7 +123,9 @@ class ElevenLabsTTS(TTSProvider):
         await self._http.aclose()
 
 
-def create(category: str, model: str, credentials: dict[str, Any], settings: dict[str, Any]) -> ElevenLabsTTS:
+def create(
+    category: str, model: str, credentials: dict[str, Any], settings: dict[str, Any], egress: EgressPolicy | None = None
+) -> ElevenLabsTTS:
     """Registry factory: ``model`` is the voice id; credentials ``{"apiKey"}``; settings ``ttsModel`` (the
     synthesis model), ``baseUrl``, ``timeoutSec``."""
     if category != "tts":
@@ -128,4 +136,5 @@ def create(category: str, model: str, credentials: dict[str, Any], settings: dic
         voice=model or DEFAULT_VOICE_ID,
         base_url=settings.get("baseUrl") or None,
         timeout_s=float(settings.get("timeoutSec") or DEFAULT_TIMEOUT_S),
+        egress=egress,
     )

@@ -14,6 +14,8 @@ import httpx
 from groq import APIConnectionError, APIError, APIStatusError, APITimeoutError, AsyncGroq, GroqError
 
 from providers.base import ChatMessage, LLMChunk, LLMOptions, LLMProvider, ProviderError, Usage
+from providers.egress import EgressPolicy
+from providers.egress_http import httpx_client
 from providers.openai_compat import SdkErrors, relay_chat_stream, usage_of, wire_messages
 
 DEFAULT_TIMEOUT = 10.0
@@ -41,10 +43,15 @@ class GroqLLM(LLMProvider):
         base_url: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = 0,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.model = model
         # base_url None → the SDK's https://api.groq.com (it appends /openai/v1/chat/completions).
-        self._client = AsyncGroq(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
+        # A tenant's endpoint (``egress`` given) gets a client pinned to the addresses the policy checked.
+        http_client = httpx_client(egress, timeout) if egress is not None else None
+        self._client = AsyncGroq(
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries, http_client=http_client
+        )
 
     async def stream_chat(self, messages: list[ChatMessage], options: LLMOptions) -> AsyncIterator[LLMChunk]:
         try:
@@ -72,7 +79,9 @@ class GroqLLM(LLMProvider):
         await self._client.close()
 
 
-def create(category: str, model: str, credentials: dict[str, Any], settings: dict[str, Any]) -> GroqLLM:
+def create(
+    category: str, model: str, credentials: dict[str, Any], settings: dict[str, Any], egress: EgressPolicy | None = None
+) -> GroqLLM:
     """Factory for providerKey ``groq`` (category ``llm``); settings ``baseUrl`` (the API host) and ``timeoutSec``."""
     if category != "llm":
         raise ProviderError("groq", f"no {category} adapter in groq_llm", retryable=False)
@@ -80,4 +89,5 @@ def create(category: str, model: str, credentials: dict[str, Any], settings: dic
     if not api_key:
         raise ProviderError("groq", "no API key configured", retryable=False, status=401)
     timeout = float(settings.get("timeoutSec") or DEFAULT_TIMEOUT)
-    return GroqLLM(api_key=api_key, model=model, base_url=settings.get("baseUrl") or None, timeout=timeout)
+    base_url = settings.get("baseUrl") or None
+    return GroqLLM(api_key=api_key, model=model, base_url=base_url, timeout=timeout, egress=egress)

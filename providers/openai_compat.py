@@ -17,6 +17,7 @@ import httpx2
 import openai
 
 from providers.base import ChatMessage, LLMChunk, ProviderError, Usage
+from providers.egress import egress_refusal
 
 # Raised while reading or parsing a reply whose bytes are not what the API promises (bad JSON, missing fields).
 MALFORMED_ERRORS: tuple[type[Exception], ...] = (ValueError, AttributeError, TypeError, KeyError, IndexError)
@@ -53,15 +54,19 @@ class SdkErrors:
         """``exc`` (from the SDK, its transport, or parsing) as a ProviderError; the order matters (subclasses)."""
         if isinstance(exc, ProviderError):
             return exc
+        refused = egress_refusal(exc)  # the policy refused the destination inside the SDK's transport
+        if refused is not None:
+            return refused
         if isinstance(exc, self.status):
             error = cast(_StatusError, exc)
             return status_error(provider, error.status_code, body_message(error.body) or error.message)
         if isinstance(exc, (self.timeout, *self.transport_timeouts)):
-            return ProviderError(provider, "timed out waiting for the server")
+            return ProviderError(provider, "timed out waiting for the server", kind="timeout")
         if isinstance(exc, (self.connection, *self.transport_errors)):
-            return ProviderError(provider, f"connection failed or dropped: {exc}")
+            return ProviderError(provider, f"connection failed or dropped: {exc}", kind="unreachable")
         if isinstance(exc, self.api):
-            return ProviderError(provider, f"server reported an error mid-stream: {cast(_StatusError, exc).message}")
+            message = f"server reported an error mid-stream: {cast(_StatusError, exc).message}"
+            return ProviderError(provider, message, kind="bad_response")
         return malformed(provider, exc)
 
 
@@ -100,7 +105,7 @@ def wire_messages(messages: list[ChatMessage]) -> list[Any]:
 
 
 def malformed(provider: str, exc: BaseException) -> ProviderError:
-    return ProviderError(provider, f"malformed response: {type(exc).__name__}: {exc}")
+    return ProviderError(provider, f"malformed response: {type(exc).__name__}: {exc}", kind="bad_response")
 
 
 def chunk_text(chunk: Any) -> str:

@@ -12,6 +12,8 @@ from typing import Any
 from openai import AsyncOpenAI
 
 from providers.base import AudioFormat, ProviderError, TTSOptions, TTSProvider
+from providers.egress import EgressPolicy
+from providers.egress_http import httpx2_client
 from providers.openai_compat import OPENAI
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -36,11 +38,16 @@ class OpenAITTS(TTSProvider):
         base_url: str = OPENAI_BASE_URL,
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = 0,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.model = model
         self.voice = voice
         # ``timeout`` bounds connecting and each read, so a reply that stalls mid-sentence fails too.
-        self._client = AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
+        # A tenant's endpoint (``egress`` given) gets a client pinned to the addresses the policy checked.
+        http_client = httpx2_client(egress, timeout) if egress is not None else None
+        self._client = AsyncOpenAI(
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries, http_client=http_client
+        )
 
     async def synthesize(self, text: str, options: TTSOptions) -> AsyncIterator[bytes]:
         """Yield whole 16-bit samples as they arrive (a network chunk may end mid-sample; the byte waits)."""
@@ -72,7 +79,9 @@ class OpenAITTS(TTSProvider):
         await self._client.close()
 
 
-def create(category: str, model: str, credentials: dict[str, Any], settings: dict[str, Any]) -> OpenAITTS:
+def create(
+    category: str, model: str, credentials: dict[str, Any], settings: dict[str, Any], egress: EgressPolicy | None = None
+) -> OpenAITTS:
     """Factory for providerKey ``openai`` (category ``tts``): ``model`` is the voice; ``settings`` may carry
     ``ttsModel`` (the speech model) and ``baseUrl``."""
     if category != "tts":
@@ -85,4 +94,5 @@ def create(category: str, model: str, credentials: dict[str, Any], settings: dic
         model=str(settings.get("ttsModel") or DEFAULT_MODEL),
         voice=model or DEFAULT_VOICE,
         base_url=str(settings.get("baseUrl") or OPENAI_BASE_URL),
+        egress=egress,
     )

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Shared set-up for the README's two commands: a local virtualenv (.venv) with Voicex installed.
-# Idempotent: the pip step is skipped while pyproject.toml and the requested extras are unchanged.
+# Idempotent: the pip step is skipped while pyproject.toml, requirements/*.lock and the requested extras are unchanged.
+# Dependencies come from the lock files (exact versions, SHA-256 checked: pip --require-hashes), Voicex itself after.
 # Usage: source scripts/bootstrap.sh; voicex_bootstrap "dev"   (extras, comma-separated; may be empty)
 set -euo pipefail
 
@@ -40,6 +41,14 @@ _voicex_apt() {
   DEBIAN_FRONTEND=noninteractive _voicex_as_root apt-get install -y -qq "${missing[@]}"
 }
 
+_voicex_lock() {  # the lock file holding the dependencies of these extras (sorted, comma-separated)
+  case "$1" in
+    "") echo "$VOICEX_ROOT/requirements/server.lock" ;;
+    local) echo "$VOICEX_ROOT/requirements/local.lock" ;;
+    *) echo "$VOICEX_ROOT/requirements/dev-local.lock" ;;  # dev, dev,local: the tests need the offline models too
+  esac
+}
+
 voicex_bootstrap() {
   local extras="${1:-}"
   local python
@@ -49,20 +58,20 @@ voicex_bootstrap() {
     echo "voicex: creating $VOICEX_VENV"
     "$python" -m venv "$VOICEX_VENV"
   fi
-  # The stamp records the pyproject.toml hash and every extra installed so far; asking for a subset of
-  # them installs nothing, so alternating the two README commands never reinstalls.
-  local stamp_file="$VOICEX_VENV/.voicex-install" hash installed="" wanted
-  hash="$(sha256sum < "$VOICEX_ROOT/pyproject.toml" | cut -c1-16)"
+  # The stamp records the hash of pyproject.toml and the lock files, and every extra installed so far; asking for
+  # a subset of them installs nothing, so alternating the two README commands never reinstalls.
+  local stamp_file="$VOICEX_VENV/.voicex-install" hash installed="" wanted lock
+  hash="$(cat "$VOICEX_ROOT/pyproject.toml" "$VOICEX_ROOT"/requirements/*.lock | sha256sum | cut -c1-16)"
   if [ -f "$stamp_file" ] && [ "$(head -n1 "$stamp_file")" = "$hash" ]; then
     installed="$(sed -n 2p "$stamp_file")"
   fi
   wanted="$(printf '%s\n' ${installed//,/ } ${extras//,/ } | sort -u | paste -sd, -)"
   if [ ! -f "$stamp_file" ] || [ "$(head -n1 "$stamp_file")" != "$hash" ] || [ "$wanted" != "$installed" ]; then
-    local spec="."
-    [ -z "$wanted" ] || spec=".[$wanted]"
-    echo "voicex: installing $spec into $VOICEX_VENV (log: $VOICEX_VENV/pip.log)"
+    lock="$(_voicex_lock "$wanted")"
+    echo "voicex: installing $lock and Voicex into $VOICEX_VENV (log: $VOICEX_VENV/pip.log)"
     if ! { "$VOICEX_VENV/bin/python" -m pip install --disable-pip-version-check --upgrade pip &&
-           (cd "$VOICEX_ROOT" && "$VOICEX_VENV/bin/python" -m pip install --disable-pip-version-check -e "$spec")
+           "$VOICEX_VENV/bin/python" -m pip install --disable-pip-version-check --require-hashes -r "$lock" &&
+           (cd "$VOICEX_ROOT" && "$VOICEX_VENV/bin/python" -m pip install --disable-pip-version-check --no-deps -e .)
          } > "$VOICEX_VENV/pip.log" 2>&1; then
       tail -n 40 "$VOICEX_VENV/pip.log" >&2
       echo "voicex: pip install failed; full log in $VOICEX_VENV/pip.log" >&2

@@ -120,8 +120,8 @@ class Cluster:
         assert self._db is not None, "use the cluster as an async context manager"
         return self._db
 
-    async def start_server(self, port: int | None = None) -> ServerProcess:
-        """Start a server (on ``port``, e.g. a crashed one's) and wait until /api/health answers."""
+    async def start_server(self, port: int | None = None, workers: int = 1) -> ServerProcess:
+        """Start a server (on ``port``, e.g. a crashed one's; ``workers`` processes) until /api/health answers."""
         port = port or free_port()
         url = f"http://127.0.0.1:{port}"
         clean = {k: v for k, v in os.environ.items() if not k.startswith("VOICEX_")}
@@ -139,6 +139,7 @@ class Cluster:
             "VOICEX_RATE_LIMIT_PER_MINUTE": "1000000",
             "VOICEX_LOG_LEVEL": "WARNING",
             "VOICEX_WARM_LOCAL_MODELS": "false",  # scripted providers only: no embedded models to load
+            "VOICEX_WORKERS": str(workers),  # 1: one process per server, so kill -9 hits exactly its calls
         }
         log_path = self.workdir / f"server-{port}-{next(_names)}.log"
         with log_path.open("wb") as log:

@@ -28,7 +28,11 @@ from voicex.server.runtime import Runtime
 
 async def matrix(categories: list[str], faults: list[str], concurrency: int, data_dir: Path) -> int:
     settings = load_settings(
-        data_dir=data_dir, db_name=f"faults_{uuid.uuid4().hex[:8]}", enable_scripted_providers=True, log_level="ERROR"
+        data_dir=data_dir,
+        db_name=f"faults_{uuid.uuid4().hex[:8]}",
+        enable_scripted_providers=True,
+        log_level="ERROR",
+        egress_allow="127.0.0.1",  # the org's providers point at the loopback vendors
     )
     runtime = await Runtime.start(settings)
     server = await start_server(runtime.services)

@@ -39,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--api-key", required=True, help="the vx_... key put in the webhook URL")
     parser.add_argument("--agent-id", help="agentId query parameter (else the server picks by the To number)")
     parser.add_argument("--auth-token", required=True, help="Twilio auth token the server validates against")
+    parser.add_argument(
+        "--account-sid", help="AccountSid to send (the organization's stored one, which the server checks; else random)"
+    )
     parser.add_argument("--from", dest="from_number", default="+14155550123", help="caller number")
     parser.add_argument("--to", dest="to_number", default="+15005550006", help="the agent's number")
     parser.add_argument("--say", action="append", default=[], help="text to speak (espeak-ng); repeatable")
@@ -81,6 +84,7 @@ async def run(args: argparse.Namespace) -> RunSummary:
         base_url=args.base_url,
         api_key=args.api_key,
         auth_token=args.auth_token,
+        account_sid=args.account_sid,
         agent_id=args.agent_id,
         public_url=args.public_url,
         from_number=args.from_number,

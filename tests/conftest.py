@@ -55,6 +55,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, mongo_uri: str) -> 
         mongodb_uri=mongo_uri,
         db_name=f"test_{uuid.uuid4().hex[:12]}",
         enable_scripted_providers=scripted,
+        egress_allow="127.0.0.1",  # orgs' own providers point at loopback vendor servers (tests/loopback/)
     )
 
 

@@ -37,12 +37,14 @@ class MemorySink(MediaSink):
 
 @dataclass
 class MemoryTransport:
-    """Feeds ``frames`` (μ-law, 160 bytes each) one per 20 ms, then stays silent for ``tail_sec`` and hangs up."""
+    """Feeds ``frames`` (μ-law, 160 bytes each) one per 20 ms, then stays silent for ``tail_sec`` and hangs up
+    (unless this side closes the wire first)."""
 
     frames: list[bytes]
     tail_sec: float = 2.0
     sink: MemorySink = field(default_factory=MemorySink)
     closed: bool = False
+    _closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def problems(self) -> list[str]:
@@ -52,9 +54,13 @@ class MemoryTransport:
         self.sink.echo = into
         silence = b"\xff" * 160
         for frame in [*self.frames, *[silence] * int(self.tail_sec / FRAME_SEC)]:
+            if self._closing.is_set():
+                return "socket_closed"
             into.on_audio(frame)
             await asyncio.sleep(FRAME_SEC)
         return "caller_hangup"
 
     async def close(self) -> None:
+        """This side ends the wire: the far end stops sending."""
         self.closed = True
+        self._closing.set()

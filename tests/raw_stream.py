@@ -13,11 +13,12 @@ import itertools
 import os
 import socket
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
 from scripts.twilio_sim import sign
-from tests.telephony import AUTH_TOKEN
+from tests.telephony import AUTH_TOKEN, stream_path
 
 SILENCE_ULAW = b"\xff" * 160
 
@@ -58,14 +59,21 @@ def client_frame(payload: bytes, opcode: int = 0x1) -> bytes:
 
 
 class RawStream:
-    """One WebSocket to ``/api/twilio/stream``; signs the upgrade like Twilio does."""
+    """One WebSocket to a call's ``/api/twilio/stream/{callId}/{token}``; signs the upgrade like Twilio does."""
 
-    def __init__(self, port: int, receive_buffer: int | None = None) -> None:
+    def __init__(self, port: int, params: dict[str, str], receive_buffer: int | None = None) -> None:
         self.port = port
+        self.path = stream_path(params)
         self.receive_buffer = receive_buffer
         self.sock: socket.socket | None = None
 
     async def open(self) -> None:
+        head = await self.upgrade()
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise ConnectionError(head.decode(errors="replace"))
+
+    async def upgrade(self, signature: str | None = None) -> bytes:
+        """Send the upgrade request (signed over this URL unless ``signature``); the answer's status and headers."""
         loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if self.receive_buffer is not None:  # before connect, so the advertised window stays small
@@ -73,12 +81,14 @@ class RawStream:
         sock.setblocking(False)
         await loop.sock_connect(sock, ("127.0.0.1", self.port))
         self.sock = sock
-        url = f"ws://127.0.0.1:{self.port}/api/twilio/stream"
+        path = quote(self.path, safe="/.")  # as a client sends it: non-ASCII percent-encoded
+        url = f"ws://127.0.0.1:{self.port}{path}"
         key = base64.b64encode(os.urandom(16)).decode()
+        signature = sign(AUTH_TOKEN, url) if signature is None else signature
         request = (
-            f"GET /api/twilio/stream HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\n"
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"User-Agent: Twilio.TmeWs/1.0\r\nX-Twilio-Signature: {sign(AUTH_TOKEN, url)}\r\n\r\n"
+            f"User-Agent: Twilio.TmeWs/1.0\r\nX-Twilio-Signature: {signature}\r\n\r\n"
         )
         await loop.sock_sendall(sock, request.encode())
         head = b""
@@ -87,8 +97,7 @@ class RawStream:
             if not byte:
                 raise ConnectionError("closed during the handshake")
             head += byte
-        if not head.startswith(b"HTTP/1.1 101"):
-            raise ConnectionError(head.decode(errors="replace"))
+        return head
 
     async def send_raw(self, frame: bytes) -> None:
         assert self.sock is not None

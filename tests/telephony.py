@@ -8,6 +8,7 @@ import secrets
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -68,10 +69,15 @@ async def make_line(client, services: Services, plan: str = "starter", **agent: 
     return Line(tenant, await response.json(), number)
 
 
-def call_params(to: str, call_sid: str | None = None) -> dict[str, str]:
+def stream_path(params: dict[str, str]) -> str:
+    """The stream URL's path for the call of ``params`` (``parse_twiml(...)["params"]``)."""
+    return f"/api/twilio/stream/{params['callId']}/{params['token']}"
+
+
+def call_params(to: str, call_sid: str | None = None, account_sid: str = "AC" + "0" * 32) -> dict[str, str]:
     return {
         "CallSid": call_sid or "CA" + secrets.token_hex(16),
-        "AccountSid": "AC" + "0" * 32,
+        "AccountSid": account_sid,
         "From": "+15005550001",
         "To": to,
         "CallStatus": "ringing",
@@ -95,11 +101,19 @@ async def post_signed(
 
 
 def parse_twiml(text: str) -> dict[str, Any]:
+    """What the TwiML says; for a stream, ``params`` holds the call id and the token of its URL's path
+    (``…/api/twilio/stream/{callId}/{token}``) with the <Parameter>s."""
     root = ET.fromstring(text)
     stream = root.find("./Connect/Stream")
     if stream is not None:
-        params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
-        return {"stream": stream.get("url"), "params": params, "hangup_after": root.find("Hangup") is not None}
+        url = str(stream.get("url"))
+        call_id, token = urlsplit(url).path.split("/")[-2:]
+        params = {
+            "callId": call_id,
+            "token": token,
+            **{p.get("name"): p.get("value") for p in stream.findall("Parameter")},
+        }
+        return {"stream": url, "params": params, "hangup_after": root.find("Hangup") is not None}
     say = root.find("Say")
     return {"say": say.text if say is not None else None, "hangup": root.find("Hangup") is not None}
 

@@ -90,7 +90,7 @@ async def test_a_call_whose_agent_cannot_be_built_hears_an_apology_not_silence(s
     await services.db.providers.update_one({"_id": ObjectId(own_id)}, {"$set": {"credentials": None}})
 
     # ... and the key is gone by the time Twilio opens the stream: no agent can run.
-    url = f"ws://127.0.0.1:{server.server.port}/api/twilio/stream"
+    url = answer["stream"]
     heard: list[bytes] = []
     async with (
         ClientSession() as http,

@@ -34,7 +34,7 @@ async def test_created_key_works_is_listed_by_prefix_only_and_stops_working_once
     assert raw not in text and hash_api_key(raw) not in text and tenant.api_key not in text
     items = await listed.json()
     assert [item["name"] for item in items] == ["production", "test key"]  # newest first
-    assert set(items[0]) == {"_id", "name", "keyPrefix", "createdAt", "lastUsedAt"}
+    assert set(items[0]) == {"_id", "name", "keyPrefix", "createdAt", "lastUsedAt", "scopes"}
     assert items[0]["_id"] == body["_id"] and items[0]["keyPrefix"] == raw[:11]
 
     stored = await services.db.api_keys.find_one({"_id": ObjectId(body["_id"])})

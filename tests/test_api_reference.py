@@ -258,7 +258,7 @@ async def _a_call_on_the_agent(
     answer = await post_signed(server, f"/api/twilio/voice?api_key={key}", call_params(number, answer_sid))
     assert answer.status == 200 and answer.content_type == "text/xml"
     twiml = parse_twiml(await answer.text())
-    assert twiml["stream"].endswith("/api/twilio/stream")
+    assert f"/api/twilio/stream/{twiml['params']['callId']}/" in twiml["stream"]  # the call and its token in the path
     # That call's stream never opens: Twilio reports it failed, which finalizes it. The caller places the next.
     failed = {**call_params(number), "CallSid": answer_sid, "CallStatus": "failed", "SequenceNumber": "1"}
     assert (await post_signed(server, f"/api/twilio/status?api_key={key}", failed)).status == 204

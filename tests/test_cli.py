@@ -45,7 +45,7 @@ def test_serve_with_no_environment_uses_embedded_db_in_data_and_stops_on_ctrl_c(
     try:
         assert process.stdout is not None
         first_line = process.stdout.readline()
-        assert first_line.strip() == f"Voicex listening on http://0.0.0.0:{port}"
+        assert first_line.startswith(f"Voicex listening on http://0.0.0.0:{port}")  # "(N workers)": one per core
         assert _get_json(f"http://127.0.0.1:{port}/api/health")["status"] == "ok"
         assert _get_json(f"http://127.0.0.1:{port}/api/ready")["status"] == "ready"
         embedded = json.loads((tmp_path / "data" / "db.json").read_text())

@@ -86,7 +86,7 @@ async def test_ready_goes_503_while_the_database_is_down_and_recovers(tmp_path: 
         server.start()  # same port, same data: the app's client reconnects by itself
         response = await client.get("/api/ready")
         assert response.status == 200
-        assert (await response.json())["checks"] == {"database": "ok"}
+        assert (await response.json())["checks"] == {"database": "ok", "calls": "ok"}
     finally:
         await services.db.close()
         services.db = shared_db

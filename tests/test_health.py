@@ -31,7 +31,7 @@ async def test_every_response_carries_a_request_id(client) -> None:
 async def test_ready_when_database_answers(client) -> None:
     response = await client.get("/api/ready")
     assert response.status == 200
-    assert await response.json() == {"status": "ready", "checks": {"database": "ok"}}
+    assert await response.json() == {"status": "ready", "checks": {"database": "ok", "calls": "ok"}}
 
 
 async def test_metrics_exposition_counts_requests_by_route_template(client) -> None:

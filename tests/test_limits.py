@@ -135,7 +135,8 @@ async def test_no_stream_can_exist_beyond_the_orgs_concurrent_call_slots(server,
     held = len(await hold_slots(server, line, services.catalog.plans["free"].limits.maxConcurrentCalls - 1))
     call = SimulatedCall(sim_config(server, line))
     assert await call.dial()  # the last slot
-    params = call.result().custom_parameters
+    assert call.answer is not None and call.answer.stream_url is not None
+    params = {**call.result().custom_parameters, "token": call.answer.stream_url.rsplit("/", 1)[1]}
     busy = await post_signed(server, f"/api/twilio/voice?api_key={line.tenant.api_key}", call_params(line.number))
     assert "busy" in parse_twiml(await busy.text())["say"]  # the second call gets no stream parameters at all
     attempts = [
@@ -144,23 +145,18 @@ async def test_no_stream_can_exist_beyond_the_orgs_concurrent_call_slots(server,
         {"callId": str(ObjectId()), "token": f"{ObjectId()}.9999999999.{'0' * 64}"},  # a made-up token
     ]
     for custom in attempts:
-        stream = RawStream(server.server.port)
-        await stream.open()
-        await stream.send_json(CONNECTED)
-        await stream.send_json(start_message(custom))
-        sent = await stream.read_until_closed(10)
+        stream = RawStream(server.server.port, custom)
+        head = await stream.upgrade()
         stream.close()
-        assert [opcode for opcode, _ in server_frames(sent)] == [0x8]  # closed at once: no audio, no marks
+        assert head.startswith(b"HTTP/1.1 403"), head  # refused before the upgrade: no audio, no marks
     assert await services.db.calls.count_documents({"orgId": ObjectId(line.tenant.org_id)}) == 1 + held
     assert await services.db.calls.count_documents({"streamTokenUsed": True}) == 1
     assert "voicex_active_calls 1.0" in await (await server.get("/metrics")).text()
     await call.hangup()
     await call.close()
     await finalized(services, params["callId"])
-    finished = RawStream(server.server.port)  # a finished call's token opens nothing either
-    await finished.open()
-    await finished.send_json(start_message(params))
-    assert [opcode for opcode, _ in server_frames(await finished.read_until_closed(10))] == [0x8]
+    finished = RawStream(server.server.port, params)  # a finished call's token opens nothing either
+    assert (await finished.upgrade()).startswith(b"HTTP/1.1 403")
     finished.close()
 
 
@@ -168,14 +164,14 @@ async def test_a_stream_that_never_sends_start_is_closed_and_its_call_still_fina
     services.settings = services.settings.model_copy(update={"stream_start_timeout_sec": 1.0})
     line = await make_line(server, services, plan="free")
     params = await admit(server, line)
-    stream = RawStream(server.server.port)
+    stream = RawStream(server.server.port, params)
     await stream.open()
     await stream.send_json(CONNECTED)  # … and then nothing
     sent = await stream.read_until_closed(15)
     stream.close()
     assert [opcode for opcode, _ in server_frames(sent)] == [0x8]
     call = await services.db.calls.find_one({"_id": ObjectId(params["callId"])})
-    assert call["status"] == "active" and call["streamTokenUsed"] is False  # no stream ever carried it
+    assert call["status"] == "active" and call["streamSid"] is None  # claimed by the upgrade, but never started
     # Twilio's status callback normally ends it; if that never comes, the unrenewed lease does. No stream ever
     # started, so no conversation happened: a failed call, not billed.
     later = dt.datetime.now(dt.UTC) + LEASE + dt.timedelta(seconds=1)
@@ -193,7 +189,7 @@ async def test_a_stream_that_goes_silent_mid_call_is_closed_and_finalized_as_idl
     services.settings = services.settings.model_copy(update={"stream_idle_timeout_sec": 1.5})
     line = await make_line(server, services, plan="free")
     params = await admit(server, line)
-    stream = RawStream(server.server.port)
+    stream = RawStream(server.server.port, params)
     await stream.open()
     await stream.send_json(CONNECTED)
     await stream.send_json(start_message(params))
@@ -213,7 +209,7 @@ async def test_a_stream_that_goes_silent_mid_call_is_closed_and_finalized_as_idl
 async def test_a_caller_that_stops_reading_is_dropped_without_stalling_other_calls(server, services) -> None:
     slow_line = await make_line(server, services, persona={"systemPrompt": "Be brief.", "greeting": LONG_GREETING})
     params = await admit(server, slow_line)
-    slow = RawStream(server.server.port, receive_buffer=4096)
+    slow = RawStream(server.server.port, params, receive_buffer=4096)
     await slow.open()
     await slow.send_json(CONNECTED)
     await slow.send_json(start_message(params))

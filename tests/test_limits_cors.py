@@ -22,7 +22,7 @@ async def test_signin_guessing_is_rate_limited_per_email_and_ip(client, services
     assert other.status == 401  # another email is not blocked
 
 
-async def test_requests_per_principal_are_limited_with_retry_after(make_client, services) -> None:
+async def test_requests_per_organization_are_limited_with_retry_after(make_client, services) -> None:
     services.settings = services.settings.model_copy(update={"rate_limit_per_minute": 3})
     client = await make_client()
     tenant = await make_tenant(client, services)
@@ -31,7 +31,9 @@ async def test_requests_per_principal_are_limited_with_retry_after(make_client, 
     limited = await client.get("/api/dashboard/organization", headers=tenant.key)
     assert 1 <= int(limited.headers["Retry-After"]) <= 60
     assert "error" in await limited.json()
-    assert (await client.get("/api/dashboard/organization", headers=tenant.jwt)).status == 200  # other principal
+    assert (await client.get("/api/dashboard/organization", headers=tenant.jwt)).status == 429  # same org (issue 14)
+    other = await make_tenant(client, services)
+    assert (await client.get("/api/dashboard/organization", headers=other.key)).status == 200  # another org
 
 
 async def test_ip_limit_counts_failed_authentication_too(make_client, services) -> None:

@@ -12,6 +12,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import pytest
@@ -171,9 +172,10 @@ async def test_every_line_of_a_call_names_the_call_and_debug_shows_its_turns(ser
     status = {"CallSid": result.call_sid, "CallStatus": "completed", "SequenceNumber": "9", "CallDuration": "4"}
     answered = await post_signed(server, f"/api/twilio/status?api_key={line.tenant.api_key}", status)
     assert answered.status == 204
-    await _until(lambda: capture.access("/api/twilio/stream"))  # written once the stream's call is finalized
+    stream = urlsplit(call.answer.stream_url if call.answer else "").path  # /api/twilio/stream/{callId}/{token}
+    await _until(lambda: capture.access(stream))  # written once the stream's call is finalized
 
-    for path, status in (("/api/twilio/voice", 200), ("/api/twilio/stream", 101), ("/api/twilio/status", 204)):
+    for path, status in (("/api/twilio/voice", 200), (stream, 101), ("/api/twilio/status", 204)):
         [access] = capture.access(path)
         assert {key: access.get(key) for key in ids} == ids, path
         assert access["status"] == status, path

@@ -84,7 +84,7 @@ async def test_twilio_probe_and_metrics_routes_are_described_with_their_formats(
         assert "403" in operation["responses"], webhook
     assert "text/xml" in paths["/api/twilio/voice"]["post"]["responses"]["200"]["content"]
     assert "204" in paths["/api/twilio/status"]["post"]["responses"]
-    assert "101" in paths["/api/twilio/stream"]["get"]["responses"]
+    assert {"101", "403", "503"} <= set(paths["/api/twilio/stream/{call_id}/{token}"]["get"]["responses"])
     assert "text/plain" in paths["/metrics"]["get"]["responses"]["200"]["content"]
     assert "401" in paths["/metrics"]["get"]["responses"]
     ready = paths["/api/ready"]["get"]["responses"]

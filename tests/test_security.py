@@ -76,17 +76,16 @@ async def test_expired_or_malformed_stream_tokens_are_refused_before_any_audio(s
     }
     with caplog.at_level(logging.WARNING):
         for name, token in bad.items():
-            stream = RawStream(server.server.port)
-            await stream.open()
-            await stream.send_json(start_message({**params, "token": token}))
-            sent = await stream.read_until_closed(10)
+            stream = RawStream(server.server.port, {**params, "token": token})
+            head = await stream.upgrade()  # the token is in the stream URL's path
             stream.close()
-            assert [opcode for opcode, _ in server_frames(sent)] == [0x8], name  # closed, no media or marks
+            assert head.startswith(b"HTTP/1.1 403"), name  # refused before the upgrade: no media or marks
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
-    refusals = [getattr(r, "reason", "") for r in caplog.records if r.getMessage() == "media stream refused"]
+    refused = "media stream refused before upgrading"
+    refusals = [getattr(r, "reason", "") for r in caplog.records if r.getMessage() == refused]
     assert refusals == ["token expired", "malformed token", "malformed token"]
     assert (await services.db.calls.find_one({"_id": ObjectId(params["callId"])}))["streamTokenUsed"] is False
-    genuine = RawStream(server.server.port)  # the refused attempts did not use up the real token
+    genuine = RawStream(server.server.port, params)  # the refused attempts did not use up the real token
     await genuine.open()
     await genuine.send_json(start_message(params))
     assert any(opcode == 0x1 and b'"event":"media"' in data for opcode, data in server_frames(await _first(genuine)))
@@ -146,7 +145,7 @@ async def test_credentials_and_twilio_tokens_are_nowhere_in_the_raw_database_yet
     org = await db.organizations.find_one({"_id": ObjectId(tenant.org_id)})
     assert box.decrypt(org["twilio"]["authToken"]) == TWILIO_TOKEN
     services.settings = services.settings.model_copy(update={"twilio_auth_token": None})
-    params = call_params("+15550000001")
+    params = call_params("+15550000001", account_sid="AC" + "b" * 32)  # the org's account (checked)
     path = f"/api/twilio/voice?api_key={tenant.api_key}"
     assert (await post_signed(server, path, params, token=TWILIO_TOKEN)).status == 200  # the stored token is used
     assert (await post_signed(server, path, params, token=AUTH_TOKEN)).status == 403

@@ -26,8 +26,9 @@ async def test_admitted_call_gets_a_stream_and_an_active_record(server, services
     response = await post_signed(server, voice_path(line), params)
     assert response.status == 200 and response.headers["Content-Type"].startswith("text/xml")
     twiml = parse_twiml(await response.text())
-    assert twiml["stream"] == f"ws://127.0.0.1:{server.server.port}/api/twilio/stream"
-    assert set(twiml["params"]) == {"callId", "token"} and twiml["hangup_after"]
+    call_id, token = twiml["params"]["callId"], twiml["params"]["token"]
+    assert twiml["stream"] == f"ws://127.0.0.1:{server.server.port}/api/twilio/stream/{call_id}/{token}"
+    assert twiml["hangup_after"]
     call = await services.db.calls.find_one({"_id": ObjectId(twiml["params"]["callId"])})
     assert call["status"] == "active" and call["callSid"] == params["CallSid"]
     assert (call["from"], call["to"], call["direction"]) == ("+15005550001", line.number, "inbound")

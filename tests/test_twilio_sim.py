@@ -157,7 +157,7 @@ async def test_behind_a_proxy_urls_are_signed_as_public_and_dialled_locally() ->
     async with StandIn(public_url=public) as server:
         result = await place_call(config(server, public_url=public), CallScript().silence(40).hangup())
     assert server.webhooks[0].signature_ok and server.streams[0].signature_ok
-    assert server.stream_url == "wss://voice.example.com/api/twilio/stream"
+    assert server.stream_url == "wss://voice.example.com" + server.stream_path  # signed as public, path and all
     assert result.outcome == "completed" and server.streams[0].problems == []
 
 

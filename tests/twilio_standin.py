@@ -70,18 +70,20 @@ class StreamLog:
 
 
 class StandIn:
-    """Serves /api/twilio/voice and /api/twilio/stream on 127.0.0.1; ``public_url`` fakes a proxy's URL."""
+    """Serves /api/twilio/voice and /api/twilio/stream/{callId}/{token} on 127.0.0.1; ``public_url`` fakes a
+    proxy's URL."""
 
     def __init__(self, behaviour: Behaviour | None = None, public_url: str | None = None) -> None:
         self.behaviour = behaviour or Behaviour()
         self.public_url = public_url
         self.webhooks: list[WebhookLog] = []
         self.streams: list[StreamLog] = []
-        self.parameters = {"callId": "0123456789abcdef01234567", "token": "tok.123.abc"}
+        self.parameters = {"callId": "0123456789abcdef01234567"}
+        self.stream_path = "/api/twilio/stream/0123456789abcdef01234567/tok.123.abc"  # Voicex's shape: id, token
         self._validator = RequestValidator(AUTH_TOKEN)
         app = web.Application()
         app.router.add_post("/api/twilio/voice", self._voice)
-        app.router.add_get("/api/twilio/stream", self._stream)
+        app.router.add_get("/api/twilio/stream/{call_id}/{token}", self._stream)
         self._server = TestServer(app, host="127.0.0.1")
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -101,7 +103,7 @@ class StandIn:
     @property
     def stream_url(self) -> str:
         public = self.public_url or self.base_url
-        return public.replace("https://", "wss://").replace("http://", "ws://") + "/api/twilio/stream"
+        return public.replace("https://", "wss://").replace("http://", "ws://") + self.stream_path
 
     async def _voice(self, request: web.Request) -> web.Response:
         form = {k: str(v) for k, v in (await request.post()).items()}

@@ -85,13 +85,13 @@ class Server:
         return self.process.returncode
 
 
-def start_serve(env: dict[str, str], cwd: Path, limit_s: float = 60) -> Server:
+def start_serve(env: dict[str, str], cwd: Path, limit_s: float = 60, extra: tuple[str, ...] = ()) -> Server:
     """``voicex serve`` on a free loopback port, once /api/health answers; AssertionError with its log otherwise."""
     port = free_port()
     log_path = cwd / f"serve-{port}.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [*VOICEX, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [*VOICEX, "serve", "--host", "127.0.0.1", "--port", str(port), *extra],
             cwd=cwd,
             env=env,
             stdout=subprocess.DEVNULL,

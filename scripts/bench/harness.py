@@ -45,6 +45,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def with_children(pid: int) -> list[int]:
+    """``pid`` and its child processes (a ``voicex serve --workers N`` supervisor's workers)."""
+    found = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
 def system_busy() -> tuple[float, float]:
     """(busy, total) CPU jiffies of the whole machine, to tell how much other work shared the cores."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -64,23 +77,30 @@ def rss_mb(pid: int) -> float:
 
 @dataclass
 class Usage:
-    """CPU % (of one core) over a window and RSS samples of one process."""
+    """CPU % (of one core) over a window and RSS samples of one process (with its children if ``tree``)."""
 
     pid: int
+    tree: bool = False
     cpu0: float = 0.0
     t0: float = 0.0
     rss: list[float] = field(default_factory=list)
     cpu_pct: float = 0.0
 
+    def pids(self) -> list[int]:
+        return with_children(self.pid) if self.tree else [self.pid]
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self.pids())
+
     def start(self) -> None:
-        self.cpu0, self.t0 = cpu_seconds(self.pid), time.monotonic()
+        self.cpu0, self.t0 = self.cpu(), time.monotonic()
 
     def sample(self) -> None:
-        if (value := rss_mb(self.pid)) > 0:
+        if (value := sum(rss_mb(pid) for pid in self.pids())) > 0:
             self.rss.append(value)
 
     def stop(self, cpu_end: float | None = None) -> None:
-        end = cpu_seconds(self.pid) if cpu_end is None else cpu_end
+        end = self.cpu() if cpu_end is None else cpu_end
         self.cpu_pct = 100 * (end - self.cpu0) / max(1e-9, time.monotonic() - self.t0)
 
 
@@ -121,13 +141,14 @@ def pcts(values: list[float]) -> dict[str, float | None]:
 class Bench:
     """One benchmark session: DB + tenant + server process(es); place calls with :meth:`run_calls`."""
 
-    def __init__(self, servers: int = 1, provider: str = "scripted") -> None:
+    def __init__(self, servers: int = 1, provider: str = "scripted", server_workers: int = 1) -> None:
         """``provider``: ``scripted`` (zero-latency fakes: Voicex's own cost) or ``local`` (the embedded models)."""
         self.tmp = Path(tempfile.mkdtemp(prefix="voicex-bench-"))
         self.db = EmbeddedMongo(self.tmp / "data" / "db", port=free_port())
         self.uri = ""
         self.servers: list[tuple[subprocess.Popen[bytes], str]] = []
         self.n_servers = servers
+        self.server_workers = server_workers
         self.api_key = self.token = self.agent_id = ""
         self.clips: list[str] = []
         self.provider = provider
@@ -205,6 +226,7 @@ class Bench:
             "VOICEX_RATE_LIMIT_PER_MINUTE": "1000000",
             "VOICEX_LOG_LEVEL": "WARNING",
             "VOICEX_WARM_LOCAL_MODELS": str(self.provider == "local").lower(),
+            "VOICEX_WORKERS": str(self.server_workers),  # processes behind each server's port (--workers)
         }
         log = open(self.tmp / f"server-{port}.log", "wb")  # lives as long as the process
         proc = subprocess.Popen([sys.executable, "-m", "voicex", "serve"], env=env, cwd=ROOT, stdout=log, stderr=log)
@@ -217,7 +239,7 @@ class Bench:
         """Place ``n`` concurrent calls from ``workers`` caller processes; returns calls, usage and metric deltas."""
         workers = max(1, min(workers, n))
         before = [scrape(url) for _, url in self.servers]
-        server_use = [Usage(proc.pid) for proc, _ in self.servers]
+        server_use = [Usage(proc.pid, tree=self.server_workers > 1) for proc, _ in self.servers]
         db_use = Usage(self.db_pid)
         for u in [*server_use, db_use]:
             u.start()

@@ -37,6 +37,7 @@ class ElevenLabsServer:
     )
     gate: asyncio.Event | None = None  # when set up, audio after the first chunk waits for it
     requests: list[RecordedRequest] = field(default_factory=list)
+    other_paths: list[str] = field(default_factory=list)  # requests to any other path (answered 404)
     finished_sending: bool = False
 
     def __post_init__(self) -> None:
@@ -47,6 +48,7 @@ class ElevenLabsServer:
     async def start(self) -> ElevenLabsServer:
         app = web.Application()
         app.router.add_post("/v1/text-to-speech/{voice_id}/stream", self._stream)
+        app.router.add_route("*", "/{tail:.*}", self._other)
         self._runner = web.AppRunner(app, shutdown_timeout=1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -54,6 +56,10 @@ class ElevenLabsServer:
         host, port = self._runner.addresses[0][:2]
         self.base_url = f"http://{host}:{port}"
         return self
+
+    async def _other(self, request: web.Request) -> web.Response:
+        self.other_paths.append(request.path_qs)
+        return web.json_response({"detail": {"status": "not_found", "message": "no such endpoint"}}, status=404)
 
     async def close(self) -> None:
         self._release.set()

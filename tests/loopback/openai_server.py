@@ -63,7 +63,8 @@ class RecordedRequest:
 class OpenAILoopback:
     """One server for all three vendors; ``openai_base_url`` and ``groq_base_url`` are what the SDKs take."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host  # any 127.x address: egress tests tell loopback addresses apart
         self.mode: Mode = "ok"
         self.tokens: list[str] = ["Hello", " there", "! How", " can I", " help?"]
         self.prompt_tokens = 17
@@ -94,7 +95,7 @@ class OpenAILoopback:
         app.router.add_post("/v1/audio/speech", self._speech)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, self.host, 0)
         await site.start()
         host, port = self._runner.addresses[0][:2]
         self.root_url = f"http://{host}:{port}"

@@ -1,12 +1,14 @@
-"""Platform administration: list organizations, activate or suspend them, change their plan."""
+"""Platform administration: list organizations, activate or suspend them, change their plan; drain a server."""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from typing import Literal
 
 from aiohttp import web
-from aiohttp_pydantic.oas.typing import r200, r400, r401, r403, r404
-from pydantic import BaseModel, ConfigDict
+from aiohttp_pydantic.oas.typing import r200, r202, r400, r401, r403, r404
+from pydantic import BaseModel, ConfigDict, Field
 
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import Limit, OrganizationOut, Page, Skip, page
@@ -18,6 +20,7 @@ from voicex.store.organizations import Status
 from voicex.web.http import json_response
 from voicex.web.presenters import public_org
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 
@@ -79,3 +82,29 @@ async def patch_organization(
     if org is None:
         raise not_found("organization")
     return json_response(public_org(org, svc.catalog))
+
+
+class DrainOut(BaseModel):
+    status: Literal["draining"]
+    activeCalls: int = Field(description="calls still running on this server process")
+    timeoutSec: float = Field(description="how long they may run before the agent ends them politely")
+
+
+@routes.post("/api/admin/drain")
+@endpoint
+async def begin_drain(request: web.Request) -> r202[DrainOut] | r401[ErrorOut] | r403[ErrorOut]:
+    """Drain this server process: it admits no new call from now on (``/api/ready`` answers 503), lets the running
+    ones finish, ends those left after ``VOICEX_DRAIN_TIMEOUT_SEC`` politely, and exits. Idempotent; platform
+    admins only. With several processes or machines, each is drained on its own (a load balancer reaches one).
+
+    Tags: admin
+    Security: bearerAuth
+    Status Codes:
+        202: Draining (or already draining)
+        403: Not a platform admin
+    """
+    svc = services(request)
+    if svc.live.begin_drain():
+        log.warning("drain requested over HTTP", extra={"calls": len(svc.live)})
+    body = {"status": "draining", "activeCalls": len(svc.live), "timeoutSec": svc.settings.drain_timeout_sec}
+    return json_response(body, 202)

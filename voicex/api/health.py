@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from typing import Literal
@@ -13,6 +14,7 @@ from pydantic import BaseModel, Field
 from voicex.api.openapi import endpoint
 from voicex.platform.errors import ApiError
 from voicex.platform.metrics import CONTENT_TYPE
+from voicex.platform.metrics_share import gather
 from voicex.platform.services import services
 from voicex.web.http import json_response
 
@@ -50,14 +52,16 @@ async def health(request: web.Request) -> r200[HealthOut]:
 @routes.get("/api/ready", allow_head=False)
 @endpoint
 async def ready(request: web.Request) -> r200[ReadyOut] | r503[NotReadyOut]:
-    """Ready to serve calls: every dependency answers (a readiness probe). 503 names the failing check.
+    """Ready to serve calls: every dependency answers and the server is not draining (a readiness probe).
+    503 names the failing check: ``calls: draining`` while the server shuts down (voicex/server/drain.py).
 
     Tags: health
     Status Codes:
         200: Every check passed
-        503: A dependency does not answer
+        503: A dependency does not answer, or the server is draining
     """
-    checks = {"database": await services(request).db.check(timeout=2.0)}
+    svc = services(request)
+    checks = {"database": await svc.db.check(timeout=2.0), "calls": "draining" if svc.live.draining else "ok"}
     if all(value == "ok" for value in checks.values()):
         return json_response({"status": "ready", "checks": checks})
     failing = ", ".join(name for name, value in checks.items() if value != "ok")
@@ -74,13 +78,16 @@ def bearer_matches(authorization: str | None, token: str) -> bool:
 
 @routes.get("/metrics", allow_head=False)
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus exposition (documented in voicex/api/openapi_paths.py)."""
+    """Prometheus exposition (documented in voicex/api/openapi_paths.py); with several workers, all of theirs."""
     svc = services(request)
     token = svc.settings.metrics_token
     if token is not None and not bearer_matches(request.headers.get("Authorization"), token):
         error = ApiError(401, "metrics require 'Authorization: Bearer <VOICEX_METRICS_TOKEN>'")
         error.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
         raise error
-    response = web.Response(body=svc.metrics.render())
+    own = svc.metrics.render()
+    folder, worker = svc.settings.metrics_dir, svc.settings.worker_id
+    body = own if folder is None or worker is None else await asyncio.to_thread(gather, folder, worker, own)
+    response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPE
     return response

@@ -25,7 +25,10 @@ _TWILIO_PARAMETERS: list[dict[str, Any]] = [
         "name": "api_key",
         "in": "query",
         "required": True,
-        "description": "An API key of the organization that owns the agent; it picks the organization.",
+        "description": (
+            "An API key of the organization that owns the agent; it picks the organization. Use a key made with"
+            ' `scopes: ["twilio"]`: it admits calls and can do nothing on the dashboard API.'
+        ),
         "schema": {"type": "string", "pattern": "^vx_[0-9a-f]{48}$"},
     },
     {
@@ -77,8 +80,9 @@ _STATUS_FORM = {
 }
 
 _TWIML_EXAMPLE = (
-    '<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url="wss://voice.example.com/api/twilio/stream">'
-    '<Parameter name="callId" value="…"/><Parameter name="token" value="…"/></Stream></Connect><Hangup/></Response>'
+    '<?xml version="1.0" encoding="UTF-8"?><Response><Connect>'
+    '<Stream url="wss://voice.example.com/api/twilio/stream/{callId}/{token}">'
+    '<Parameter name="callId" value="…"/></Stream></Connect><Hangup/></Response>'
 )
 
 _HTML = {"text/html": {"schema": _TEXT}}
@@ -109,10 +113,15 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
             },
             "responses": {
                 "200": {
-                    "description": "TwiML: `<Connect><Stream>` to /api/twilio/stream, or `<Say>` why not and hang up",
+                    "description": (
+                        "TwiML: `<Connect><Stream>` to /api/twilio/stream/{callId}/{token}, or `<Say>` why not and"
+                        " hang up. A CallSid already answered gets the same answer again (nothing more is admitted)"
+                    ),
                     "content": {"text/xml": {"schema": _TEXT, "example": _TWIML_EXAMPLE}},
                 },
-                "403": _error("Unknown api_key, or Twilio's signature is missing or invalid"),
+                "403": _error(
+                    "Unknown api_key, Twilio's signature missing or invalid, or AccountSid not the organization's"
+                ),
             },
         }
     },
@@ -131,21 +140,26 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
             },
             "responses": {
                 "204": {"description": "Recorded (or not a call of this organization)"},
-                "403": _error("Unknown api_key, or Twilio's signature is missing or invalid"),
+                "403": _error(
+                    "Unknown api_key, Twilio's signature missing or invalid, or AccountSid not the organization's"
+                ),
             },
         }
     },
-    "/api/twilio/stream": {
+    "/api/twilio/stream/{call_id}/{token}": {
         "get": {
             "tags": ["twilio"],
             "summary": "Twilio Media Stream: a WebSocket carrying one call's audio both ways",
             "description": (
-                "Opened by Twilio from the TwiML of the voice webhook, never by hand. After the upgrade Twilio sends"
-                " `connected`, `start` (whose customParameters carry the call id and a one-use token), then 20 ms"
+                "Opened by Twilio from the TwiML of the voice webhook, never by hand. The path carries the call id and"
+                " its one-use, short-lived token; the token and Twilio's signature over this URL are checked before"
+                " upgrading. Then Twilio sends `connected`, `start` (within VOICEX_STREAM_START_TIMEOUT_SEC), 20 ms"
                 " μ-law `media` frames, `mark` echoes, `dtmf` and `stop`; Voicex sends `media`, `mark` and `clear`."
-                " A stream whose token, signature or media format is wrong is closed before any audio."
+                " A stream whose media format is wrong is closed before any audio."
             ),
             "parameters": [
+                {"name": "call_id", "in": "path", "required": True, "schema": _TEXT},
+                {"name": "token", "in": "path", "required": True, "schema": _TEXT},
                 {
                     "name": "Upgrade",
                     "in": "header",
@@ -157,6 +171,8 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
             "responses": {
                 "101": {"description": "Switching Protocols: the WebSocket is open"},
                 "400": _error("Not a WebSocket upgrade"),
+                "403": _error("Token invalid, expired or already used, call ended, or Twilio's signature invalid"),
+                "503": _error("Too many streams of this process are waiting for `start` (VOICEX_STREAM_PENDING_MAX)"),
             },
         }
     },

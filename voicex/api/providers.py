@@ -20,6 +20,7 @@ from voicex.agents.migration import SCHEMA_VERSION
 from voicex.agents.schemas import Language
 from voicex.api.openapi import ErrorOut, endpoint
 from voicex.api.schemas import Deleted, Out
+from voicex.calls.builder import egress_policy
 from voicex.catalog.config import Catalog, Category, ProviderType, catalog_models
 from voicex.platform.errors import bad_request, conflict, forbidden, not_found
 from voicex.platform.fields import NonBlank
@@ -135,6 +136,18 @@ def _check_credentials(provider_type: ProviderType, credentials: dict[str, str])
     _reject_unknown("credentials", credentials, {c.key for c in provider_type.credentials}, provider_type.key)
 
 
+def _check_base_url(svc: Services, settings: dict[str, SettingValue]) -> None:
+    """An org's ``baseUrl`` is where the server will connect for it: refuse early what the policy never allows."""
+    url = settings.get("baseUrl")
+    if url is None:
+        return
+    if not isinstance(url, str):
+        raise bad_request("settings.baseUrl: must be a URL string")
+    problem = egress_policy(svc.settings).precheck(url)
+    if problem is not None:
+        raise bad_request(f"settings.baseUrl: {problem}")
+
+
 def _models(models: list[ModelIn], category: str) -> list[ModelDoc]:
     """The stored model list; a TTS model is a voice, which adapters may put into a URL path."""
     seen: set[str] = set()
@@ -244,6 +257,7 @@ async def create_provider(
     _check_credentials(provider_type, body.credentials)
     known = {x.key for x in provider_type.settings_for(body.category)}
     _reject_unknown("settings", body.settings, known, provider_type.key)
+    _check_base_url(svc, body.settings)
     if body.models is not None:
         models = _models(body.models, body.category)
     else:
@@ -311,6 +325,7 @@ async def patch_provider(
     if body.settings is not None:
         known = {x.key for x in provider_type.settings_for(provider["category"])}
         _reject_unknown("settings", body.settings, known, provider_type.key)
+        _check_base_url(svc, body.settings)
         update["settings"] = {**(provider.get("settings") or {}), **body.settings}
     update["updatedAt"] = dt.datetime.now(dt.UTC)
     try:

@@ -10,6 +10,7 @@ agent configured fails, the caller still hears the answer, or at least an apolog
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,11 +23,13 @@ from pipelines.session import SessionConfig
 from pipelines.turn_settings import TurnSettings
 from pipelines.vad import Vad, make_vad
 from providers.base import LLMOptions, LLMProvider, ProviderError, STTProvider, TTSOptions, TTSProvider
+from providers.egress import EgressPolicy
 from providers.registry import build
 from voicex.agents.schemas import AgentIn, AgentLlmConfig, AgentPersona, AgentTtsConfig
 from voicex.calls.status import plan_of
 from voicex.catalog.global_providers import global_credentials
 from voicex.platform.services import Services
+from voicex.platform.settings import Settings
 from voicex.store.agents import AgentDoc
 from voicex.store.organizations import Organization
 from voicex.store.providers import ProviderDoc, visible_providers_by_id
@@ -83,6 +86,24 @@ def session_config(services: Services, agent: AgentDoc, org: Organization) -> Se
     )
 
 
+@functools.cache
+def _policy_for(allow: str) -> EgressPolicy:
+    return EgressPolicy.from_setting(allow)
+
+
+def egress_policy(settings: Settings) -> EgressPolicy:
+    """The process's outbound policy for orgs' own providers (``VOICEX_EGRESS_ALLOW``), parsed once."""
+    return _policy_for(settings.egress_allow)
+
+
+def provider_egress(services: Services, provider: ProviderDoc) -> EgressPolicy | None:
+    """The outbound policy for an org's own provider (it chose where to connect); None for a global one, which the
+    operator configured and is trusted."""
+    if provider.get("orgId") is None:
+        return None
+    return egress_policy(services.settings)
+
+
 def provider_credentials(services: Services, provider: ProviderDoc) -> dict[str, Any]:
     if provider.get("orgId") is None:
         provider_type = services.catalog.provider_types.get(provider["providerKey"])
@@ -126,9 +147,9 @@ async def build_parts(services: Services, agent: AgentDoc, org: Organization) ->
             if slot == "tts" and index == 0 and synthesis_model:  # the agent's ttsConfig.model: its main voice only
                 settings = {**settings, "ttsModel": synthesis_model}
             try:
-                built[slot].append(
-                    build(provider["providerKey"], slot, model, provider_credentials(services, provider), settings)
-                )
+                credentials = provider_credentials(services, provider)
+                egress = provider_egress(services, provider)
+                built[slot].append(build(provider["providerKey"], slot, model, credentials, settings, egress))
             except ProviderError as exc:
                 problems.append(str(exc))
         if not built[slot]:

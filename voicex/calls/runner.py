@@ -31,6 +31,8 @@ from voicex.store.organizations import Organization
 log = logging.getLogger(__name__)
 
 APOLOGY_TIMEOUT_SEC = 15.0  # longest the caller of an agent that cannot run is kept to hear why
+DRAIN_END_REASON = "server_drain"  # ended by the server after the drain timeout, with a closing line
+SHUTDOWN_END_REASON = "server_shutdown"  # ended by a server stopping at once (a second signal), no closing line
 
 
 class CallInput(Protocol):
@@ -70,6 +72,7 @@ class CallRunner(CallInput):
     ) -> None:
         self.svc, self.call, self.org, self.agent, self.transport = svc, call, org, agent, transport
         self.session: CallSession | None = None
+        self._stopped_by_server = False
         self._observe_frame = svc.metrics.frame_handling.observe
 
     # --- inbound, from the transport (the per-frame path: kept cheap) ----------------------------------------
@@ -95,6 +98,7 @@ class CallRunner(CallInput):
         """Run the call to its end and finalize it; the outcome that was recorded."""
         call_id = self.call["_id"]
         self.svc.leases.add(call_id)  # the process-wide renewer keeps its lease (and slot) until it is finalized
+        self.svc.live.add(call_id, self)  # a drain waits for it, then ends it politely (voicex/platform/live_calls.py)
         self.svc.metrics.active_calls.inc()
         outcome = CallResult(end_reason="error")
         try:
@@ -111,7 +115,20 @@ class CallRunner(CallInput):
                 await finalize_call(self.svc.db, call_id, outcome, dt.datetime.now(dt.UTC))
             finally:
                 self.svc.leases.discard(call_id)
+                self.svc.live.discard(call_id)
         return outcome
+
+    async def end_politely(self) -> None:
+        """The server is draining and this call outlived the drain timeout: say the closing line, then hang up."""
+        if self.session is not None:
+            await self.session.end_politely(DRAIN_END_REASON)
+        else:  # still building its session (or apologizing): nothing to say yet, just end the wire
+            await self.end_now()
+
+    async def end_now(self) -> None:
+        """The server stops now: end the wire without a closing line; the call is finalized as a shutdown."""
+        self._stopped_by_server = True
+        await self.transport.close()
 
     async def _converse(self) -> CallResult:
         try:
@@ -136,6 +153,8 @@ class CallRunner(CallInput):
         try:
             done, _ = await asyncio.wait({wire, agent}, return_when=asyncio.FIRST_COMPLETED)
             reason = (agent if agent in done else wire).result()  # the agent's own end wins a tie
+            if self._stopped_by_server:
+                reason = SHUTDOWN_END_REASON
         finally:
             for task in (wire, agent):
                 task.cancel()

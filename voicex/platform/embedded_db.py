@@ -2,7 +2,8 @@
 
 Used when ``VOICEX_MONGODB_URI`` is unset, so ``voicex serve`` needs nothing installed beside Python.
 It is a separate process (not a thread) so a slow query or a crash there never stalls the event loop,
-and so the server code talks to it exactly as it talks to a real ``mongod``.
+and so the server code talks to it exactly as it talks to a real ``mongod``. Its files hold password hashes and
+transcripts: it runs with umask 077, and the data dir is narrowed to 0700 dirs and 0600 files before each start.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -21,7 +23,14 @@ from pathlib import Path
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from voicex.platform.data_dir import unusable_data_dir
+from voicex.platform.data_dir import (
+    PRIVATE_FILE,
+    PRIVATE_UMASK,
+    make_private,
+    private_dir,
+    unusable_data_dir,
+    write_private,
+)
 from voicex.platform.errors import EmbeddedDatabaseError
 
 log = logging.getLogger(__name__)
@@ -94,7 +103,13 @@ class EmbeddedMongo:
         if self._attach():
             return self.uri
         try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.data_dir)
+            os.chmod(self.data_dir.parent, 0o700)  # VOICEX_DATA_DIR: the state and log files sit beside db/
+            narrowed = make_private(self.data_dir)
+            for path in (self.state_path, self.log_path):
+                if path.exists() and stat.S_IMODE(path.stat().st_mode) != PRIVATE_FILE:
+                    os.chmod(path, PRIVATE_FILE)
+                    narrowed += 1
         except OSError as exc:
             raise unusable_data_dir(self.data_dir, exc, _HOW_TO_USE_REAL_MONGO, EmbeddedDatabaseError) from exc
         if self.port is None:
@@ -114,7 +129,12 @@ class EmbeddedMongo:
             "--log-level",
             "WARNING",
         ]
-        log_file = self.log_path.open("ab")
+        if narrowed:
+            log.warning(
+                "the data directory was readable by other users: narrowed to its owner",
+                extra={"dataDir": str(self.data_dir.parent), "paths": narrowed},
+            )
+        log_file = os.fdopen(os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE), "ab")
         try:
             self._process = subprocess.Popen(
                 command,
@@ -122,13 +142,14 @@ class EmbeddedMongo:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                umask=PRIVATE_UMASK,
             )
         except OSError as exc:
             raise EmbeddedDatabaseError(f"cannot run the embedded database ({exc}). {_HOW_TO_USE_REAL_MONGO}") from exc
         finally:
             log_file.close()
         self._wait_ready()
-        self.state_path.write_text(json.dumps({"pid": self._process.pid, "port": self.port}))
+        write_private(self.state_path, json.dumps({"pid": self._process.pid, "port": self.port}))
         log.info("embedded database listening", extra={"uri": self.uri, "dataDir": str(self.data_dir)})
         return self.uri
 

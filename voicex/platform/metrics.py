@@ -66,6 +66,11 @@ class Metrics:
             registry=self.registry,
         )
         self.active_calls = Gauge("voicex_active_calls", "Calls with an open media stream.", registry=self.registry)
+        self.draining = Gauge(
+            "voicex_draining",
+            "1 while the server drains: it admits no calls, the running ones finish.",
+            registry=self.registry,
+        )
         self.frame_handling = HotHistogram(
             "voicex_media_frame_handling_seconds",
             "Time to process one inbound caller media frame (decode, VAD, STT feed, turn detector).",

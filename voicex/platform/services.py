@@ -15,6 +15,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from voicex.catalog.config import Catalog
 from voicex.platform.crypto import SecretBox
+from voicex.platform.live_calls import LiveCalls
 from voicex.platform.metrics import Metrics
 from voicex.platform.settings import Settings
 from voicex.store.db import Database
@@ -28,6 +29,7 @@ class Services:
     db: Database
     metrics: Metrics
     leases: LeaseRenewer = field(default_factory=LeaseRenewer)  # the live calls' leases, renewed by the janitor
+    live: LiveCalls = field(default_factory=LiveCalls)  # the running calls and the drain state
 
     @property
     def jwt_secret(self) -> str:

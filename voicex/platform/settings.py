@@ -8,16 +8,20 @@ A bad value fails fast with a :class:`SettingsError` naming the variable.
 from __future__ import annotations
 
 import base64
+import contextlib
+import ipaddress
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from voicex.platform.data_dir import unusable_data_dir
+from providers.egress import parse_allow
+from voicex.platform.crypto import fernet_keys
+from voicex.platform.data_dir import PRIVATE_FILE, make_private, private_dir, unusable_data_dir, write_private
 from voicex.platform.errors import SettingsError, describe_problem, hinted
 
 ENV_PREFIX = "VOICEX_"
@@ -43,7 +47,11 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     config_dir: Path = Field(default_factory=_default_config_dir)
     jwt_secret: str | None = Field(None, min_length=32)
+    # Fernet keys, comma-separated, newest first: the first encrypts, all decrypt (rotation: voicex/platform/crypto.py).
     encryption_key: str | None = None
+    # Where the key is read from when VOICEX_ENCRYPTION_KEY is unset (one key a line, newest first), generated there
+    # (0600) if missing; None: DATA_DIR/secrets/encryption_key. Point it outside the data dir to keep them apart.
+    encryption_key_file: Path | None = None
     twilio_auth_token: str | None = None
     twilio_validate_signature: bool = True
     enable_scripted_providers: bool = False
@@ -52,12 +60,39 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     rate_limit_per_minute: int = Field(600, ge=1, le=1_000_000)
     rate_limit_ip_per_minute: int = Field(1200, ge=1, le=1_000_000)
+    # Failed sign-ins per email and client address before each further failure refuses that pair for a growing
+    # delay (30 s, doubling to 15 min; forgotten 15 min after the last one): voicex/web/signin_guard.py.
     signin_attempts_per_15min: int = Field(10, ge=1, le=10_000)
+    # Sign-ins, sign-ups and password changes per minute per client address (each its own bucket), apart from
+    # the general per-IP limit: each costs ~250 ms of argon2 on a hashing thread.
+    auth_ip_per_minute: int = Field(30, ge=1, le=1_000_000)
+    provider_tests_per_minute: int = Field(10, ge=1, le=10_000)  # POST /api/dashboard/providers/:id/test per org
+    session_lifetime_hours: float = Field(12.0, gt=0, le=24 * 30)  # a session token (JWT) expires this long after
+    # Reverse proxies (CIDRs or addresses) whose X-Forwarded-For names the client (voicex/web/client_ip.py);
+    # empty: the socket peer is the client and the header is ignored.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Destinations an org's own provider may reach beyond public https (providers/egress.py): comma-separated
+    # CIDRs, addresses and host names, each optionally :port; they also allow plain http. Empty: public https only.
+    egress_allow: str = ""
     embedded_db_start_timeout_sec: float = Field(30.0, gt=0, le=300)
-    # A Media Stream must send `start` this soon after connecting, and then never fall silent this long
-    # (Twilio sends a frame every 20 ms); otherwise it is closed and its call finalized.
-    stream_start_timeout_sec: float = Field(10.0, gt=0, le=300)
+    # A Media Stream must send `start` this soon after connecting (Twilio sends it at once), and then never fall
+    # silent this long (Twilio sends a frame every 20 ms); otherwise it is closed and its call finalized.
+    stream_start_timeout_sec: float = Field(5.0, gt=0, le=300)
     stream_idle_timeout_sec: float = Field(10.0, gt=0, le=3600)
+    # Upgraded Media Streams still waiting for `start`, per process; the next upgrade is refused (503) meanwhile.
+    stream_pending_max: int = Field(200, ge=1, le=100_000)
+    # A connection that has not sent a whole request this long after connecting (or after its last answer) is
+    # closed: bounds slow-header clients and idle keep-alive connections (aiohttp's keepalive_timeout).
+    http_idle_timeout_sec: float = Field(15.0, gt=0, le=3600)
+    # On SIGTERM or POST /api/admin/drain (voicex/server/drain.py): no new calls; running calls get this long to end
+    # on their own before the agent closes them politely. New calls' voice webhooks meanwhile are redirected to
+    # drain_redirect_url + their path and query (another instance's public URL), else told to call back.
+    drain_timeout_sec: float = Field(300.0, ge=0, le=86_400)
+    drain_redirect_url: str | None = None
+    # `voicex serve` runs this many server processes on one port (voicex/server/workers.py); 0: one per core.
+    workers: int = Field(0, ge=0, le=256)
+    worker_id: int | None = Field(None, ge=0)  # set by the supervisor for each of its workers (not for users)
+    metrics_dir: Path | None = None  # set by the supervisor: where workers publish metrics (metrics_share.py)
     event_loop: str = Field(
         "asyncio", pattern=hinted(r"^(auto|uvloop|asyncio)$", "use auto, uvloop or asyncio")
     )  # voicex.server.serve.loop_factory
@@ -76,7 +111,7 @@ class Settings(BaseSettings):
     groq_api_key: str | None = Field(None, validation_alias=AliasChoices("GROQ_API_KEY"))
     elevenlabs_api_key: str | None = Field(None, validation_alias=AliasChoices("ELEVENLABS_API_KEY"))
 
-    @field_validator("public_url")
+    @field_validator("public_url", "drain_redirect_url")
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
         if value is None or value == "":
@@ -115,18 +150,30 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("egress_allow")
+    @classmethod
+    def _egress_allow(cls, value: str) -> str:
+        parse_allow(value)  # raises ValueError naming the entry
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_networks(cls, value: Any) -> Any:
+        items = [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
+        if not isinstance(items, list):
+            return items
+        networks = []
+        for item in items:
+            try:
+                networks.append(str(ipaddress.ip_network(str(item).strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR (e.g. 10.0.0.0/8, 192.0.2.7)") from None
+        return networks
+
     @field_validator("encryption_key")
     @classmethod
     def _fernet_key(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            raw = base64.urlsafe_b64decode(value.encode())
-        except (ValueError, TypeError):
-            raw = b""
-        if len(raw) != 32:
-            raise ValueError("must be 32 url-safe base64-encoded bytes (a Fernet key)")
-        return value
+        return None if value is None else ",".join(fernet_keys(value))
 
     @property
     def base_url(self) -> str:
@@ -139,6 +186,11 @@ class Settings(BaseSettings):
     @property
     def secrets_dir(self) -> Path:
         return self.data_dir / "secrets"
+
+    @property
+    def encryption_key_path(self) -> Path:
+        """The key file: VOICEX_ENCRYPTION_KEY_FILE, else the generated one in the data dir."""
+        return self.encryption_key_file or self.secrets_dir / "encryption_key"
 
     @property
     def embedded_db_dir(self) -> Path:
@@ -161,20 +213,43 @@ def load_settings(**overrides: Any) -> Settings:
         raise SettingsError(f"invalid settings: {problems}") from None
 
 
+def _read_secret(path: Path) -> str | None:
+    """The secret stored at ``path`` (None if absent or empty), its group and other bits taken off if we may."""
+    if not path.exists():
+        return None
+    if path.stat().st_mode & 0o077:
+        with contextlib.suppress(OSError):  # e.g. a read-only mount: still usable, just not ours to change
+            os.chmod(path, PRIVATE_FILE)
+    return path.read_text().strip() or None
+
+
 def _read_or_create_secret(path: Path, make: Callable[[], str]) -> str:
-    """Return the secret stored at ``path``, creating it (mode 0600) on first use."""
-    if path.exists():
-        value = path.read_text().strip()
-        if value:
-            return value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
+    """Return the secret stored at ``path``, creating it (mode 0600, missing directories 0700) on first use."""
+    value = _read_secret(path)
+    if value is not None:
+        return value
+    if not path.parent.exists():
+        private_dir(path.parent)
     value = make()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value + "\n")
-    os.chmod(path, 0o600)
+    write_private(path, value + "\n")
     return value
+
+
+def _key_file_keys(settings: Settings, value: str) -> str:
+    """The keys read from the key file, checked like VOICEX_ENCRYPTION_KEY (one a line or comma-separated)."""
+    try:
+        return ",".join(fernet_keys(value))
+    except ValueError as exc:
+        raise SettingsError(f"invalid settings: the key file {settings.encryption_key_path} {exc}") from None
+
+
+def existing_encryption_key(settings: Settings) -> str | None:
+    """VOICEX_ENCRYPTION_KEY, else the key file's keys; None when neither exists (nothing is generated)."""
+    if settings.encryption_key is not None:
+        return settings.encryption_key
+    with _key_file_errors(settings):
+        value = _read_secret(settings.encryption_key_path)
+    return None if value is None else _key_file_keys(settings, value)
 
 
 def ensure_secrets(settings: Settings) -> Settings:
@@ -185,15 +260,35 @@ def ensure_secrets(settings: Settings) -> Settings:
     """
     updates: dict[str, str] = {}
     try:
+        if settings.secrets_dir.is_dir():
+            make_private(settings.secrets_dir)  # generated by an older version, with the umask's bits
         if settings.jwt_secret is None:
             updates["jwt_secret"] = _read_or_create_secret(
                 settings.secrets_dir / "jwt_secret", lambda: secrets.token_urlsafe(48)
             )
-        if settings.encryption_key is None:
-            updates["encryption_key"] = _read_or_create_secret(
-                settings.secrets_dir / "encryption_key",
-                lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
-            )
     except OSError as exc:
         raise unusable_data_dir(settings.data_dir, exc) from exc
+    if settings.encryption_key is None:
+        with _key_file_errors(settings):
+            updates["encryption_key"] = _key_file_keys(
+                settings, _read_or_create_secret(settings.encryption_key_path, _new_fernet_key)
+            )
     return settings.model_copy(update=updates) if updates else settings
+
+
+def _new_fernet_key() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
+@contextlib.contextmanager
+def _key_file_errors(settings: Settings) -> Iterator[None]:
+    """An OSError on the key file, in words: naming VOICEX_ENCRYPTION_KEY_FILE when set, else the data dir."""
+    try:
+        yield
+    except OSError as exc:
+        if settings.encryption_key_file is None:
+            raise unusable_data_dir(settings.data_dir, exc) from exc
+        raise SettingsError(
+            f"invalid settings: VOICEX_ENCRYPTION_KEY_FILE: cannot use {settings.encryption_key_file.absolute()}"
+            f" ({exc.strerror or exc}); give a file path this user can read (and write, to generate the key)"
+        ) from exc

@@ -23,6 +23,7 @@ from voicex.api import (
     usage,
 )
 from voicex.calls.janitor import janitor_ctx
+from voicex.platform.metrics_share import publishing
 from voicex.platform.services import SERVICES, Services
 from voicex.server.looplag import loop_lag_ctx
 from voicex.telephony import stream, webhooks
@@ -63,7 +64,7 @@ def create_app(services: Services) -> web.Application:
 
     Middleware order matters: observe (ids, logs, metrics) wraps CORS, which wraps the error middleware
     so error responses carry CORS headers too; the IP rate limit runs before authentication (failed
-    guesses count), the per-principal limit after it.
+    guesses count), the per-organization limit after it.
     """
     app = web.Application(
         middlewares=[
@@ -75,6 +76,8 @@ def create_app(services: Services) -> web.Application:
             principal_rate_limit_middleware,
         ],
         client_max_size=services.settings.max_body_bytes,
+        # Closes a connection with no whole request this long after connecting: a slow-header client included.
+        handler_args={"keepalive_timeout": services.settings.http_idle_timeout_sec},
     )
     quiet_parser_errors()
     app[SERVICES] = services
@@ -86,4 +89,7 @@ def create_app(services: Services) -> web.Application:
     openapi.install(app)
     app.cleanup_ctx.append(janitor_ctx)
     app.cleanup_ctx.append(loop_lag_ctx)
+    folder, worker = services.settings.metrics_dir, services.settings.worker_id
+    if folder is not None and worker is not None:
+        app.cleanup_ctx.append(lambda _app: publishing(folder, worker, services.metrics.render))
     return app

@@ -1,4 +1,5 @@
-"""The ``voicex`` command: ``serve``, ``demo``, ``admin create|reset-password|prune-providers``, ``--version``."""
+"""The ``voicex`` command: ``serve``, ``demo``, ``admin create|reset-password|prune-providers|rotate-key``,
+``--version``."""
 
 from __future__ import annotations
 
@@ -51,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the server (embedded database unless VOICEX_MONGODB_URI is set)")
     serve.add_argument("--host", help="listen address (VOICEX_HOST, default 0.0.0.0)")
     serve.add_argument("--port", type=int, help="listen port (VOICEX_PORT, default 3001)")
+    serve.add_argument(
+        "--workers", type=int, help="server processes sharing the port (VOICEX_WORKERS; default 0: one per core)"
+    )
 
     demo = commands.add_parser(
         "demo", help="run the server offline and place a simulated phone call to a demo agent (prints the transcript)"
@@ -78,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
         help="deactivate the global providers this catalog no longer has (a server start only adds and updates)",
     )
     prune.add_argument("--dry-run", action="store_true", help="list them, change nothing")
+    admin_commands.add_parser(
+        "rotate-key",
+        help="re-encrypt every stored secret with the newest VOICEX_ENCRYPTION_KEY key (the first of the list)",
+    )
     return parser
 
 
@@ -130,10 +138,30 @@ async def _prune_providers(args: argparse.Namespace, services: Services) -> int:
     return 0
 
 
+async def _rotate_key(args: argparse.Namespace, services: Services) -> int:
+    from voicex.server.admin import rotate_key
+    from voicex.store.rekey import CURRENT, REKEYED, UNREADABLE
+
+    report = await rotate_key(services.db, services.settings)
+    totals = {what: sum(counts[what] for counts in report.values()) for what in (REKEYED, CURRENT, UNREADABLE)}
+    for field, counts in sorted(report.items()):
+        print(f"  {field}: " + ", ".join(f"{counts[what]} {what}" for what in (REKEYED, CURRENT, UNREADABLE)))
+    print(
+        f"Re-encrypted {totals[REKEYED]} stored secrets with the newest key; {totals[CURRENT]} already were;"
+        f" {totals[UNREADABLE]} could not be decrypted by any key."
+    )
+    if totals[UNREADABLE]:
+        print("Keep the old keys until those are re-entered: the key that encrypted them is not in the list.")
+        return 1
+    print("Every stored secret now decrypts with the newest key alone: the older keys may be removed.")
+    return 0
+
+
 ADMIN_ACTIONS: dict[str, Callable[[argparse.Namespace, Services], Awaitable[int]]] = {
     "create": _create,
     "reset-password": _reset_password,
     "prune-providers": _prune_providers,
+    "rotate-key": _rotate_key,
 }
 
 
@@ -156,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     overrides: dict[str, object] = {}
     if args.command == "serve":
-        overrides = {key: value for key in ("host", "port") if (value := getattr(args, key)) is not None}
+        overrides = {key: value for key in ("host", "port", "workers") if (value := getattr(args, key)) is not None}
     try:
         settings = load_settings(**overrides)
         quiet_demo = args.command == "demo" and "VOICEX_LOG_LEVEL" not in os.environ
@@ -167,7 +195,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if args.command == "serve":
             from voicex.server.serve import run
+            from voicex.server.workers import supervise, worker_count
 
+            count = worker_count(settings)
+            if count > 1 and settings.worker_id is None:
+                return asyncio.run(supervise(settings, count))
             run(settings)
             return 0
         if args.command == "demo":

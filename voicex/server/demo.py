@@ -39,6 +39,7 @@ from voicex.web.auth import api_key_prefix, hash_api_key, new_api_key
 
 DEMO_ORG = "Voicex Demo"
 DEMO_EMAIL = "demo@voicex.local"
+DEMO_ACCOUNT_SID = "AC" + "de" * 16  # the demo org's Twilio account: its simulated calls say they come from it
 UTTERANCES = ("Hi! What time do you open tomorrow?", "Great, thank you. Goodbye!")
 PERSONA = {
     "systemPrompt": "You are the friendly receptionist of Sunny Dental Clinic. The clinic opens at 8 am and closes"
@@ -128,7 +129,7 @@ async def ensure_demo_tenant(svc: Services, provider_key: str) -> tuple[str, str
         )
     token = state.get("twilioAuthToken") or secrets.token_hex(16)
     box = svc.box
-    twilio: TwilioCredentials = {"accountSid": "AC" + secrets.token_hex(16), "authToken": box.encrypt(token)}
+    twilio: TwilioCredentials = {"accountSid": DEMO_ACCOUNT_SID, "authToken": box.encrypt(token)}
     await organizations.activate_with_twilio(db, org["_id"], twilio)
     agent = await _ensure_agent(svc, org["_id"], provider_key, now)
     _save_state(svc.settings, {"apiKey": raw_key, "twilioAuthToken": token})
@@ -209,6 +210,7 @@ async def run_demo(settings: Settings, port: int | None, wav_path: Path | None) 
                 base_url=settings.public_url,
                 api_key=api_key,
                 auth_token=token,
+                account_sid=DEMO_ACCOUNT_SID,
                 agent_id=str(agent["_id"]),
                 timeout_s=30,
             )

@@ -5,6 +5,9 @@ own ``VOICEX_ENCRYPTION_KEY`` cannot decrypt stored credentials (500 on every Tw
 to start on a database records a fingerprint of each secret (an HMAC keyed by the secret, over a random salt:
 never the secret, and not comparable between deployments); every later one refuses to start unless its own
 match. The fingerprints are pure functions; the record's reads and writes are in voicex/store/platform.py.
+VOICEX_ENCRYPTION_KEY may list several keys (newest first): its fingerprint is the newest key's, a process whose
+older keys include the recorded one is a key rotation and records its newest, and from then on a process that
+lacks the new key is refused.
 """
 
 from __future__ import annotations
@@ -12,16 +15,22 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import secrets
 import socket
 from collections.abc import Set as AbstractSet
 from typing import Literal
 
+from voicex.platform.crypto import fernet_keys
 from voicex.platform.errors import SetupError
 from voicex.platform.settings import Settings
 from voicex.store import platform
 from voicex.store.db import Database
 from voicex.store.platform import SharedSecretsRecord
+
+log = logging.getLogger(__name__)
+
+_KEY = "VOICEX_ENCRYPTION_KEY"
 
 # record field -> (the settings attribute, the variable that sets it)
 SECRETS: dict[Literal["jwtSecret", "encryptionKey"], tuple[str, str]] = {
@@ -35,6 +44,12 @@ def fingerprint(secret: str, salt: str, field: str) -> str:
     return hmac.new(secret.encode(), f"voicex {field} {salt}".encode(), hashlib.sha256).hexdigest()
 
 
+def _keys(settings: Settings, attribute: str) -> list[str]:
+    """The secret's values, newest first: several only for the encryption key (rotation), else one."""
+    value = getattr(settings, attribute) or ""
+    return fernet_keys(value) if attribute == "encryption_key" and value else [value]
+
+
 def new_record(settings: Settings, salt: str, now: dt.datetime) -> SharedSecretsRecord:
     """The record the first process writes: the salt and its secrets' fingerprints, and who recorded them when."""
     record: SharedSecretsRecord = {
@@ -44,7 +59,7 @@ def new_record(settings: Settings, salt: str, now: dt.datetime) -> SharedSecrets
         "recordedBy": socket.gethostname(),
     }
     for field, (attribute, _) in SECRETS.items():
-        record[field] = fingerprint(getattr(settings, attribute) or "", salt, field)
+        record[field] = fingerprint(_keys(settings, attribute)[0], salt, field)
     return record
 
 
@@ -54,10 +69,20 @@ def differing(record: SharedSecretsRecord, settings: Settings) -> list[str]:
         variable
         for field, (attribute, variable) in SECRETS.items()
         if record.get(field) is not None
-        and not hmac.compare_digest(
-            record[field], fingerprint(getattr(settings, attribute) or "", record["salt"], field)
+        and not any(
+            hmac.compare_digest(record[field], fingerprint(key, record["salt"], field))
+            for key in _keys(settings, attribute)
         )
     ]
+
+
+def rotated_encryption_key(record: SharedSecretsRecord, settings: Settings) -> str | None:
+    """The newest key's fingerprint when the record holds an older key of this process's (a rotation), else None."""
+    recorded, keys = record.get("encryptionKey"), _keys(settings, "encryption_key")
+    newest = fingerprint(keys[0], record["salt"], "encryptionKey")
+    if recorded is None or hmac.compare_digest(recorded, newest) or _KEY in differing(record, settings):
+        return None
+    return newest
 
 
 _CONSEQUENCE = {
@@ -99,6 +124,30 @@ async def check_shared_secrets(db: Database, settings: Settings, generated: Abst
     names = differing(stored, settings)
     if names:
         raise SetupError(mismatch_message(names, stored, settings, generated))
+    await _record_rotation(db, stored, settings)
+
+
+async def check_encryption_key(db: Database, settings: Settings) -> None:
+    """For ``voicex admin rotate-key``, which holds the encryption keys only: SetupError unless they include the
+    recorded one, and a newer first key is recorded (from then on a process without it is refused at start)."""
+    stored = await platform.shared_secrets(db)
+    if stored is None:
+        return  # no server has recorded one: nothing to compare with
+    if _KEY in differing(stored, settings):
+        raise SetupError(
+            f"none of the {_KEY} keys given is the one the servers on database {settings.db_name!r} use: give the"
+            " new key first and the current one after it (comma-separated), as the servers have them"
+        )
+    await _record_rotation(db, stored, settings)
+
+
+async def _record_rotation(db: Database, stored: SharedSecretsRecord, settings: Settings) -> None:
+    newest = rotated_encryption_key(stored, settings)
+    if newest is not None and await platform.replace_fingerprint(db, "encryptionKey", stored["encryptionKey"], newest):
+        log.warning(
+            "VOICEX_ENCRYPTION_KEY has a new newest key: it encrypts from now on, and processes without it are"
+            " refused at start. Run `voicex admin rotate-key` to re-encrypt what the older keys encrypted."
+        )
 
 
 def generated_secrets(settings: Settings) -> set[str]:

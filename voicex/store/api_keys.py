@@ -1,18 +1,25 @@
 """The ``api_keys`` collection: an organization's keys, stored as a sha256 hash and a display prefix only.
 
 A leaked database then leaks no key. Keys are found by hash (unique index) on every request that sends one.
+A key's ``scopes`` say what it may do: ``full`` (the dashboard API and Twilio's webhooks; the default, and what a
+key without the field means) or ``twilio`` (only Twilio's webhooks: a URL in Twilio's console and in proxy logs
+that can admit calls and nothing else).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Required, TypedDict, cast
+from typing import Literal, Required, TypedDict, cast
 
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
 from voicex.store.db import Database, IndexSpec
+
+Scope = Literal["full", "twilio"]
+FULL: Scope = "full"
+TWILIO: Scope = "twilio"
 
 
 class ApiKey(TypedDict, total=False):
@@ -24,6 +31,7 @@ class ApiKey(TypedDict, total=False):
     createdAt: dt.datetime
     lastUsedAt: dt.datetime | None  # touched at most once a minute
     createdBy: ObjectId | None  # the user; None when made with an API key or by the demo
+    scopes: list[Scope]  # absent: ["full"] (keys made before scopes existed)
 
 
 INDEXES: tuple[IndexSpec, ...] = (
@@ -35,6 +43,15 @@ INDEXES: tuple[IndexSpec, ...] = (
 def _api_keys(db: Database) -> AsyncCollection[ApiKey]:
     """The collection, typed with its documents (Database holds every collection as plain dicts)."""
     return cast("AsyncCollection[ApiKey]", db.api_keys)
+
+
+def scopes_of(key: ApiKey) -> list[Scope]:
+    return list(key.get("scopes") or [FULL])
+
+
+def allows_dashboard(key: ApiKey) -> bool:
+    """Only full keys reach the dashboard API; a ``twilio`` key is good for Twilio's webhooks alone."""
+    return FULL in scopes_of(key)
 
 
 async def insert(db: Database, key: ApiKey) -> ApiKey:
@@ -61,6 +78,10 @@ async def find_org_id(db: Database, key_hash: str) -> ObjectId | None:
     """The organization of the key with that hash (only its id is read: Twilio webhooks need no more)."""
     key = await _api_keys(db).find_one({"keyHash": key_hash}, projection={"orgId": 1})
     return key["orgId"] if key else None
+
+
+async def get(db: Database, org_id: ObjectId, key_id: ObjectId) -> ApiKey | None:
+    return await _api_keys(db).find_one({"_id": key_id, "orgId": org_id})
 
 
 async def touch_last_used(db: Database, key_id: ObjectId, now: dt.datetime) -> None:

@@ -12,10 +12,10 @@ import logging
 from typing import Any, TypedDict
 
 from bson import ObjectId
-from pymongo import ReturnDocument
+from pymongo import ASCENDING, ReturnDocument
 
 from pipelines.call_config import CallResult
-from voicex.store.db import Database, Document
+from voicex.store.db import Database, Document, IndexSpec
 from voicex.store.instances import INSTANCE_ID, dead_instances, forget
 from voicex.store.retry import FINALIZE, ONCE, retry
 from voicex.store.slots import LEASE, release_slot
@@ -34,6 +34,18 @@ NEVER_CONNECTED = (
 )
 # Ends of calls that never carried a conversation: recorded, but not counted in the org's usage (not billed).
 UNBILLED_REASONS = frozenset({"stream_never_connected"})
+
+
+# One call per Twilio CallSid in an org: a replayed or retried voice webhook finds the call it admitted.
+SID_INDEX = "org_call_sid_unique"
+INDEXES: tuple[IndexSpec, ...] = (
+    IndexSpec(
+        "calls",
+        (("orgId", ASCENDING), ("callSid", ASCENDING)),
+        SID_INDEX,
+        {"unique": True, "partialFilterExpression": {"callSid": {"$gt": ""}}},
+    ),
+)
 
 
 class CallDoc(TypedDict, total=False):
@@ -62,6 +74,7 @@ class CallDoc(TypedDict, total=False):
     usagePending: bool
     errors: list[str]
     twilio: dict[str, Any]  # the latest status callback: status, sequence, duration
+    refusal: str  # a call refused at admission and recorded (e.g. its plan lost a feature): why
 
 
 async def create_call(db: Database, call: Document, now: dt.datetime) -> None:
@@ -255,12 +268,61 @@ async def record_twilio_status(db: Database, call_id: ObjectId, event: dict[str,
     await db.calls.update_one({"_id": call_id, **newer}, {"$set": {"twilio": event}})
 
 
-async def claim_for_stream(db: Database, call_id: ObjectId, stream_sid: str) -> CallDoc | None:
-    """Bind an admitted call to the stream that carries it, once: a second stream (a replayed token) gets None."""
+async def claim_for_upgrade(db: Database, call_id: ObjectId) -> CallDoc | None:
+    """Bind an admitted call to the WebSocket upgrading for it, once: a second upgrade (a replayed token) gets
+    None before its 101."""
     return await db.calls.find_one_and_update(  # type: ignore[return-value]
         {"_id": call_id, "status": "active", "streamTokenUsed": False},
-        {"$set": {"streamTokenUsed": True, "streamSid": stream_sid, "serverId": INSTANCE_ID}},
+        {"$set": {"streamTokenUsed": True, "serverId": INSTANCE_ID}},
+        return_document=ReturnDocument.AFTER,
     )
+
+
+async def attach_stream(db: Database, call_id: ObjectId, stream_sid: str) -> bool:
+    """Record the ``streamSid`` of the claimed call's ``start``; False when the call ended meanwhile."""
+    result = await db.calls.update_one({"_id": call_id, "status": "active"}, {"$set": {"streamSid": stream_sid}})
+    return result.matched_count > 0
+
+
+async def record_refused(db: Database, call: Document, reason: str, now: dt.datetime) -> None:
+    """Keep a call refused at admission (failed, nothing used, no slot) so the org sees it was not taken."""
+    call.update(
+        {
+            "status": "failed",
+            "startedAt": now,
+            "endedAt": now,
+            "durationSec": 0.0,
+            "endReason": "refused",
+            "refusal": reason,
+            "streamTokenUsed": True,  # no stream may ever carry it
+            "streamSid": None,
+            "transcript": [],
+            "leaseExpiresAt": None,
+        }
+    )
+    await db.calls.insert_one(call)
+
+
+async def rename_duplicate_sids(db: Database) -> int:
+    """Before the unique (orgId, callSid) index first exists: suffix the repeats (a webhook replayed before this
+    index) so it can be built; the earliest call keeps its CallSid. How many were renamed."""
+    if SID_INDEX in await db.calls.index_information():
+        return 0
+    cursor = await db.calls.aggregate(
+        [
+            {"$match": {"callSid": {"$gt": ""}}},
+            {"$group": {"_id": {"org": "$orgId", "sid": "$callSid"}, "ids": {"$push": "$_id"}, "n": {"$sum": 1}}},
+            {"$match": {"n": {"$gt": 1}}},
+        ]
+    )
+    renamed = 0
+    async for group in cursor:
+        for index, call_id in enumerate(sorted(group["ids"])[1:], start=1):
+            await db.calls.update_one({"_id": call_id}, {"$set": {"callSid": f"{group['_id']['sid']}#repeat{index}"}})
+            renamed += 1
+    if renamed:
+        log.warning("calls with a repeated CallSid renamed before the unique index", extra={"renamed": renamed})
+    return renamed
 
 
 async def totals(db: Database, org_id: ObjectId, finished: tuple[str, ...]) -> tuple[int, float, float]:

@@ -42,6 +42,14 @@ class Database:
             # A burst (many calls ending at once, or a starved loop catching up) grows the pool; without an idle
             # limit it never shrinks again (the soak saw 18 → 40 connections for good). A minute idle closes one.
             maxIdleTimeMS=60_000,
+            # On a replica set (several servers, docs/deployment.md): a write is acknowledged once a majority
+            # holds it, so a failover never rolls back an admitted call's slot, a finalized call or its usage;
+            # reads see only such writes; a write or read cut by a failover is retried once on the new primary.
+            # A standalone server (the embedded one) treats both concerns as its own acknowledgement.
+            w="majority",
+            readConcernLevel="majority",
+            retryWrites=True,
+            retryReads=True,
             event_listeners=[self.pool],
         )
         self.db: AsyncDatabase[Document] = self.client[name]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
-from voicex.store import agents, api_keys, organizations, platform, providers, rate_limits, users
+from voicex.store import agents, api_keys, calls, organizations, platform, providers, rate_limits, users
 from voicex.store.db import Database, IndexSpec
 
 INDEXES: tuple[IndexSpec, ...] = (
@@ -19,6 +19,7 @@ INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec("calls", (("orgId", ASCENDING), ("startedAt", DESCENDING)), "org_started"),
     IndexSpec("calls", (("callSid", ASCENDING),), "call_sid"),
     IndexSpec("calls", (("status", ASCENDING), ("leaseExpiresAt", ASCENDING)), "status_lease"),
+    *calls.INDEXES,
     # The janitor's look for usage a crash left uncounted, every 15 s: without it, a scan of every call ever made.
     IndexSpec(
         "calls",
@@ -50,6 +51,7 @@ async def ensure_indexes(db: Database) -> None:
     for collection, name in OBSOLETE_INDEXES:
         if name in await db.db[collection].index_information():
             await db.db[collection].drop_index(name)
+    await calls.rename_duplicate_sids(db)  # once, before its unique index is first built
     by_collection: dict[str, list[IndexModel]] = {}
     for spec in INDEXES:
         by_collection.setdefault(spec.collection, []).append(

@@ -47,3 +47,14 @@ async def record_shared_secrets(db: Database, record: SharedSecretsRecord) -> Sh
         if stored is not None:
             return stored
         # deleted in between (a rotation): try again, ours is as good as any
+
+
+async def replace_fingerprint(db: Database, field: str, recorded: str, newest: str) -> bool:
+    """Record ``newest`` for ``field`` if ``recorded`` is still there (a key rotation); whether this call did."""
+    result = await _records(db).update_one({"_id": SHARED_SECRETS_ID, field: recorded}, {"$set": {field: newest}})
+    return result.modified_count == 1
+
+
+async def shared_secrets(db: Database) -> SharedSecretsRecord | None:
+    """The shared-secrets record, if a server has written it."""
+    return await _records(db).find_one({"_id": SHARED_SECRETS_ID})

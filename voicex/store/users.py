@@ -9,7 +9,7 @@ import datetime as dt
 from typing import Literal, Required, TypedDict, cast
 
 from bson import ObjectId
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
 from voicex.store.db import Database, IndexSpec
@@ -25,6 +25,7 @@ class User(TypedDict, total=False):
     role: Role
     platformAdmin: bool
     passwordHash: str  # never leaves the server (voicex/web/presenters.py)
+    tokenVersion: int  # in every session token; bumped to revoke them all (absent: 0)
     createdAt: dt.datetime
     updatedAt: dt.datetime
     lastLoginAt: dt.datetime
@@ -68,9 +69,26 @@ async def touch_last_login(db: Database, user_id: ObjectId, now: dt.datetime) ->
 
 
 async def set_password_hash(db: Database, email: str, password_hash: str, now: dt.datetime) -> User | None:
-    """Replace the user's password hash; the user (without the hash), or None when no user has the email."""
+    """Replace the user's password hash and end their sessions; the user (without the hash), or None when no user
+    has the email."""
     return await _users(db).find_one_and_update(
         {"email": email},
-        {"$set": {"passwordHash": password_hash, "updatedAt": now}},
+        {"$set": {"passwordHash": password_hash, "updatedAt": now}, "$inc": {"tokenVersion": 1}},
         projection={"passwordHash": 0},
+        return_document=ReturnDocument.AFTER,
     )
+
+
+async def change_password(db: Database, user_id: ObjectId, password_hash: str, now: dt.datetime) -> User | None:
+    """Replace the user's password hash and end all their sessions; the user after, or None when gone."""
+    return await _users(db).find_one_and_update(
+        {"_id": user_id},
+        {"$set": {"passwordHash": password_hash, "updatedAt": now}, "$inc": {"tokenVersion": 1}},
+        return_document=ReturnDocument.AFTER,
+    )
+
+
+async def revoke_sessions(db: Database, user_id: ObjectId) -> bool:
+    """End every session of the user (their tokens carry the old version); False when the user is gone."""
+    result = await _users(db).update_one({"_id": user_id}, {"$inc": {"tokenVersion": 1}})
+    return result.matched_count == 1

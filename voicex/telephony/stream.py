@@ -1,33 +1,26 @@
-"""``GET /api/twilio/stream``: one Twilio Media Stream (WebSocket) carrying one call.
+"""``GET /api/twilio/stream/{callId}/{token}``: one Twilio Media Stream (WebSocket) carrying one call.
 
-Reads ``connected``/``start``, checks the stream token, the upgrade's signature and the media format before any
-audio is processed, claims the admitted call for this stream, and hands it to the transport-neutral
-:class:`~voicex.calls.runner.CallRunner` over a :class:`~voicex.telephony.transport.TwilioTransport`.
+The upgrade is checked before the 101 (voicex/telephony/handshake.py: path token, call, signature, pending cap).
+Then ``start`` must come within VOICEX_STREAM_START_TIMEOUT_SEC with the documented media format, and the
+call goes to the transport-neutral :class:`~voicex.calls.runner.CallRunner` over a
+:class:`~voicex.telephony.transport.TwilioTransport`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 
 from aiohttp import web
-from bson import ObjectId
-from bson.errors import InvalidId
 
 from voicex.calls.runner import CallRunner
-from voicex.platform.logs import bind_call
 from voicex.platform.services import Services, services
-from voicex.store import organizations
-from voicex.store.agents import AgentDoc, get_agent
-from voicex.store.calls import CallDoc, claim_for_stream, get_call
-from voicex.store.organizations import Organization
-from voicex.telephony import protocol, tokens
-from voicex.telephony.account import twilio_token
+from voicex.store.calls import attach_stream
+from voicex.telephony import protocol
+from voicex.telephony.handshake import PENDING, Admitted, check_upgrade
 from voicex.telephony.liveness import SEND_BUFFER_BYTES, bound_send_buffers, close_socket
-from voicex.telephony.signature import public_url_hints, valid_upgrade
 from voicex.telephony.transport import MessageReader, TwilioTransport
-from voicex.telephony.twiml import stream_url
+from voicex.telephony.twiml import STREAM_PREFIX
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -37,17 +30,21 @@ _RUNNING: set[asyncio.Task[None]] = set()
 
 
 class StreamRefused(Exception):
-    """The stream may not carry this call (bad token, signature, format); it is closed before any audio."""
+    """The stream may not carry this call (no start, bad format); it is closed before any audio."""
 
 
-@routes.get("/api/twilio/stream", allow_head=False)
+@routes.get(STREAM_PREFIX + "/{call_id}/{token}", allow_head=False)
 async def media_stream(request: web.Request) -> web.WebSocketResponse:
+    svc = services(request)
+    admitted = await check_upgrade(svc, request)  # 403/503 before upgrading; holds a pending place
     ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=None, writer_limit=SEND_BUFFER_BYTES)
-    await ws.prepare(request)
+    try:
+        await ws.prepare(request)
+    except BaseException:
+        PENDING.release()
+        raise
     bound_send_buffers(request.transport)
-    handler = StreamHandler(
-        services(request), ws, request.headers.get("X-Twilio-Signature"), request.transport, headers=request.headers
-    )
+    handler = StreamHandler(svc, ws, admitted, request.transport)
     # aiohttp cancels a handler whose client vanished; the call must still be finalized, so the stream's
     # life runs in its own task that the handler only waits for.
     task = asyncio.create_task(handler.run())
@@ -59,25 +56,21 @@ async def media_stream(request: web.Request) -> web.WebSocketResponse:
 
 class StreamHandler:
     def __init__(
-        self,
-        svc: Services,
-        ws: web.WebSocketResponse,
-        signature: str | None,
-        transport: asyncio.BaseTransport | None = None,
-        *,
-        headers: Mapping[str, str] | None = None,
+        self, svc: Services, ws: web.WebSocketResponse, admitted: Admitted, transport: asyncio.BaseTransport | None
     ) -> None:
         self.svc = svc
         self.ws = ws
+        self.admitted = admitted
         self.transport = transport
-        self.signature = signature
-        self.headers = headers or {}  # the upgrade's: where the proxy says Twilio sent it
         self.reader = MessageReader()
 
     async def run(self) -> None:
         try:
-            start = await asyncio.wait_for(self._await_start(), self.svc.settings.stream_start_timeout_sec)
-            call, org, agent = await self._accept(start)
+            try:
+                start = await asyncio.wait_for(self._await_start(), self.svc.settings.stream_start_timeout_sec)
+            finally:
+                PENDING.release()
+            await self._accept(start)
         except (TimeoutError, StreamRefused) as exc:
             log.warning("media stream refused", extra={"reason": str(exc) or "no start message"})
             await close_socket(self.ws, self.transport)
@@ -89,6 +82,7 @@ class StreamHandler:
         wire = TwilioTransport(
             self.ws, start.stream_sid, self.reader, self.svc.settings.stream_idle_timeout_sec, self.transport
         )
+        call, org, agent = self.admitted.call, self.admitted.org, self.admitted.agent
         try:
             await CallRunner(self.svc, call, org, agent, wire).run()
         finally:
@@ -103,39 +97,10 @@ class StreamHandler:
                 raise StreamRefused("stopped before start")
         raise StreamRefused("closed before start")
 
-    async def _accept(self, start: protocol.Start) -> tuple[CallDoc, Organization, AgentDoc]:
-        """The call this stream may carry, claimed for it, with its org and agent; StreamRefused otherwise."""
+    async def _accept(self, start: protocol.Start) -> None:
+        """The ``start`` of the claimed call: the documented media format, recorded with its streamSid."""
         if (start.encoding, start.sample_rate, start.channels) != ("audio/x-mulaw", 8000, 1):
             raise StreamRefused(f"unsupported media format {start.encoding}/{start.sample_rate}/{start.channels}")
-        call_id_text = start.custom_parameters.get("callId", "")
-        try:
-            call_id = ObjectId(call_id_text)
-        except (InvalidId, TypeError):
-            raise StreamRefused("no call id") from None
-        problem = tokens.verify(self.svc.jwt_secret, start.custom_parameters.get("token", ""), call_id_text)
-        if problem:
-            raise StreamRefused(problem)
-        org, agent = await self._load(call_id)
-        if self.svc.settings.twilio_validate_signature:
-            token = twilio_token(self.svc, org)
-            checked = stream_url(self.svc.settings.base_url)
-            if not token or not valid_upgrade(token, checked, self.signature):
-                hints = "; ".join(public_url_hints(self.svc.settings.public_url, checked, self.headers))
-                raise StreamRefused(
-                    f"invalid Twilio signature on the stream upgrade, checked against {checked}; {hints}"
-                )
-        claimed = await claim_for_stream(self.svc.db, call_id, start.stream_sid)
-        if claimed is None:
-            raise StreamRefused("stream token already used or call ended")
-        return claimed, org, agent
-
-    async def _load(self, call_id: ObjectId) -> tuple[Organization, AgentDoc]:
-        call = await get_call(self.svc.db, call_id)
-        if call is None or call.get("status") != "active":
-            raise StreamRefused("unknown or finished call")
-        bind_call(call_id, call.get("callSid"))  # every later log line of this stream, the engine's too
-        org = await organizations.find_by_id(self.svc.db, call["orgId"])
-        agent = await get_agent(self.svc.db, call["orgId"], call["agentId"])
-        if org is None or agent is None:
-            raise StreamRefused("the call's organization or agent is gone")
-        return org, agent
+        if not await attach_stream(self.svc.db, self.admitted.call["_id"], start.stream_sid):
+            raise StreamRefused("the call ended before its stream started")
+        self.admitted.call["streamSid"] = start.stream_sid

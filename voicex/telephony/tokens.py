@@ -1,7 +1,9 @@
-"""Short-lived stream tokens: the webhook hands one to Twilio in a <Parameter>, the stream must return it.
+"""Short-lived stream tokens: the webhook puts one in the stream URL's path, checked before the upgrade.
 
 ``<callId>.<expiry>.<hmac>`` signed with a key derived from the JWT secret. Single use is enforced in the
-database (the call record's ``streamTokenUsed`` flips once), so a token cannot open a second stream.
+database (the call record's ``streamTokenUsed`` flips once, at the upgrade), so a token cannot open a second
+stream. A call's token is a function of the call (its expiry counts from the call id's creation second), so a
+retried voice webhook is answered with the same TwiML, byte for byte.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+
+from bson import ObjectId
 
 TOKEN_LIFETIME_SEC = 60
 
@@ -24,6 +28,11 @@ def _mac(secret: str, call_id: str, expiry: int) -> str:
 def issue(secret: str, call_id: str, now: float | None = None) -> str:
     expiry = int((now if now is not None else time.time()) + TOKEN_LIFETIME_SEC)
     return f"{call_id}.{expiry}.{_mac(secret, call_id, expiry)}"
+
+
+def for_call(secret: str, call_id: ObjectId) -> str:
+    """The call's one token: the same every time it is asked for (valid TOKEN_LIFETIME_SEC after admission)."""
+    return issue(secret, str(call_id), now=call_id.generation_time.timestamp())
 
 
 def verify(secret: str, token: str, call_id: str, now: float | None = None) -> str | None:

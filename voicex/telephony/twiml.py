@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from twilio.twiml.voice_response import Connect, Stream, VoiceResponse
 
+STREAM_PREFIX = "/api/twilio/stream"  # + /{callId}/{token}: Twilio allows no query string in a <Stream> url
+
 
 def connect_stream(stream_url: str, parameters: dict[str, str]) -> str:
     """Open a bidirectional Media Stream; when the server closes it, the call hangs up."""
@@ -26,7 +28,19 @@ def refuse(message: str) -> str:
     return str(response.to_xml())
 
 
-def stream_url(public_url: str, path: str = "/api/twilio/stream") -> str:
+def redirect(url: str) -> str:
+    """Hand the call to another URL: Twilio posts the same webhook there (signed for that URL) and follows it."""
+    response = VoiceResponse()
+    response.redirect(url, method="POST")
+    return str(response.to_xml())
+
+
+def call_stream_path(call_id: str, token: str) -> str:
+    """The stream's path for one call: the upgrade's token is checked (and signed by Twilio) before the 101."""
+    return f"{STREAM_PREFIX}/{call_id}/{token}"
+
+
+def stream_url(public_url: str, path: str = STREAM_PREFIX) -> str:
     """``wss://`` for an ``https://`` public URL (what Twilio requires); ``ws://`` for local http."""
     if public_url.startswith("https://"):
         return "wss://" + public_url.removeprefix("https://") + path

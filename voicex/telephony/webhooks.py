@@ -1,4 +1,10 @@
-"""Twilio's webhooks: the voice URL (answer with TwiML) and call status callbacks. Both are signed."""
+"""Twilio's webhooks: the voice URL (answer with TwiML) and call status callbacks. Both are signed.
+
+The URL's ``api_key`` names the org (a ``twilio``-scoped key is enough and is what the docs recommend); the
+signature proves Twilio sent it; ``AccountSid`` must be the org's stored account when one is stored. A voice
+webhook for a CallSid already seen (Twilio's retry, or a replay) is answered with the TwiML of the call it
+admitted, and admits nothing (a unique index on the org and CallSid settles concurrent repeats).
+"""
 
 from __future__ import annotations
 
@@ -10,15 +16,16 @@ from aiohttp import web
 from bson import ObjectId
 from bson.errors import InvalidId
 from multidict import MultiDictProxy
+from pymongo.errors import DuplicateKeyError
 
 from pipelines.call_config import CallResult
-from voicex.calls.admission import admit
+from voicex.calls.admission import Refusal, admit
 from voicex.platform.errors import ApiError
 from voicex.platform.logs import bind_call
 from voicex.platform.services import Services, services
 from voicex.store import calls, organizations
 from voicex.store.agents import AgentDoc, agent_for_number, get_agent
-from voicex.store.calls import NEVER_CONNECTED, create_call, finalize_call
+from voicex.store.calls import NEVER_CONNECTED, CallDoc, create_call, finalize_call, record_refused
 from voicex.store.organizations import Organization
 from voicex.store.slots import release_slot
 from voicex.telephony import tokens, twiml
@@ -29,6 +36,7 @@ from voicex.web.auth import API_KEY_PATTERN, hash_api_key
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
+DRAINING = "Sorry, this line is busy right now. Please call again in a moment. Goodbye."
 _TERMINAL = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 
 
@@ -75,7 +83,17 @@ async def signed_request(request: web.Request) -> tuple[Services, Organization, 
     form = await request.post()
     bind_call(call_sid=form.get("CallSid"))
     await _check_signature(request, svc, org, form)
+    _check_account(org, form)
     return svc, org, form
+
+
+def _check_account(org: Organization, form: MultiDictProxy[Any]) -> None:
+    """A request for another Twilio account than the org's (an Auth Token shared across accounts) is refused."""
+    twilio = org.get("twilio")
+    stored = twilio.get("accountSid") if twilio else None
+    if stored and form.get("AccountSid") != stored:
+        log.warning("Twilio request refused: AccountSid is not the organization's", extra={"orgId": str(org["_id"])})
+        raise ApiError(403, "AccountSid does not match the organization's Twilio account")
 
 
 async def _find_agent(svc: Services, org: Organization, agent_id: str | None, to: str) -> AgentDoc | None:
@@ -93,6 +111,11 @@ async def _find_agent(svc: Services, org: Organization, agent_id: str | None, to
 async def voice(request: web.Request) -> web.Response:
     """Answer an incoming call: admit it and open a Media Stream, or say why not and hang up."""
     svc, org, form = await signed_request(request)
+    call_sid = str(form.get("CallSid", ""))
+    if call_sid and (seen := await calls.find_by_sid(svc.db, org["_id"], call_sid)) is not None:
+        return _repeat(svc, seen)
+    if svc.live.draining:
+        return _elsewhere(svc, request)
     agent = await _find_agent(svc, org, request.query.get("agentId"), str(form.get("To", "")))
     if agent is None:
         to, agent_id = str(form.get("To", "")), request.query.get("agentId")
@@ -101,29 +124,69 @@ async def voice(request: web.Request) -> web.Response:
         return _xml(twiml.refuse("Sorry, this number is not connected to an agent. Goodbye."))
     call_id = ObjectId()
     bind_call(call_id)
-    refusal = await admit(svc, org, agent, call_id)
-    if refusal is not None:
-        level = logging.INFO if refusal.reason == "busy" else logging.WARNING  # busy is the plan working
-        context = {"orgId": str(org["_id"]), "agentId": str(agent["_id"]), "reason": refusal.reason}
-        log.log(level, "call refused: %s", refusal.reason, extra=context)
-        return _xml(twiml.refuse(refusal.spoken))
     call = {
         "_id": call_id,
         "orgId": org["_id"],
         "agentId": agent["_id"],
-        "callSid": str(form.get("CallSid", "")),
+        "callSid": call_sid,
         "from": str(form.get("From", "")),
         "to": str(form.get("To", "")),
         "direction": str(form.get("Direction", "inbound")),
     }
+    refusal = await admit(svc, org, agent, call_id)
+    if refusal is not None:
+        return await _refuse(svc, org, agent, call, refusal)
     try:
         await create_call(svc.db, call, dt.datetime.now(dt.UTC))
+    except DuplicateKeyError:  # the same CallSid admitted by a concurrent request: answer as it did
+        await release_slot(svc.db, call_id)
+        seen = await calls.find_by_sid(svc.db, org["_id"], call_sid)
+        if seen is None:
+            raise
+        return _repeat(svc, seen)
     except Exception:
         await release_slot(svc.db, call_id)
         raise
-    token = tokens.issue(svc.jwt_secret, str(call_id))
-    url = twiml.stream_url(svc.settings.base_url)
-    return _xml(twiml.connect_stream(url, {"callId": str(call_id), "token": token}))
+    return _xml(_stream_twiml(svc, call_id))
+
+
+def _elsewhere(svc: Services, request: web.Request) -> web.Response:
+    """This server is draining (voicex/server/drain.py): hand a new call to another instance, or say to call back."""
+    target = svc.settings.drain_redirect_url
+    log.info("new call while draining: %s", "redirected" if target else "refused (no VOICEX_DRAIN_REDIRECT_URL)")
+    if target:
+        return _xml(twiml.redirect(target + request.rel_url.path_qs))
+    return _xml(twiml.refuse(DRAINING))
+
+
+def _stream_twiml(svc: Services, call_id: ObjectId) -> str:
+    token = tokens.for_call(svc.jwt_secret, call_id)
+    url = twiml.stream_url(svc.settings.base_url, twiml.call_stream_path(str(call_id), token))
+    return twiml.connect_stream(url, {"callId": str(call_id)})
+
+
+def _repeat(svc: Services, call: CallDoc) -> web.Response:
+    """The answer already given for this CallSid: the same call's TwiML (its token is single use), or its refusal."""
+    bind_call(call["_id"], call.get("callSid"))
+    log.info("voice webhook repeated for a known CallSid: answered as before, nothing admitted")
+    refusal = call.get("refusal")
+    if refusal is not None:
+        return _xml(twiml.refuse(Refusal(refusal).spoken))
+    return _xml(_stream_twiml(svc, call["_id"]))
+
+
+async def _refuse(
+    svc: Services, org: Organization, agent: AgentDoc, call: dict[str, Any], refusal: Refusal
+) -> web.Response:
+    level = logging.INFO if refusal.reason == "busy" else logging.WARNING  # busy is the plan working
+    context = {"orgId": str(org["_id"]), "agentId": str(agent["_id"]), "reason": refusal.reason}
+    log.log(level, "call refused: %s", refusal.reason, extra=context)
+    if refusal.recorded:
+        try:
+            await record_refused(svc.db, call, refusal.reason, dt.datetime.now(dt.UTC))
+        except DuplicateKeyError:
+            pass  # a concurrent repeat recorded it
+    return _xml(twiml.refuse(refusal.spoken))
 
 
 @routes.post("/api/twilio/status")

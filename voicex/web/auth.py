@@ -2,6 +2,9 @@
 
 Dashboard endpoints accept ``Authorization: Bearer <jwt>`` or ``x-api-key: vx_<48 hex>``. The middleware
 puts an :class:`AuthContext` (org, plan, user) on the request; handlers never parse credentials.
+
+A session token carries its user's ``tokenVersion``; every request compares it with the stored one (the user is
+read anyway), so bumping the version (sign-out, password change or reset) ends every session at once.
 """
 
 from __future__ import annotations
@@ -30,14 +33,13 @@ from voicex.web.middleware import Handler
 log = logging.getLogger(__name__)
 
 JWT_ALGORITHM = "HS256"
-JWT_LIFETIME = dt.timedelta(days=7)
 API_KEY_PREFIX = "vx_"
 API_KEY_PATTERN = re.compile(r"^vx_[0-9a-f]{48}$")
 API_KEY_TOUCH_INTERVAL = dt.timedelta(minutes=1)
 
 # Paths that need a signed-in principal, and which of them also need an active organization.
 _AUTHENTICATED_PREFIXES = ("/api/dashboard/", "/api/admin/")
-_AUTHENTICATED_PATHS = frozenset({"/api/auth/me", "/api/dashboard"})
+_AUTHENTICATED_PATHS = frozenset({"/api/auth/me", "/api/auth/logout", "/api/auth/password", "/api/dashboard"})
 
 
 @dataclass
@@ -65,9 +67,15 @@ class AuthContext:
         return bool(self.user and self.user.get("platformAdmin"))
 
     @property
-    def principal(self) -> str:
-        """A stable, non-secret key for per-principal rate limits."""
-        return f"key:{self.api_key_id}" if self.api_key_id else f"user:{self.user_id}"
+    def limit_key(self) -> str:
+        """What per-caller rate limits count on: the organization (all its keys and users), else the user."""
+        return f"org:{self.org['_id']}" if self.org is not None else f"user:{self.user_id}"
+
+    def signed_in_user(self) -> User:
+        """The user of a session token; 403 for an API key, which belongs to no user."""
+        if self.user is None:
+            raise forbidden("this endpoint needs a signed-in user, not an API key")
+        return self.user
 
 
 AUTH_KEY = web.RequestKey("auth", AuthContext)
@@ -84,17 +92,40 @@ def auth(request: web.Request) -> AuthContext:
 # --- tokens -----------------------------------------------------------------------------------------
 
 
-def issue_jwt(secret: str, user: User, now: dt.datetime | None = None) -> str:
+def issue_jwt(secret: str, user: User, lifetime: dt.timedelta, now: dt.datetime | None = None) -> str:
     now = now or dt.datetime.now(dt.UTC)
-    claims = {"sub": str(user["_id"]), "iat": int(now.timestamp()), "exp": int((now + JWT_LIFETIME).timestamp())}
+    claims = {
+        "sub": str(user["_id"]),
+        "ver": user.get("tokenVersion", 0),
+        "iat": int(now.timestamp()),
+        "exp": int((now + lifetime).timestamp()),
+    }
     return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
 
 
-def decode_jwt(secret: str, token: str) -> ObjectId:
-    """The user id in a valid token; 401 for anything else (bad signature, alg, expiry, shape)."""
+def session_lifetime(request: web.Request) -> dt.timedelta:
+    return dt.timedelta(hours=services(request).settings.session_lifetime_hours)
+
+
+def session_token(request: web.Request, user: User) -> str:
+    """A new session token for ``user``, valid ``VOICEX_SESSION_LIFETIME_HOURS``."""
+    return issue_jwt(services(request).jwt_secret, user, session_lifetime(request))
+
+
+def decode_jwt(secret: str, token: str, max_age: dt.timedelta) -> tuple[ObjectId, int]:
+    """The user id and token version in a valid token; 401 for anything else (bad signature, alg, expiry, shape).
+
+    A token older than ``max_age`` is expired whatever its ``exp`` says, so a shorter session lifetime applies to
+    tokens already issued (the 7-day ones of earlier versions included). A token without a version (issued before
+    versions existed) is version 0, as is a user without one."""
     try:
         claims = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "iat", "sub"]})
-        return ObjectId(claims["sub"])
+        version, issued_at = claims.get("ver", 0), claims["iat"]
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise TypeError("token version")
+        if issued_at + max_age.total_seconds() < dt.datetime.now(dt.UTC).timestamp():
+            raise jwt.ExpiredSignatureError("older than the session lifetime")
+        return ObjectId(claims["sub"]), version
     except (jwt.PyJWTError, InvalidId, TypeError):
         raise unauthorized("invalid or expired token") from None
 
@@ -133,6 +164,8 @@ async def resolve_api_key(request: web.Request, raw: str) -> AuthContext:
     key = await api_keys.find_by_hash(db, hash_api_key(raw))
     if key is None or not hmac.compare_digest(key["keyHash"], hash_api_key(raw)):
         raise unauthorized("invalid API key")
+    if not api_keys.allows_dashboard(key):
+        raise forbidden("this API key is scoped to Twilio webhooks (scopes: twilio): use a full key or a session")
     org, plan = await _load_org(request, key["orgId"])
     if org is None:
         raise unauthorized("invalid API key")
@@ -145,10 +178,12 @@ async def resolve_api_key(request: web.Request, raw: str) -> AuthContext:
 
 async def resolve_jwt(request: web.Request, token: str) -> AuthContext:
     svc = services(request)
-    user_id = decode_jwt(svc.jwt_secret, token)
+    user_id, version = decode_jwt(svc.jwt_secret, token, session_lifetime(request))
     user = await users.find_by_id(svc.db, user_id)
     if user is None:
         raise unauthorized("invalid or expired token")
+    if version != user.get("tokenVersion", 0):
+        raise unauthorized("session ended: sign in again")
     org, plan = await _load_org(request, user.get("orgId"))
     if org is None and not user.get("platformAdmin"):
         raise unauthorized("invalid or expired token")

@@ -21,6 +21,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from voicex.platform.errors import ApiError
 from voicex.platform.logs import CallIds, call_ids_var, request_id_var
 from voicex.platform.metrics import Metrics
+from voicex.web.client_ip import client_ip
 from voicex.web.http import error_response
 
 log = logging.getLogger("voicex.web.http")
@@ -127,7 +128,7 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
             "path": request.path,
             "status": status,
             "durationMs": round(elapsed * 1000, 2),
-            "remote": request.remote,
+            "remote": client_ip(request),  # through the trusted proxies (VOICEX_TRUSTED_PROXIES)
         }
         level = logging.DEBUG if route in QUIET_ROUTES and status < 400 else logging.INFO
         error = _error_message(response)
