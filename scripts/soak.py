@@ -31,6 +31,7 @@ from pymongo import AsyncMongoClient
 
 from scripts.bench.harness import ROOT, Bench, hist_quantile, scrape
 from scripts.twilio_sim import CallConfig, SimulatedCall, caller_audio
+from voicex.server.demo import DEMO_ACCOUNT_SID
 
 GROWTH_LIMIT = 0.10
 IDLE_SLACK = 3  # background tasks/fds that may be mid-flight at an idle sample (a janitor pass, a scrape)
@@ -160,6 +161,7 @@ async def soak(
         procs, progress = [], []
         per = [concurrency // workers + (1 if w < concurrency % workers else 0) for w in range(workers)]
         config = {"base_url": url, "api_key": bench.api_key, "auth_token": bench.token, "agent_id": bench.agent_id}
+        config["account_sid"] = DEMO_ACCOUNT_SID  # the demo org's stored Twilio account (checked on every webhook)
         for w, lanes in enumerate(per):
             spec = {"config": config | {"timeout_s": 30.0}, "clips": bench.clips, "turns": turns, "lanes": lanes}
             spec |= {"duration_s": duration_s, "stagger_s": 0.2 * workers, "progress": str(bench.tmp / f"p{w}.json")}

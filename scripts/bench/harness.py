@@ -27,7 +27,7 @@ from scripts.twilio_sim import synthesize
 from scripts.twilio_sim.results import percentile
 from voicex.platform.embedded_db import EmbeddedMongo, free_port
 from voicex.platform.settings import load_settings
-from voicex.server.demo import ensure_demo_tenant
+from voicex.server.demo import DEMO_ACCOUNT_SID, ensure_demo_tenant
 from voicex.server.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -248,6 +248,7 @@ class Bench:
         for w in range(workers):
             _, url = self.servers[w % len(self.servers)]
             config = {"base_url": url, "api_key": self.api_key, "auth_token": self.token, "agent_id": self.agent_id}
+            config["account_sid"] = DEMO_ACCOUNT_SID  # the demo org's stored Twilio account (checked on webhooks)
             config["timeout_s"] = 30.0
             spec = {"config": config, "mode": mode, "duration_s": duration_s, "stagger_ms": stagger_ms}
             spec["silence_timeout_ms"] = SILENCE_TIMEOUT_MS

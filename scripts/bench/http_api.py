@@ -33,6 +33,7 @@ import aiohttp
 
 from scripts.bench.harness import ROOT, Bench, Usage, cpu_seconds, pcts, system_busy, table, write_json
 from scripts.twilio_sim.webhook import WEBHOOK_USER_AGENT, inbound_call_params, new_sid, sign, voice_url
+from voicex.server.demo import DEMO_ACCOUNT_SID
 
 SCENARIOS = ("agents", "voice")
 WARMUP_S = 1.0
@@ -79,7 +80,7 @@ async def agents_worker(http: aiohttp.ClientSession, spec: dict[str, Any], rec: 
 
 async def voice_worker(http: aiohttp.ClientSession, spec: dict[str, Any], rec: Recorder, stop_at: float) -> None:
     base, key, token = spec["base_url"], spec["api_key"], spec["auth_token"]
-    account = new_sid("AC")
+    account = DEMO_ACCOUNT_SID  # the demo org's stored Twilio account (checked on every webhook)
     post_voice = voice_url(base, key, spec["agent_id"])
     post_status = f"{base}/api/twilio/status?api_key={key}"  # the key is hex: nothing to encode
     while time.perf_counter() < stop_at:
