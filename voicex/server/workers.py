@@ -61,7 +61,12 @@ class Worker:
 async def supervise(settings: Settings, count: int) -> int:
     """Run ``count`` workers until a signal drains them all; the exit status for ``voicex serve``."""
     check_port(settings)
-    runtime = await Runtime.start(settings)
+    reserved = reserve_port(settings)  # until a worker listens: nothing else (the embedded DB) may take the port
+    try:
+        runtime = await Runtime.start(settings)
+    except BaseException:
+        reserved.close()
+        raise
     metrics_dir = Path(tempfile.mkdtemp(prefix="voicex-metrics-"))  # private (0700): the workers' /metrics
     try:
         env = worker_env(settings, runtime) | {"VOICEX_METRICS_DIR": str(metrics_dir)}
@@ -73,6 +78,7 @@ async def supervise(settings: Settings, count: int) -> int:
         for worker in workers:
             await _spawn(worker, env)
         await _until_listening(settings, workers)
+        reserved.close()
         shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
         print(f"Voicex listening on http://{shown_host}:{settings.port} ({count} workers)", flush=True)
         if settings.mongodb_uri is None:
@@ -80,6 +86,7 @@ async def supervise(settings: Settings, count: int) -> int:
         status = await asyncio.gather(*(_keep_running(worker, workers, env, stopping) for worker in workers))
         return SETUP_FAILURE if SETUP_FAILURE in status else 0
     finally:
+        reserved.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)
         await runtime.close()
 
@@ -109,6 +116,16 @@ async def _until_listening(settings: Settings, workers: list[Worker], limit_s: f
             continue
         writer.close()
         return
+
+
+def reserve_port(settings: Settings) -> socket.socket:
+    """Hold the port (bound with SO_REUSEPORT, not listening: the workers join it, no connection lands on it)."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    holder = socket.socket(family, socket.SOCK_STREAM)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    holder.bind((settings.host, settings.port))
+    return holder
 
 
 def worker_env(settings: Settings, runtime: Runtime) -> dict[str, str]:
