@@ -123,9 +123,10 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
         if metrics is not None:
             metrics.http_requests.labels(request.method, route, str(status)).inc()
             metrics.http_latency.labels(request.method, route).observe(elapsed)
+        path = _logged_path(request)
         fields = {
             "method": request.method,
-            "path": request.path,
+            "path": path,
             "status": status,
             "durationMs": round(elapsed * 1000, 2),
             "remote": client_ip(request),  # through the trusted proxies (VOICEX_TRUSTED_PROXIES)
@@ -133,12 +134,18 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
         level = logging.DEBUG if route in QUIET_ROUTES and status < 400 else logging.INFO
         error = _error_message(response)
         if error is None:
-            access_log.log(level, "%s %s %d", request.method, request.path, status, extra=fields)
+            access_log.log(level, "%s %s %d", request.method, path, status, extra=fields)
         else:
             fields["error"] = error
-            access_log.log(level, "%s %s %d: %s", request.method, request.path, status, error, extra=fields)
+            access_log.log(level, "%s %s %d: %s", request.method, path, status, error, extra=fields)
         call_ids_var.reset(call_token)
         request_id_var.reset(token)
+
+
+def _logged_path(request: web.Request) -> str:
+    """The path as logged: a credential in it (a route's ``{token}``, e.g. a Media Stream's) is left out."""
+    token = request.match_info.get("token")
+    return request.path.replace(token, "…") if token else request.path
 
 
 @web.middleware
