@@ -5,15 +5,19 @@ Process-level, as an operator runs it: the supervisor and its workers are real p
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
 import urllib.request
 from pathlib import Path
 
+import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from scripts.multiproc import Cluster
+from scripts.twilio_sim import CallConfig, SimulatedCall, caller_audio, synthesize
 from tests.voicex_process import clean_env, http, run, start_serve
 
 pytestmark = pytest.mark.slow
@@ -129,3 +133,43 @@ def test_a_drain_over_http_reaches_one_worker_and_the_whole_server_drains(tmp_pa
         assert "worker died" not in server.log()  # a drained worker is not "restarted"
     finally:
         server.stop()
+
+
+async def test_a_worker_killed_mid_call_loses_only_its_own_calls() -> None:
+    """10 calls spread over 2 workers; kill -9 one: its calls end as server_lost, the others finish normally."""
+    async with Cluster() as cluster, aiohttp.ClientSession() as session:
+        server = await cluster.start_server(workers=2)
+        org = await cluster.make_org(session, server, "enterprise")
+        thresholds = {"idleTimeoutMs": 60000, "maxCallDurationSec": 1800}
+        async with await cluster.make_agent(session, server, org, thresholds=thresholds) as response:
+            agent_id = (await response.json())["_id"]
+        config = CallConfig(server.url, org.api_key, cluster.twilio_token, agent_id=agent_id, timeout_s=60)
+        calls = [SimulatedCall(config, session) for _ in range(10)]
+        assert all(await asyncio.gather(*(call.dial() for call in calls)))
+        assert None not in await asyncio.gather(*(call.wait_for_agent_audio(timeout=60) for call in calls))
+        pid_of = {doc["_id"]: doc["pid"] async for doc in cluster.db.server_instances.find()}
+        where = {doc["callSid"]: pid_of[doc["serverId"]] async for doc in cluster.db.calls.find({"status": "active"})}
+        assert len(set(where.values())) == 2, "the port spread the calls over both workers"
+        victim = where[calls[0].ids.call_sid]
+        lost = [call for call in calls if where[call.ids.call_sid] == victim]
+        kept = [call for call in calls if where[call.ids.call_sid] != victim]
+
+        os.kill(victim, signal.SIGKILL)
+        await asyncio.gather(*(call.close() for call in lost))  # their lines drop with the process
+        for call in kept:  # the other worker's callers go on talking, then hang up
+            await call.say(caller_audio(synthesize("And are you open on Saturday?")), wait=False)
+        assert None not in await asyncio.gather(*(call.wait_for_agent_audio(timeout=30) for call in kept))
+        await asyncio.gather(*(call.hangup() for call in kept))
+
+        ended: dict[str, str] = {}
+        for _ in range(300):  # the janitor of the surviving (or the restarted) worker finalizes the lost calls
+            ended = {
+                doc["callSid"]: doc.get("endReason")
+                async for doc in cluster.db.calls.find({"status": {"$ne": "active"}})
+            }
+            if len(ended) == len(calls):
+                break
+            await asyncio.sleep(0.2)
+        assert {ended.get(call.ids.call_sid) for call in lost} == {"server_lost"}
+        assert {ended.get(call.ids.call_sid) for call in kept} == {"caller_hangup"}
+        assert "worker died; restarting it" in server.log_tail(20000)
