@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -48,3 +49,29 @@ def summarize(turns: list[TurnMetrics]) -> dict[str, Any]:
                 "count": len(values),
             }
     return summary
+
+
+class TurnLog:
+    """A call's finished turns, each recorded once and handed to ``on_turn`` (the server's metrics)."""
+
+    def __init__(self, on_turn: Callable[[TurnMetrics], None] | None = None) -> None:
+        self.turns: list[TurnMetrics] = []
+        self._on_turn = on_turn
+
+    def next_number(self) -> int:
+        return len(self.turns) + 1
+
+    def finish(self, turn: TurnMetrics | None, first_audio_at: float | None, speech_end_wall: float) -> None:
+        """Record ``turn``, with its voice-to-voice latency once its first audio went out (loop time)."""
+        if turn is None:
+            return
+        if first_audio_at is not None and turn.e2e_latency is None:
+            turn.e2e_latency = (first_audio_at - speech_end_wall) * 1000
+        if turn in self.turns:
+            return
+        self.turns.append(turn)
+        if self._on_turn is not None:
+            self._on_turn(turn)
+
+    def errors(self) -> list[str]:
+        return [error for turn in self.turns for error in turn.errors]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from pipelines.metrics import TurnMetrics
 from pipelines.reply import Reply
+from pipelines.turn_detector import TurnState
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 
@@ -47,6 +48,14 @@ class Preemptive:
     def __init__(self) -> None:
         self.current: Speculation | None = None
         self.started = self.adopted = self.discarded = 0
+
+    def follow(self, state: TurnState, awaiting_words: bool, text: Callable[[], str], start: StartSpeculation) -> None:
+        """Keep up with the caller: while they speak there is no held reply; while they pause, one for their words
+        so far, unless a barge-in still waits for words to prove itself."""
+        if state is TurnState.CALLER_SPEAKING:
+            self.cancel()
+        elif state is TurnState.CALLER_PAUSED and not awaiting_words:
+            self.offer(text(), start)
 
     def offer(self, text: str, start: StartSpeculation) -> None:
         """The best transcript while the caller is paused: (re)start the held reply if the words changed."""

@@ -15,13 +15,15 @@ from typing import Any
 
 from pipelines.audio import frame_rms, ulaw_to_pcm16
 from pipelines.call_config import CallResult, SessionConfig
+from pipelines.call_report import call_errors, call_report
 from pipelines.context import Conversation
 from pipelines.convert import AudioConverter
-from pipelines.metrics import TIMED_FIELDS, TurnMetrics, summarize
+from pipelines.metrics import TurnLog, TurnMetrics
 from pipelines.output import MediaSink
 from pipelines.playout import Playout
 from pipelines.preemptive import Preemptive, Speculation
 from pipelines.reply import Reply
+from pipelines.session_log import log_event, turn_fields
 from pipelines.stt_stream import SttStream
 from pipelines.summary import CallSummary, summarize_call
 from pipelines.turn_detector import (
@@ -34,7 +36,6 @@ from pipelines.turn_detector import (
     SilenceTimeout,
     SpeechStarted,
     TurnDetector,
-    TurnState,
 )
 from pipelines.usage import CallUsage
 from pipelines.vad import Vad
@@ -43,33 +44,6 @@ from providers.base import ChatMessage, LLMProvider, STTProvider, TTSProvider
 __all__ = ["CallResult", "CallSession", "SessionConfig"]  # what a call is given and reports, with the session
 
 log = logging.getLogger(__name__)
-
-# DEBUG lines for the turn detector's decisions: what to look at when a call's turn-taking feels wrong.
-_EVENT_LINES: dict[type, str] = {
-    SpeechStarted: "caller speech started",
-    EndOfTurn: "end of turn",
-    BargeIn: "barge-in: agent paused",
-    InterruptionConfirmed: "barge-in confirmed: reply given up",
-    FalseInterruption: "false interruption: agent resumes",
-    SilenceTimeout: "caller silence timeout",
-}
-
-
-def _log_event(event: Event) -> None:
-    fields: dict[str, Any] = {"mediaMs": event.at_ms}
-    if isinstance(event, EndOfTurn):
-        fields["silenceMs"] = event.at_ms - event.speech_end_ms
-    elif isinstance(event, SilenceTimeout):
-        fields["count"] = event.count
-    log.debug(_EVENT_LINES.get(type(event), type(event).__name__), extra=fields)
-
-
-def _turn_fields(turn: TurnMetrics | None) -> dict[str, Any]:
-    """A turn's number and latencies so far (ms, names as in the call record's ``turns``)."""
-    if turn is None:
-        return {}
-    timed = {name: round(value, 1) for name in TIMED_FIELDS if (value := getattr(turn, name)) is not None}
-    return {"turn": turn.turn, "preemptive": turn.preemptive, **timed}
 
 
 class CallSession:
@@ -101,14 +75,13 @@ class CallSession:
         self._stt_converter = AudioConverter(sink.format, stt.input_format)
         self._loop = asyncio.get_running_loop()
         self.playout = Playout(sink, on_started=self._agent_started, on_finished=self._agent_finished)
-        self._on_turn = on_turn
         self._media_ms = 0  # media time: frames received × 20 ms
         self._frame_wall: float = self._loop.time()
         self._reply: asyncio.Task[None] | None = None
         self._reply_ctx: tuple[Reply, TurnMetrics | None, float] | None = None
         self._resume_sentences: list[str] = []
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._turns: list[TurnMetrics] = []
+        self.turn_log = TurnLog(on_turn)
         self._current_turn: TurnMetrics | None = None
         self._greeted = False
         self._ended = asyncio.Event()
@@ -131,8 +104,7 @@ class CallSession:
             if self.config.opening_mode == "agent_first":
                 self._greet()  # first: the caller hears it while the recognizer connects (a network STT: 0.1–0.5 s)
             await self.stt.start()
-            # A fallback chain knows its input format only once a provider accepted the session.
-            self._stt_converter = AudioConverter(self.sink.format, self.stt.provider.input_format)
+            self._stt_switched()  # a fallback chain knows its input format only once a provider accepted the session
         except BaseException as exc:
             self._errors.append(f"start: {type(exc).__name__}: {exc}")
             self._ended.set()
@@ -165,21 +137,9 @@ class CallSession:
             if summary.error is not None:
                 self._errors.append(summary.error)
         await self._close_providers()
-        heard_chars = sum(len(e.text) for e in self.conversation.transcript if e.role == "assistant")
-        return CallResult(
-            end_reason=self.end_reason,
-            transcript=self.conversation.transcript_dicts(),
-            turns=[turn.as_dict() for turn in self._turns],
-            metrics={
-                **summarize(self._turns),
-                "heard": {"ttsChars": heard_chars},
-                "estimatedTokens": self.usage.estimated_tokens,
-            },
-            summary=summary.summary,
-            sentiment=summary.sentiment,
-            usage={"tokens": self.usage.tokens, "ttsChars": self.usage.tts_chars},
-            errors=self._all_errors(),
-        )
+        providers = (self.stt.provider, self.llm, self.tts)
+        errors = call_errors(self._errors, self.turn_log, self.stt.errors, providers)
+        return call_report(self.end_reason, self.conversation, self.turn_log, self.usage, summary, errors)
 
     async def _stop_work(self) -> None:
         """Cancel the reply and every task of the call (each reply counts its usage as it stops), close the STT."""
@@ -203,15 +163,8 @@ class CallSession:
             except Exception:
                 log.warning("provider did not close cleanly", extra={"provider": provider.name}, exc_info=True)
 
-    def _all_errors(self) -> list[str]:
-        """Every fault of the call, once each: replies, turns, STT, and what fallback chains took over from."""
-        errors = [*self._errors, *(e for turn in self._turns for e in turn.errors), *self.stt.errors]
-        for provider in (self.stt.provider, self.llm, self.tts):
-            errors.extend(getattr(provider, "failures", []))
-        return list(dict.fromkeys(errors))
-
     def _stt_switched(self) -> None:
-        """Another recognizer took over mid-call: caller audio now goes out in its format."""
+        """Caller audio goes out in the recognizer's format: at the start, and when another one takes over."""
         self._stt_converter = AudioConverter(self.sink.format, self.stt.provider.input_format)
 
     # --- transport inputs ---------------------------------------------------------------------------
@@ -241,9 +194,9 @@ class CallSession:
 
     def _handle(self, event: Event) -> None:
         if log.isEnabledFor(logging.DEBUG):
-            _log_event(event)
+            log_event(event)
         if isinstance(event, SpeechStarted):
-            self._current_turn = TurnMetrics(turn=len(self._turns) + 1)
+            self._current_turn = TurnMetrics(turn=self.turn_log.next_number())
         elif isinstance(event, EndOfTurn):
             self._spawn(self._end_of_turn(event))
         elif isinstance(event, BargeIn):
@@ -264,18 +217,11 @@ class CallSession:
     def _speculate(self) -> None:
         """Preemptive generation: while the caller pauses, a held answer to their words so far (else none)."""
         assert self._preemptive is not None
-        if self.detector.state is TurnState.CALLER_SPEAKING:
-            self._preemptive.cancel()
-        elif self.detector.state is TurnState.CALLER_PAUSED and not self.detector.awaiting_words:
-            self._preemptive.offer(self.stt.best_text(), self._held_reply)
+        self._preemptive.follow(self.detector.state, self.detector.awaiting_words, self.stt.best_text, self._held_reply)
 
     def _held_reply(self, text: str, release: asyncio.Event) -> Speculation:
-        metrics = TurnMetrics(turn=len(self._turns) + 1, preemptive=True)
-        reply = Reply(
-            playout=self.playout, tts=self.tts, tts_options=self.config.tts_options, llm=self.llm,
-            messages=[*self.conversation.for_llm(), ChatMessage("user", text)], llm_options=self.config.llm_options,
-            metrics=metrics, hold=release, usage=self.usage,
-        )  # fmt: skip
+        metrics = TurnMetrics(turn=self.turn_log.next_number(), preemptive=True)
+        reply = self._answer([*self.conversation.for_llm(), ChatMessage("user", text)], metrics, hold=release)
         speech_end_wall = self._wall_at(self.detector.last_speech_end_ms)
         task = self._spawn(self._run_reply(reply, metrics, speech_end_wall))
         return Speculation(text, reply, task, metrics, speech_end_wall, release)
@@ -294,7 +240,7 @@ class CallSession:
     # --- behaviours ---------------------------------------------------------------------------------
 
     async def _end_of_turn(self, event: EndOfTurn) -> None:
-        turn = self._current_turn or TurnMetrics(turn=len(self._turns) + 1)
+        turn = self._current_turn or TurnMetrics(turn=self.turn_log.next_number())
         self._current_turn = None
         turn.end_of_turn_delay = float(event.at_ms - event.speech_end_ms)
         decided = self._loop.time()
@@ -319,15 +265,7 @@ class CallSession:
             self._reply, self._reply_ctx = held.task, (held.reply, held.metrics, held.speech_end_wall)
             return
         speech_end_wall = self._wall_at(event.speech_end_ms)
-        self._start_reply(
-            Reply(
-                playout=self.playout, tts=self.tts, tts_options=self.config.tts_options, llm=self.llm,
-                messages=self.conversation.for_llm(), llm_options=self.config.llm_options, metrics=turn,
-                usage=self.usage,
-            ),
-            turn=turn,
-            speech_end_wall=speech_end_wall,
-        )  # fmt: skip
+        self._start_reply(self._answer(self.conversation.for_llm(), turn), turn=turn, speech_end_wall=speech_end_wall)
 
     async def _barge_in(self, event: InterruptionConfirmed) -> None:
         """The caller really took the turn: the paused reply is given up and only what was heard is kept."""
@@ -397,6 +335,13 @@ class CallSession:
 
     # --- replies ------------------------------------------------------------------------------------
 
+    def _answer(self, messages: list[ChatMessage], metrics: TurnMetrics, hold: asyncio.Event | None = None) -> Reply:
+        """The LLM's answer to ``messages``, spoken (held back until ``hold`` is set, if given)."""
+        return Reply(
+            playout=self.playout, tts=self.tts, tts_options=self.config.tts_options, llm=self.llm,
+            messages=messages, llm_options=self.config.llm_options, metrics=metrics, hold=hold, usage=self.usage,
+        )  # fmt: skip
+
     def _fixed(self, text: str | list[str]) -> Reply:
         return Reply(
             playout=self.playout, tts=self.tts, tts_options=self.config.tts_options, text=text, usage=self.usage
@@ -409,7 +354,7 @@ class CallSession:
         self._reply = self._spawn(self._run_reply(reply, turn, speech_end_wall))
 
     async def _run_reply(self, reply: Reply, turn: TurnMetrics | None, speech_end_wall: float) -> None:
-        log.debug("reply started", extra={"fixed": reply.llm is None, **_turn_fields(turn)})
+        log.debug("reply started", extra={"fixed": reply.llm is None, **turn_fields(turn)})
         try:
             await reply.run()
             await self.playout.wait_idle()  # heard text is final once the audio has played
@@ -417,7 +362,7 @@ class CallSession:
             log.exception("agent reply failed")
             self._errors.append(f"reply: {type(exc).__name__}: {exc}")
         self._finish_turn(turn, speech_end_wall)
-        log.debug("reply finished", extra={"sentences": len(reply.result.sentences), **_turn_fields(turn)})
+        log.debug("reply finished", extra={"sentences": len(reply.result.sentences), **turn_fields(turn)})
         tracker = reply.result.tracker
         self.conversation.add_assistant(tracker.heard_text() if tracker else "", self._media_ms)
         self._reply_ctx = None
@@ -443,21 +388,10 @@ class CallSession:
         if turn is not None:
             turn.interrupted = interrupted
             self._finish_turn(turn, speech_end_wall)
-        log.debug("reply cancelled", extra={"interrupted": interrupted, **_turn_fields(turn)})
+        log.debug("reply cancelled", extra={"interrupted": interrupted, **turn_fields(turn)})
 
     def _finish_turn(self, turn: TurnMetrics | None, speech_end_wall: float) -> None:
-        if turn is None:
-            return
-        if self.playout.first_audio_at is not None and turn.e2e_latency is None:
-            turn.e2e_latency = (self.playout.first_audio_at - speech_end_wall) * 1000
-        self._record_turn(turn)
-
-    def _record_turn(self, turn: TurnMetrics) -> None:
-        if turn in self._turns:
-            return
-        self._turns.append(turn)
-        if self._on_turn is not None:
-            self._on_turn(turn)
+        self.turn_log.finish(turn, self.playout.first_audio_at, speech_end_wall)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = self._loop.create_task(coro)
