@@ -28,6 +28,7 @@ from pipelines.stt_stream import SttStream
 from pipelines.summary import CallSummary, summarize_call
 from pipelines.turn_detector import (
     FRAME_MS,
+    Acknowledged,
     BargeIn,
     EndOfTurn,
     Event,
@@ -65,13 +66,10 @@ class CallSession:
         self._tail_trim = config.turn.tail_trim_db > 0
         self._preemptive = Preemptive() if config.turn.preemptive and llm.speculative else None
         self.stt = SttStream(
-            stt,
-            language=config.persona.language,
-            endpointing_ms=config.turn.endpointing_ms,
-            on_transcript=self._on_transcript,
-            on_late_final=self.conversation.amend_last_user,
+            stt, language=config.persona.language, endpointing_ms=config.turn.endpointing_ms,
+            on_transcript=self._on_transcript, on_late_final=self.conversation.amend_last_user,
             on_switch=self._stt_switched,
-        )
+        )  # fmt: skip
         self._stt_converter = AudioConverter(sink.format, stt.input_format)
         self._loop = asyncio.get_running_loop()
         self.playout = Playout(sink, on_started=self._agent_started, on_finished=self._agent_finished)
@@ -205,6 +203,8 @@ class CallSession:
             self._spawn(self._barge_in(event))
         elif isinstance(event, FalseInterruption):
             self._resume()
+        elif isinstance(event, Acknowledged):  # "uh-huh" while the agent talks: not the start of a turn
+            self.stt.discard_turn()
         elif isinstance(event, SilenceTimeout):
             self._silence(event)
 

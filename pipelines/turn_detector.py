@@ -26,13 +26,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from pipelines.end_of_turn import Verdict, judge
+from pipelines.noise_floor import NoiseFloor, frame_dbfs
 from pipelines.turn_settings import TurnSettings, meaningful_words
 
 FRAME_MS = 20
 MAX_TAIL_TRIM_MS = 80  # a level estimate never moves the end of speech back by more than this
+# …except on a quiet line (floor 30 dB under the caller), where the level is exact: a VAD's own tail may all go
+QUIET_LINE_TAIL_TRIM_MS = 160
+_QUIET_LINE_SNR_DB = 30.0
 _LEVEL_DECAY = 10 ** (-0.25 / 20)  # the caller's level: recent speech peaks, fading 0.25 dB a frame
-_FLOOR_SMOOTHING = 0.05  # per non-speech frame, for the line's noise floor
-_FLOOR_MARGIN = 1.41  # +3 dB over the floor counts as sound
+_FLOOR_MARGIN_DB = 3.0  # this far over the line's noise floor counts as sound
 
 
 class TurnState(Enum):
@@ -76,6 +80,13 @@ class FalseInterruption:
 
 
 @dataclass(frozen=True)
+class Acknowledged:
+    """The caller said only a backchannel ("uh-huh", "yeah") while the agent spoke: it talks on, unpaused."""
+
+    at_ms: int
+
+
+@dataclass(frozen=True)
 class SilenceTimeout:
     """``idle_timeout_ms`` of silence while it was the caller's turn to speak (after the agent, or at the start)."""
 
@@ -83,22 +94,23 @@ class SilenceTimeout:
     count: int  # consecutive timeouts without caller speech
 
 
-Event = SpeechStarted | EndOfTurn | BargeIn | InterruptionConfirmed | FalseInterruption | SilenceTimeout
+Event = SpeechStarted | EndOfTurn | BargeIn | InterruptionConfirmed | FalseInterruption | Acknowledged | SilenceTimeout
 
 
 class _Candidate:
     """Accumulates speech that may become a turn or a barge-in; short gaps (VAD flicker) are tolerated."""
 
-    __slots__ = ("gap_ms", "onset_ms", "speech_ms", "words")
+    __slots__ = ("acknowledged", "gap_ms", "onset_ms", "speech_ms", "words")
 
     def __init__(self) -> None:
         self.onset_ms: int | None = None
         self.speech_ms = 0
         self.gap_ms = 0
         self.words = 0
+        self.acknowledged = False  # STT heard only backchannels in it ("uh-huh", "yeah")
 
     def reset(self) -> None:
-        self.onset_ms, self.speech_ms, self.gap_ms, self.words = None, 0, 0, 0
+        self.onset_ms, self.speech_ms, self.gap_ms, self.words, self.acknowledged = None, 0, 0, 0, False
 
     def speech(self, now_ms: int) -> None:
         if self.onset_ms is None:
@@ -125,11 +137,12 @@ class TurnDetector:
         self._silence_count = 0
         self._fi_deadline: int | None = None  # false-interruption check after a barge-in
         self._deferred_eot: EndOfTurn | None = None
+        self._verdict = Verdict.UNKNOWN  # turnDetection "model": is the caller's thought complete so far?
         # Tail trim: a frame VAD keeps saying "speech" for 50-150 ms after the last word; the frame level
         # (RMS) tells where the sound really faded, so the silence that ends the turn can count from there.
         self._trim_ratio = 10 ** (-settings.tail_trim_db / 20) if settings.tail_trim_db else 0.0
         self._speech_level = 0.0
-        self._floor_level = 0.0
+        self._floor = NoiseFloor()
         self._loud_end_ms = now_ms
 
     @property
@@ -160,7 +173,8 @@ class TurnDetector:
                 self.state = TurnState.CALLER_PAUSED
                 self._candidate.reset()
                 if self._trim_ratio:
-                    self._last_speech_end_ms = max(self._loud_end_ms, self._last_speech_end_ms - MAX_TAIL_TRIM_MS)
+                    cap = QUIET_LINE_TAIL_TRIM_MS if self._quiet_line() else MAX_TAIL_TRIM_MS
+                    self._last_speech_end_ms = max(self._loud_end_ms, self._last_speech_end_ms - cap)
         elif state is TurnState.CALLER_PAUSED:
             self._paused_frame(now_ms, end_ms, is_speech, events)
         elif state is TurnState.AGENT_SPEAKING:
@@ -173,9 +187,16 @@ class TurnDetector:
     def on_transcript(self, text: str, is_final: bool, now_ms: int) -> list[Event]:
         """STT output: words decide ``low`` barge-ins and tell real interruptions from noise."""
         words = meaningful_words(text, self.settings.backchannels)
-        if self._candidate.onset_ms is not None:
-            self._candidate.words = max(self._candidate.words, words)
         events: list[Event] = []
+        candidate = self._candidate
+        if candidate.onset_ms is not None:
+            candidate.words = max(candidate.words, words)
+            if not words and text.strip() and not candidate.acknowledged:
+                candidate.acknowledged = True
+                if self.state is TurnState.AGENT_SPEAKING:
+                    events.append(Acknowledged(at_ms=now_ms))
+        if self.settings.turn_detection == "model" and self.state is not TurnState.AGENT_SPEAKING:
+            self._verdict = judge(text)
         if self._fi_deadline is not None and words:  # backchannels alone do not confirm a barge-in
             self._fi_deadline = None
             events.append(InterruptionConfirmed(at_ms=now_ms))
@@ -206,6 +227,7 @@ class TurnDetector:
         self._silence_since = None
         self._deferred_eot = None
         self._fi_deadline = None
+        self._verdict = Verdict.UNKNOWN
 
     def agent_finished(self, now_ms: int) -> None:
         """The agent's audio finished playing: the caller's silence now counts toward the idle timeout."""
@@ -219,12 +241,18 @@ class TurnDetector:
             self._silence_since = now_ms
 
     def _track_level(self, end_ms: int, is_speech: bool, level: float) -> None:
+        level_db = frame_dbfs(level)
+        self._floor.update(level_db)  # minimum statistics: a talker's frames do not lift it
         if not is_speech:
-            self._floor_level += _FLOOR_SMOOTHING * (level - self._floor_level)
             return
         self._speech_level = max(level, self._speech_level * _LEVEL_DECAY)
-        if level >= max(self._speech_level * self._trim_ratio, self._floor_level * _FLOOR_MARGIN):
+        floor = self._floor.floor_dbfs
+        if level >= self._speech_level * self._trim_ratio and (floor is None or level_db >= floor + _FLOOR_MARGIN_DB):
             self._loud_end_ms = end_ms
+
+    def _quiet_line(self) -> bool:
+        floor = self._floor.floor_dbfs
+        return floor is not None and frame_dbfs(self._speech_level) - floor >= _QUIET_LINE_SNR_DB
 
     # --- per-state frame handling --------------------------------------------------------------------
 
@@ -252,8 +280,18 @@ class TurnDetector:
             candidate.silence(self.settings.speech_gap_ms)
         # Speech that may be the caller resuming holds the turn open until it is confirmed or dismissed;
         # a dismissed blip does not restart the count, which still runs from the last confirmed speech.
-        if candidate.onset_ms is None and end_ms - self._last_speech_end_ms >= self.settings.silence_timeout_ms:
+        if candidate.onset_ms is None and end_ms - self._last_speech_end_ms >= self._turn_silence_ms():
             self._end_turn(end_ms, events)
+
+    def _turn_silence_ms(self) -> int:
+        """The silence that ends this turn: ``silenceTimeoutMs``, or under ``turnDetection: model`` shorter after a
+        complete thought and longer after an unfinished one (:mod:`pipelines.end_of_turn`)."""
+        settings = self.settings
+        if self._verdict is Verdict.COMPLETE:
+            return min(settings.complete_silence_ms, settings.silence_timeout_ms)
+        if self._verdict is Verdict.INCOMPLETE:
+            return max(settings.incomplete_silence_ms, settings.silence_timeout_ms)
+        return settings.silence_timeout_ms
 
     def _agent_speaking_frame(self, now_ms: int, end_ms: int, is_speech: bool, events: list[Event]) -> None:
         if is_speech:
@@ -270,6 +308,11 @@ class TurnDetector:
             return
         if candidate.words < rule.min_words:
             return
+        if not candidate.words:
+            if candidate.acknowledged:  # "uh-huh", "yeah": the caller is listening, the agent talks on
+                return
+            if candidate.speech_ms < rule.min_speech_ms + rule.word_wait_ms:  # words may still tell, soon
+                return
         onset = candidate.onset_ms
         words = candidate.words
         self._start_caller_turn(now_ms, after_barge_in=True)
@@ -290,6 +333,7 @@ class TurnDetector:
     def _end_turn(self, now_ms: int, events: list[Event]) -> None:
         self.state = TurnState.LISTENING
         self._candidate.reset()
+        self._verdict = Verdict.UNKNOWN
         event = EndOfTurn(
             at_ms=now_ms, speech_end_ms=self._last_speech_end_ms, after_barge_in=self._turn_after_barge_in
         )

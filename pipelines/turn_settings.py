@@ -20,6 +20,7 @@ class BargeInRule:
 
     min_speech_ms: int
     min_words: int
+    word_wait_ms: int = 0  # after min_speech_ms, how much more speech may pass waiting for STT's words
 
 
 def _on(value: object) -> bool:
@@ -41,6 +42,9 @@ KNOB_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "falseInterruptionTimeoutMs": ("false_interruption_timeout_ms", int),
     "preemptiveGeneration": ("preemptive", _on),
     "speechTailTrimDb": ("tail_trim_db", int),
+    "turnDetection": ("turn_detection", str),
+    "completeTurnSilenceMs": ("complete_silence_ms", int),
+    "incompleteTurnSilenceMs": ("incomplete_silence_ms", int),
 }
 
 
@@ -65,6 +69,9 @@ class TurnSettings:
     false_interruption_timeout_ms: int
     preemptive: bool  # start the answer when the caller pauses (knob preemptiveGeneration)
     tail_trim_db: int  # 0: off; else speech quieter than the caller's level by this much ends the speech
+    turn_detection: str  # "silence" or "model" (pipelines/end_of_turn.py)
+    complete_silence_ms: int  # "model": the silence that ends a complete thought (at most silence_timeout_ms)
+    incomplete_silence_ms: int  # "model": the silence that ends an unfinished one (at least silence_timeout_ms)
     barge_in: BargeInRule  # the rule of interruption_sensitivity
     backchannels: frozenset[str]
 
@@ -106,7 +113,7 @@ class TurnSettings:
         rule = sensitivity_rules[fields["interruption_sensitivity"]]
         return cls(
             **fields,
-            barge_in=BargeInRule(int(rule["minSpeechMs"]), int(rule["minWords"])),
+            barge_in=BargeInRule(int(rule["minSpeechMs"]), int(rule["minWords"]), int(rule.get("wordWaitMs", 0))),
             backchannels=frozenset(word.lower() for word in backchannels),
         )
 

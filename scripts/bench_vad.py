@@ -22,17 +22,18 @@ from pipelines.audio import (
     pcm16_to_ulaw,
     ulaw_to_pcm16,
 )
-from pipelines.vad import SileroVad, Vad, WebRtcVad
+from pipelines.vad import AdaptiveVad, SileroVad, Vad, WebRtcVad
 
 
-def caller_frames(count: int) -> list[bytes]:
-    """μ-law frames alternating 1 s of speech-like voicing and 1 s of line noise, so VADs see both."""
+def caller_frames(count: int, talking_share: float = 0.5) -> list[bytes]:
+    """μ-law frames: speech-like voicing for ``talking_share`` of each 10 s (1 s on, 1 s off at the default),
+    the rest line noise, so VADs see both."""
     rate = 8000
     t = np.arange(count * 160) / rate
     phase = np.cumsum((120 + 20 * np.sin(2 * np.pi * 3 * t)) / rate)
     voicing = sum(np.sin(2 * np.pi * k * phase) / k for k in range(1, 25)) * 4000
     noise = np.random.default_rng(1).normal(0, 100, len(t))
-    talking = (t.astype(int) % 2) == 0
+    talking = (t.astype(int) % 2) == 0 if talking_share == 0.5 else (t % 10) < 10 * talking_share
     pcm = np.where(talking, voicing, 0.0) + noise
     ulaw = pcm16_to_ulaw(np.clip(pcm, -32768, 32767).astype("<i2").tobytes())
     return [ulaw[i : i + FRAME_BYTES_ULAW] for i in range(0, len(ulaw), FRAME_BYTES_ULAW)]
@@ -77,6 +78,9 @@ def main() -> None:
     rows.append(("decode + WebRTC VAD (2)", per_frame_us(vad_step(WebRtcVad(2)), ulaw)))
     rows.append(("Silero VAD alone", per_frame_us(SileroVad().is_speech, pcm)))
     rows.append(("decode + Silero VAD", per_frame_us(vad_step(SileroVad()), ulaw)))
+    rows.append(("decode + adaptive VAD (half speech)", per_frame_us(vad_step(AdaptiveVad()), ulaw)))
+    quiet = caller_frames(args.frames, talking_share=0.1)
+    rows.append(("decode + adaptive VAD (10 % speech)", per_frame_us(vad_step(AdaptiveVad()), quiet)))
 
     # Playout direction: 20 ms of 24 kHz TTS audio → 8 kHz → μ-law → 160-byte frames.
     tts_chunk = Resampler(8000, 24000).process(b"".join(pcm[:100]))[: 960 * 40]
@@ -96,10 +100,10 @@ def main() -> None:
 
     rss_before = resident_mb()
     start = time.perf_counter()
-    instances = [SileroVad() for _ in range(5)]
+    instances = [AdaptiveVad() for _ in range(200)]
     build_ms = (time.perf_counter() - start) / len(instances) * 1e3
     rss_mb = (resident_mb() - rss_before) / len(instances)
-    print(f"Silero VAD per instance (one per call): build {build_ms:.1f} ms, ~{rss_mb:.1f} MB resident")
+    print(f"Silero/adaptive VAD per call (shared model): build {build_ms:.2f} ms, ~{rss_mb * 1024:.0f} KB resident")
     del instances
 
 

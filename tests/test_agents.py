@@ -23,7 +23,7 @@ async def test_create_fills_defaults_from_turn_taking_yaml(client, services) -> 
     assert agent["thresholds"] == {name: knobs[name].default for name in AGENT_KNOBS}
     # The API reference's meanings: 700 ms of caller silence ends a turn, the recognizer finalizes after 300 ms.
     assert agent["thresholds"]["silenceTimeoutMs"] == 700 and agent["thresholds"]["endpointingMs"] == 300
-    assert agent["thresholds"]["idleTimeoutMs"] == 8000 and agent["thresholds"]["vad"] == "webrtc"
+    assert agent["thresholds"]["idleTimeoutMs"] == 8000 and agent["thresholds"]["vad"] == "adaptive"
     assert agent["sttModelId"] == "nova-2-phonecall"  # the provider's first model
     assert agent["openingMode"] == "agent_first" and agent["active"] is True
     assert agent["phoneNumbers"] == ["+15550001111"]
@@ -83,7 +83,7 @@ INVALID = [
         "ttsConfig.model: provider 'Test Edge' has no synthesis model to choose",
     ),
     (lambda w: {"ttsConfig": {"voice": "en-US-GuyNeural"}}, 400, "ttsConfig.voice: Extra inputs are not permitted"),
-    (lambda w: {"thresholds": {"vad": "energy"}}, 400, "thresholds.vad: must be one of webrtc, silero"),
+    (lambda w: {"thresholds": {"vad": "energy"}}, 400, "thresholds.vad: must be one of adaptive, silero, webrtc"),
     (
         lambda w: {"thresholds": {"maxCallDurationSec": 1000}},
         403,

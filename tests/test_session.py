@@ -210,27 +210,34 @@ async def test_a_cough_pauses_the_agent_then_it_carries_on_where_it_stopped() ->
     assert said == [(LONG_REPLY, False)]  # heard in full, nothing repeated
 
 
-async def _long_reply_call(backchannel_ms: int) -> tuple[FarEnd, ScriptedLLM, ScriptedTTS, list[dict]]:
-    stt = ScriptedSTT(["What are your hours?", *(["uh-huh"] if backchannel_ms else []), "Thanks."])
+async def _long_reply_call(
+    backchannel_ms: int, stt_latency_ms: float = 0
+) -> tuple[FarEnd, ScriptedLLM, ScriptedTTS, list[dict]]:
+    stt = ScriptedSTT(["What are your hours?", *(["uh-huh"] if backchannel_ms else []), "Thanks."], stt_latency_ms)
     llm = ScriptedLLM([LONG_REPLY, "You're welcome.", "Summary. Sentiment: neutral"])
     tts = ScriptedTTS(realtime_factor=0.05)
     session, far, caller = await start(config(opening="callee_first"), stt, llm, tts)
     await caller.say(800)
-    await caller.silence(500 + 2500)  # the agent is two and a half seconds into its long reply
+    await caller.silence(500 + 2500 + int(stt_latency_ms))  # the agent is two and a half seconds into its long reply
     if backchannel_ms:
         await caller.say(backchannel_ms)
     await caller.silence(10_000)  # the reply plays to its end (before any reprompt)
     await caller.say(600)
-    await caller.silence(3000)
+    await caller.silence(3000 + int(stt_latency_ms))
     result = await finish(session, far)
     return far, llm, tts, result.transcript
 
 
-async def test_a_backchannel_pauses_the_agent_without_losing_or_repeating_audio() -> None:
-    plain_far, _, plain_tts, plain = await _long_reply_call(0)
-    far, llm, tts, transcript = await _long_reply_call(400)  # "uh-huh", long enough for medium (300 ms)
-    assert len(far.times("clear")) == 1  # the agent went quiet at once…
-    assert far.audio_ms_played == plain_far.audio_ms_played  # …and then played every millisecond of its reply once
+@pytest.mark.parametrize(
+    ("stt_latency_ms", "clears"),
+    [(0, 0), (400, 1)],  # STT's "uh-huh" in time: the agent never stops; late: it pauses, then carries on
+    ids=["words-in-time", "words-late"],
+)
+async def test_a_backchannel_never_loses_or_repeats_the_agents_audio(stt_latency_ms: float, clears: int) -> None:
+    plain_far, _, plain_tts, plain = await _long_reply_call(0, stt_latency_ms)
+    far, llm, tts, transcript = await _long_reply_call(400, stt_latency_ms)  # "uh-huh", over the 300 ms rule
+    assert len(far.times("clear")) == clears
+    assert far.audio_ms_played == plain_far.audio_ms_played  # every millisecond of the reply played, once
     assert tts.requests == plain_tts.requests  # no sentence synthesized twice
     said = [(e["text"], e.get("interrupted", False)) for e in transcript if e["role"] == "assistant"]
     assert said == [(e["text"], False) for e in plain if e["role"] == "assistant"]

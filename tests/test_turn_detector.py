@@ -6,6 +6,7 @@ import pytest
 
 from pipelines.turn_detector import (
     FRAME_MS,
+    Acknowledged,
     BargeIn,
     EndOfTurn,
     Event,
@@ -152,7 +153,7 @@ def test_low_needs_two_real_words_not_just_long_speech() -> None:
     detector.agent_started(0)
     script = Script(detector)
     script.speech(800)
-    assert detector.on_transcript("uh-huh yeah okay", False, script.now) == []
+    assert detector.on_transcript("uh-huh yeah okay", False, script.now) == [Acknowledged(at_ms=800)]
     script.speech(400)
     assert not any(isinstance(event, BargeIn) for event in script.events)
     assert detector.on_transcript("uh-huh yeah wait stop", False, script.now) == [

@@ -1,9 +1,10 @@
 """Build the labelled turn-taking audio set: caller audio as the server receives it, with exact labels.
 
 Each scenario is one WAV (8 kHz PCM16 after a μ-law round trip) plus an entry in ``manifest.json`` with the true
-speech onsets/ends (ms from the file start), the hesitation pauses, the noise bursts, the agent's playout span,
-the transcripts an STT would deliver (words ``--stt-delay-ms`` after the speech they belong to; none for
-noise) and the expected outcome. Kinds:
+speech onsets/ends (ms from the file start), the hesitation pauses, the noise bursts, digital-silence spans, the
+agent's playout span, the transcripts a streaming STT would deliver (scripts/turn_quality/stt.py: interims word by
+word from ``--stt-delay-ms`` after the onset, a punctuated final ``--stt-delay-ms`` after each phrase; none for
+noise), its background and SNR, and the expected outcome. The first study's kinds (this module):
 
     turn             the agent is silent; the caller says one sentence, or two phrases with a 300/500/700 ms
                      hesitation between them; the turn ends after the last phrase
@@ -14,9 +15,12 @@ noise) and the expected outcome. Kinds:
     callstart        the agent speaks from the first frame of the call with the line noise starting with it; the
                      noisy variant uses fixed background levels (CALLSTART_NOISE_DBFS), not an SNR
 
-Every scenario comes in two variants: ``quiet`` (a -65 dBFS line-noise floor) and ``noisy`` (stationary pink
-background noise at ``--snr-db`` below the caller's speech level). Before the labelled part, ``warmup_ms`` of
-the same background lets the VAD settle, as it would have during the earlier part of a call (not ``callstart``).
+Each comes in two variants: ``quiet`` (a -65 dBFS line-noise floor) and ``noisy`` (stationary pink background
+noise at ``--snr-db`` below the caller's speech level). Before the labelled part, ``warmup_ms`` of the same
+background lets the VAD settle, as it would have during the earlier part of a call (not ``callstart``). These
+720 scenarios are built first and from the same seed as before, so they are the same audio. Then the kinds of
+scenarios.py: noisy turns in babble/music/café/car/pink at 0-20 dB SNR, digital silence → line floor,
+backchannels and bursts at several levels, complete and incomplete sentences, numbers and spellings.
 
 Callers are espeak-ng voices (Debian: espeak-ng) and, when installed, Festival voices built from real speakers
 (festival, festvox-us-slt-hts, festvox-kallpc16k). Docs and measured results: docs/turn-taking.md.
@@ -28,27 +32,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from scripts.turn_quality.synth import (
-    Voice,
-    have_festival,
-    ms_to_samples,
-    noise_burst,
-    pink_noise,
-    samples_to_ms,
-    set_level,
-    synthesize,
-    telephone,
-    write_wav,
+from scripts.turn_quality import scenarios as extra
+from scripts.turn_quality.builder import (
+    LEAD_MS,
+    TAIL_MS,
+    WARMUP_MS,
+    Job,
+    Scenario,
+    SetBuilder,
+    Span,
+    Timeline,
 )
+from scripts.turn_quality.noises import BabbleBank
+from scripts.turn_quality.stt import punctuate
+from scripts.turn_quality.synth import Voice, have_festival, noise_burst
 
 ESPEAK_VOICES = (
     Voice("espeak", "en-us", 0.94, 50, -20.0),
@@ -71,6 +74,8 @@ TURN_PHRASES: tuple[tuple[str, str], ...] = (
     ("I was calling about my order", "it hasn't arrived yet"),
     ("can you tell me", "what time you close today"),
 )
+# How STT punctuates each pair's finals: is the first phrase a complete thought, and the sentence's last mark.
+TURN_FINALS = ((False, "."), (False, "."), (True, "."), (False, "?"))
 PAUSES_MS = (0, 300, 500, 700)  # 0: the two phrases as one sentence, no hesitation
 BACKCHANNELS = ("uh-huh", "yeah", "mm-hmm", "okay", "right")
 BACKCHANNEL_SPEEDS = (1.15, 1.5)  # times the voice's speed: quick, as acknowledgements are (140-905 ms of sound)
@@ -87,175 +92,112 @@ INTERRUPTIONS = (
 BURST_KINDS = ("cough", "thump", "hiss")
 BURST_MS = (100, 200, 300, 400)
 BURST_LEVELS_DBFS = (-14.0, -24.0)  # 20 ms peak RMS: a loud cough close to the handset, and a distant one
-NOMINAL_SPEECH_DBFS = -24.0  # speech level that sets the noise level in scenarios without speech
 CALLSTART_NOISE_DBFS = (-45.0, -38.0, -32.0, -26.0)  # a quiet room up to a loud street or car
-QUIET_FLOOR_DBFS = -65.0
-WARMUP_MS = 2000
-LEAD_MS = 1000  # ambient before the first labelled event (after the warm-up)
-EVENT_AT_MS = 1000  # agent scenarios: the caller's event starts this long into the agent's speech
-TAIL_MS = 2500
 
 
-@dataclass
-class Span:
-    onset_ms: int
-    end_ms: int
-    text: str = ""
+# --- the first study's kinds -----------------------------------------------------------------------------
 
 
-@dataclass
-class Scenario:
-    name: str
-    kind: str
-    variant: str
-    warmup_ms: int
-    voice: str = ""
-    speed: float = 0.0
-    level_dbfs: float = NOMINAL_SPEECH_DBFS
-    snr_db: float | None = None
-    noise_dbfs: float | None = None  # the noisy variant's background level, when fixed rather than set by snr_db
-    agent: Span | None = None
-    speech: list[Span] = field(default_factory=list)
-    pauses_ms: list[int] = field(default_factory=list)
-    bursts: list[Span] = field(default_factory=list)  # text holds the burst kind
-    transcripts: list[dict[str, Any]] = field(default_factory=list)
-    expect: dict[str, bool] = field(default_factory=dict)
-    duration_ms: int = 0
-    file: str = ""
+def turn(builder: SetBuilder, index: int, pair: int, pause_ms: int, voice: Voice) -> None:
+    first, second = TURN_PHRASES[pair]
+    first_complete, mark = TURN_FINALS[pair]
+    if pause_ms == 0:
+        parts = [(f"{first} {second}", punctuate(f"{first} {second}", mark))]
+    else:
+        parts = [(first, punctuate(first) if first_complete else first), (second, punctuate(second, mark))]
+    timeline = Timeline()
+    scenario = Scenario(
+        f"turn{index:03d}_p{pause_ms}", "turn", "", WARMUP_MS, voice.label, voice.speed, voice.level_dbfs
+    )
+    end = builder.phrases(timeline, scenario, WARMUP_MS + LEAD_MS, parts, [pause_ms], voice)
+    scenario.expect = {"end_of_turn": True, "barge_in": False}
+    builder.emit(scenario, timeline, end + TAIL_MS)
 
 
-class Timeline:
-    """Places clean sources at exact millisecond offsets, then renders the telephone channel."""
+def spoken(builder: SetBuilder, text: str, voice: Voice, speed: float, kind: str, index: int) -> None:
+    def make(timeline: Timeline, at: int, scenario: Scenario) -> int:
+        return builder.phrases(timeline, scenario, at, [(text, punctuate(text))], [], voice, speed)
 
-    def __init__(self) -> None:
-        self.parts: list[tuple[int, np.ndarray]] = []
-
-    def add(self, at_ms: int, audio: np.ndarray) -> int:
-        """Place ``audio`` at ``at_ms``; returns its end in ms (the audio is already trimmed to its sound)."""
-        self.parts.append((ms_to_samples(at_ms), audio))
-        return at_ms + samples_to_ms(len(audio))
-
-    def render(self, duration_ms: int, noise: np.ndarray) -> bytes:
-        mix = noise[: ms_to_samples(duration_ms)].copy()
-        for start, audio in self.parts:
-            mix[start : start + len(audio)] += audio
-        return telephone(mix)
+    builder.during_agent(kind, index, make, voice.level_dbfs)
 
 
-def stt_words(span: Span, delay_ms: int) -> list[dict[str, Any]]:
-    """Interim transcripts as the words arrive (the first ``delay_ms`` after the onset), then the final one."""
-    words = span.text.replace(",", "").replace("?", "").split()
-    step = (span.end_ms - span.onset_ms) / len(words)
-    interim = [
-        {"at_ms": span.onset_ms + delay_ms + round(i * step), "text": " ".join(words[: i + 1]), "final": False}
-        for i in range(len(words))
-    ]
-    return [*interim, {"at_ms": span.end_ms + delay_ms, "text": " ".join(words), "final": True}]
+def burst(
+    builder: SetBuilder, kinds: list[str], duration_ms: int, level: float, index: int, *, listening: bool
+) -> None:
+    def make(timeline: Timeline, at: int, scenario: Scenario) -> int:
+        end = at
+        for kind in kinds:
+            end = timeline.add(at, noise_burst(duration_ms, builder.rng, kind) * 10 ** (level / 20))
+            scenario.bursts.append(Span(at, end, kind))
+            at = end + 150
+        return end
+
+    if not listening:
+        builder.during_agent("burst", index, make)
+        return
+    timeline = Timeline()
+    scenario = Scenario(f"burst_listening{index:03d}", "burst_listening", "", WARMUP_MS)
+    end = make(timeline, WARMUP_MS + LEAD_MS, scenario)
+    scenario.expect = {"end_of_turn": False, "barge_in": False}
+    builder.emit(scenario, timeline, end + TAIL_MS)
 
 
-class SetBuilder:
-    def __init__(self, out: Path, seed: int, snr_db: float, stt_delay_ms: int, variants: list[str]) -> None:
-        self.out, self.snr_db, self.stt_delay_ms, self.variants = out, snr_db, stt_delay_ms, variants
-        self.rng = np.random.default_rng(seed)
-        self.scenarios: list[Scenario] = []
-        self._speech_cache: dict[tuple[str, Voice, float], np.ndarray] = {}
+def callstart(builder: SetBuilder, index: int, noise_dbfs: float) -> None:
+    scenario = Scenario(f"callstart{index:03d}", "callstart", "", 0, agent=Span(0, 4000, "agent"))
+    scenario.noise_dbfs = noise_dbfs
+    scenario.expect = {"end_of_turn": False, "barge_in": False}
+    builder.emit(scenario, Timeline(), 4000 + TAIL_MS)
 
-    def speech(self, text: str, voice: Voice, speed: float) -> np.ndarray:
-        key = (text, voice, speed)
-        if key not in self._speech_cache:
-            self._speech_cache[key] = synthesize(text, voice, speed)
-        return set_level(self._speech_cache[key], voice.level_dbfs)
 
-    def prefetch(self, jobs: list[tuple[str, Voice, float]]) -> None:
-        """Synthesize ahead in parallel (each synthesizer call is its own process)."""
-        todo = list(dict.fromkeys(job for job in jobs if job not in self._speech_cache))
-        with ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1)) as pool:
-            for job, audio in zip(todo, pool.map(lambda job: synthesize(*job), todo), strict=True):
-                self._speech_cache[job] = audio
+def first_study(builder: SetBuilder, voices: tuple[Voice, ...], tiny: bool) -> None:
+    """The first study's 720 scenarios (tiny: a turn, a backchannel and an interruption), in their old order."""
+    if tiny:
+        turn(builder, 0, 0, 300, voices[0])
+        spoken(builder, BACKCHANNELS[0], voices[0], voices[0].speed * BACKCHANNEL_SPEEDS[0], "backchannel", 0)
+        spoken(builder, INTERRUPTIONS[0], voices[0], voices[0].speed, "interruption", 0)
+        return
+    index = 0
+    for pair in range(len(TURN_PHRASES)):
+        for pause in PAUSES_MS:
+            for voice in voices:
+                turn(builder, index, pair, pause, voice)
+                index += 1
+    index = 0
+    for word in BACKCHANNELS:
+        for voice in voices:
+            for speed in BACKCHANNEL_SPEEDS:
+                spoken(builder, word, voice, voice.speed * speed, "backchannel", index)
+                index += 1
+    for index, (text, voice) in enumerate((text, voice) for text in INTERRUPTIONS for voice in voices):
+        spoken(builder, text, voice, voice.speed, "interruption", index)
+    index = 0
+    for kind in BURST_KINDS:
+        for duration in BURST_MS:
+            for level in BURST_LEVELS_DBFS:
+                burst(builder, [kind], duration, level, index, listening=False)
+                burst(builder, [kind], duration, level, index, listening=True)
+                index += 1
+    for level in BURST_LEVELS_DBFS:  # a double cough
+        burst(builder, ["cough", "cough"], 200, level, index, listening=False)
+        index += 1
+    for index, noise_dbfs in enumerate(CALLSTART_NOISE_DBFS):
+        callstart(builder, index, noise_dbfs)
 
-    def emit(self, base: Scenario, timeline: Timeline, duration_ms: int) -> None:
-        """Render ``base`` once per variant, with the variant's background noise, and record it."""
-        for variant in self.variants:
-            scenario = replace(base, name=f"{base.name}.{variant}", variant=variant, duration_ms=duration_ms)
-            samples = ms_to_samples(duration_ms)
-            noise_dbfs = QUIET_FLOOR_DBFS
-            if variant == "noisy" and base.noise_dbfs is not None:
-                noise_dbfs = base.noise_dbfs
-            elif variant == "noisy":
-                noise_dbfs, scenario.snr_db = base.level_dbfs - self.snr_db, self.snr_db
-            scenario.noise_dbfs = noise_dbfs
-            noise = pink_noise(samples, self.rng) * 10 ** (noise_dbfs / 20)
-            scenario.file = f"{scenario.name}.wav"
-            write_wav(self.out / scenario.file, timeline.render(duration_ms, noise))
-            self.scenarios.append(scenario)
 
-    # --- kinds ---------------------------------------------------------------------------------------
-
-    def turn(self, phrases: tuple[str, str], pause_ms: int, voice: Voice, index: int) -> None:
-        timeline, at = Timeline(), WARMUP_MS + LEAD_MS
-        texts = [f"{phrases[0]} {phrases[1]}"] if pause_ms == 0 else list(phrases)
-        scenario = Scenario(
-            f"turn{index:03d}_p{pause_ms}", "turn", "", WARMUP_MS, voice.label, voice.speed, voice.level_dbfs
-        )
-        for text in texts:
-            end = timeline.add(at, self.speech(text, voice, voice.speed))
-            span = Span(at, end, text)
-            scenario.speech.append(span)
-            scenario.transcripts += stt_words(span, self.stt_delay_ms)
-            at = end + pause_ms
-        if pause_ms:
-            scenario.pauses_ms = [pause_ms]
-        scenario.expect = {"end_of_turn": True, "barge_in": False}
-        self.emit(scenario, timeline, scenario.speech[-1].end_ms + TAIL_MS)
-
-    def during_agent(self, kind: str, index: int, make: Any, voice_level: float = NOMINAL_SPEECH_DBFS) -> None:
-        """An agent scenario: ``make(timeline, at_ms, scenario)`` places the caller's event and labels it."""
-        timeline = Timeline()
-        scenario = Scenario(f"{kind}{index:03d}", kind, "", WARMUP_MS, level_dbfs=voice_level)
-        event_end = make(timeline, WARMUP_MS + EVENT_AT_MS, scenario)
-        agent_end = event_end + 1500
-        scenario.agent = Span(WARMUP_MS, agent_end, "agent")
-        scenario.expect = {"end_of_turn": kind == "interruption", "barge_in": kind == "interruption"}
-        self.emit(scenario, timeline, agent_end + TAIL_MS)
-
-    def spoken(self, text: str, voice: Voice, speed: float, kind: str, index: int) -> None:
-        def make(timeline: Timeline, at: int, scenario: Scenario) -> int:
-            end = timeline.add(at, self.speech(text, voice, speed))
-            span = Span(at, end, text)
-            scenario.voice, scenario.speed = voice.label, speed
-            scenario.speech.append(span)
-            scenario.transcripts += stt_words(span, self.stt_delay_ms)
-            return end
-
-        self.during_agent(kind, index, make, voice.level_dbfs)
-
-    def burst(self, kinds: list[str], duration_ms: int, level: float, index: int, *, listening: bool) -> None:
-        def make(timeline: Timeline, at: int, scenario: Scenario) -> int:
-            end = at
-            for kind in kinds:
-                end = timeline.add(at, noise_burst(duration_ms, self.rng, kind) * 10 ** (level / 20))
-                scenario.bursts.append(Span(at, end, kind))
-                at = end + 150
-            return end
-
-        if not listening:
-            self.during_agent("burst", index, make)
-            return
-        timeline = Timeline()
-        scenario = Scenario(f"burst_listening{index:03d}", "burst_listening", "", WARMUP_MS)
-        end = make(timeline, WARMUP_MS + LEAD_MS, scenario)
-        scenario.expect = {"end_of_turn": False, "barge_in": False}
-        self.emit(scenario, timeline, end + TAIL_MS)
-
-    def callstart(self, index: int, noise_dbfs: float) -> None:
-        scenario = Scenario(f"callstart{index:03d}", "callstart", "", 0, agent=Span(0, 4000, "agent"))
-        scenario.noise_dbfs = noise_dbfs
-        scenario.expect = {"end_of_turn": False, "barge_in": False}
-        self.emit(scenario, Timeline(), 4000 + TAIL_MS)
+def _first_study_jobs(voices: tuple[Voice, ...]) -> list[Job]:
+    jobs = [(text, v, v.speed) for v in voices for a, b in TURN_PHRASES for text in (f"{a} {b}", a, b)]
+    jobs += [(word, v, v.speed * speed) for v in voices for word in BACKCHANNELS for speed in BACKCHANNEL_SPEEDS]
+    return jobs + [(text, v, v.speed) for v in voices for text in INTERRUPTIONS]
 
 
 def build(
-    out: Path, seed: int = 7, snr_db: float = 15.0, stt_delay_ms: int = 300, tiny: bool = False, festival: bool = True
+    out: Path,
+    seed: int = 7,
+    snr_db: float = 15.0,
+    stt_delay_ms: int = 300,
+    tiny: bool = False,
+    festival: bool = True,
+    endpointing_ms: int = 300,
 ) -> Path:
     """Write the set's WAVs and ``manifest.json`` under ``out``; returns the manifest's path.
 
@@ -265,52 +207,29 @@ def build(
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.wav"):
         old.unlink()
-    builder = SetBuilder(out, seed, snr_db, stt_delay_ms, ["quiet", "noisy"])
+    builder = SetBuilder(out, seed, snr_db, stt_delay_ms, endpointing_ms)
     voices = ESPEAK_VOICES[:1] if tiny else ESPEAK_VOICES + (FESTIVAL_VOICES if festival else ())
-    if tiny:
-        builder.turn(TURN_PHRASES[0], 300, voices[0], 0)
-        builder.spoken(BACKCHANNELS[0], voices[0], voices[0].speed * BACKCHANNEL_SPEEDS[0], "backchannel", 0)
-        builder.spoken(INTERRUPTIONS[0], voices[0], voices[0].speed, "interruption", 0)
-    else:
-        jobs = [(text, v, v.speed) for v in voices for a, b in TURN_PHRASES for text in (f"{a} {b}", a, b)]
-        jobs += [(word, v, v.speed * speed) for v in voices for word in BACKCHANNELS for speed in BACKCHANNEL_SPEEDS]
-        jobs += [(text, v, v.speed) for v in voices for text in INTERRUPTIONS]
-        builder.prefetch(jobs)
-        index = 0
-        for phrases in TURN_PHRASES:
-            for pause in PAUSES_MS:
-                for voice in voices:
-                    builder.turn(phrases, pause, voice, index)
-                    index += 1
-        index = 0
-        for word in BACKCHANNELS:
-            for voice in voices:
-                for speed in BACKCHANNEL_SPEEDS:
-                    builder.spoken(word, voice, voice.speed * speed, "backchannel", index)
-                    index += 1
-        index = 0
-        for text in INTERRUPTIONS:
-            for voice in voices:
-                builder.spoken(text, voice, voice.speed, "interruption", index)
-                index += 1
-        index = 0
-        for kind in BURST_KINDS:
-            for duration in BURST_MS:
-                for level in BURST_LEVELS_DBFS:
-                    builder.burst([kind], duration, level, index, listening=False)
-                    builder.burst([kind], duration, level, index, listening=True)
-                    index += 1
-        for level in BURST_LEVELS_DBFS:  # a double cough
-            builder.burst(["cough", "cough"], 200, level, index, listening=False)
-            index += 1
-        for index, noise_dbfs in enumerate(CALLSTART_NOISE_DBFS):
-            builder.callstart(index, noise_dbfs)
+    babble = BabbleBank.jobs(festival, talkers=6 if tiny else None)
+    jobs = [] if tiny else _first_study_jobs(voices)
+    extra_voices = ESPEAK_VOICES[:3] if tiny else voices
+    builder.prefetch(jobs + extra.jobs(extra_voices, tiny) + [(text, voice, voice.speed) for text, voice in babble])
+    first_study(builder, voices, tiny)  # first, so that its 720 scenarios draw the same noise as before
+    builder.make_bank(babble, np.random.default_rng([seed, 1]))
+    extra.build_all(builder, extra_voices, tiny)
     short = [s.name for s in builder.scenarios if s.kind == "interruption" and _spoken_ms(s) < 600]
     if short:
         raise RuntimeError(f"interruptions must last at least 600 ms: {short}")
     manifest = out / "manifest.json"
     engines = sorted({voice.engine for voice in voices})
-    meta = {"seed": seed, "snr_db": snr_db, "stt_delay_ms": stt_delay_ms, "tiny": tiny, "engines": engines}
+    meta = {
+        "seed": seed,
+        "snr_db": snr_db,
+        "stt_delay_ms": stt_delay_ms,
+        "stt_endpointing_ms": endpointing_ms,
+        "tiny": tiny,
+        "engines": engines,
+        "babble_talkers": len(builder.bank.loops) if builder.bank else 0,
+    }
     payload = {"meta": meta, "scenarios": [asdict(s) for s in builder.scenarios]}
     manifest.write_text(json.dumps(payload, indent=1))
     return manifest
@@ -326,11 +245,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--snr-db", type=float, default=15.0, help="speech-to-background ratio of the noisy variant")
     parser.add_argument("--stt-delay-ms", type=int, default=300, help="words arrive this long after their speech")
-    parser.add_argument("--tiny", action="store_true", help="three scenarios (for the smoke test)")
+    parser.add_argument(
+        "--stt-endpointing-ms", type=int, default=300, help="a pause this long makes the recognizer send a final"
+    )
+    parser.add_argument("--tiny", action="store_true", help="a few scenarios of every kind (for the smoke test)")
     parser.add_argument("--no-festival", action="store_true", help="espeak-ng voices only")
     args = parser.parse_args()
     started = time.perf_counter()
-    manifest = build(args.out, args.seed, args.snr_db, args.stt_delay_ms, args.tiny, not args.no_festival)
+    manifest = build(
+        args.out, args.seed, args.snr_db, args.stt_delay_ms, args.tiny, not args.no_festival, args.stt_endpointing_ms
+    )
     scenarios = json.loads(manifest.read_text())["scenarios"]
     kinds: dict[str, int] = {}
     for scenario in scenarios:

@@ -11,6 +11,14 @@ Definitions (all times are media milliseconds from the start of the scenario's f
                             stopped (FalseInterruption); "pause" is that silence, BargeIn to FalseInterruption
     missed barge-in         no InterruptionConfirmed at or after the onset of a real interruption
     barge-in reaction       the first BargeIn (the agent goes quiet: ``clear``) minus the interruption's true onset
+    unanswered              a caller turn (kinds turn, complete, incomplete, numbers, floor_onset with speech) with
+                            no EndOfTurn within ``silence_timeout_ms`` + UNANSWERED_GRACE_MS after the true end of
+                            the last word (while the background goes on); None when the file ends sooner
+    premature (incomplete)  in ``incomplete`` and ``numbers`` every pause is inside an unfinished thought: any
+                            EndOfTurn before the end of the last word is premature, whatever the pause's length
+    floor-onset false       in a ``floor_onset`` scenario without speech: any SpeechStarted, BargeIn or EndOfTurn
+    audible stop            any BargeIn in a ``backchannel_level``/``burst_level`` scenario (the agent went quiet)
+The first study's numbers (summarize) keep their kinds; conditions.py sums the new ones.
 """
 
 from __future__ import annotations
@@ -34,6 +42,10 @@ NOISE_KINDS = ("burst", "callstart")
 # An EndOfTurn caused by a pause can fire a little after the caller resumes, before the VAD has caught the onset.
 ONSET_SLACK_MS = 200
 AGENT_NEGATIVE_KINDS = ("backchannel", *NOISE_KINDS)
+LEVEL_KINDS = ("backchannel_level", "burst_level")
+TURN_KINDS = ("turn", "complete", "incomplete", "numbers")
+UNFINISHED_KINDS = ("incomplete", "numbers")  # every pause is inside the caller's thought
+UNANSWERED_GRACE_MS = 1500
 
 
 @dataclass
@@ -53,14 +65,30 @@ class Outcome:
     pause_ms: list[int] = field(default_factory=list)
     missed_barge_in: bool = False
     reaction_ms: int | None = None
+    background: str = ""
+    snr_db: float | None = None
+    labels: dict[str, Any] = field(default_factory=dict)  # the scenario's kind-specific labels
+    has_speech: bool = False
+    agent: bool = False  # the agent speaks in the scenario
+    unanswered: bool | None = None
+    premature_pauses: list[int] = field(default_factory=list)  # pauses (ms) an EndOfTurn fell in (unfinished kinds)
+    false_events: list[str] = field(default_factory=list)  # floor_onset: event types that should not have come
 
 
 def judge(scenario: dict[str, Any], events: list[Event], silence_timeout_ms: int) -> Outcome:
     engine = scenario["voice"].split(":")[0] if scenario["voice"] else ""
     outcome = Outcome(scenario["name"], scenario["kind"], scenario["variant"], engine)
+    outcome.background, outcome.snr_db = scenario.get("background", ""), scenario["snr_db"]
+    outcome.labels, outcome.has_speech = dict(scenario.get("labels", {})), bool(scenario["speech"])
+    outcome.agent = scenario["agent"] is not None
     kind = scenario["kind"]
-    if kind == "turn":
+    if kind in TURN_KINDS or (kind == "floor_onset" and scenario["speech"]):
         _judge_turn(scenario, events, silence_timeout_ms, outcome)
+    elif kind == "floor_onset":
+        wrong = (SpeechStarted, BargeIn, EndOfTurn)
+        outcome.false_events = sorted({type(e).__name__ for e in events if isinstance(e, wrong)})
+        outcome.spurious_start = bool(outcome.false_events)
+        _judge_negative(events, outcome)
     elif kind == "burst_listening":
         outcome.spurious_start = any(isinstance(e, SpeechStarted) for e in events)
     elif kind == "interruption":
@@ -70,16 +98,21 @@ def judge(scenario: dict[str, Any], events: list[Event], silence_timeout_ms: int
         outcome.barge_in = confirmed
         outcome.missed_barge_in = not confirmed
         outcome.reaction_ms = reactions[0] if reactions and confirmed else None
-    elif kind in AGENT_NEGATIVE_KINDS:
-        outcome.barge_in = any(isinstance(e, InterruptionConfirmed) for e in events)
-        paused_at: int | None = None
-        for event in events:
-            if isinstance(event, BargeIn):
-                outcome.paused, paused_at = True, event.at_ms
-            elif isinstance(event, FalseInterruption) and paused_at is not None:
-                outcome.pause_ms.append(event.at_ms - paused_at)
-                paused_at = None
+    elif kind in AGENT_NEGATIVE_KINDS or kind in LEVEL_KINDS:
+        _judge_negative(events, outcome)
     return outcome
+
+
+def _judge_negative(events: list[Event], outcome: Outcome) -> None:
+    """Nothing should have taken the agent's turn: did it give up (barge_in), go quiet (paused), for how long."""
+    outcome.barge_in = any(isinstance(e, InterruptionConfirmed) for e in events)
+    paused_at: int | None = None
+    for event in events:
+        if isinstance(event, BargeIn):
+            outcome.paused, paused_at = True, event.at_ms
+        elif isinstance(event, FalseInterruption) and paused_at is not None:
+            outcome.pause_ms.append(event.at_ms - paused_at)
+            paused_at = None
 
 
 def _judge_turn(scenario: dict[str, Any], events: list[Event], silence_timeout_ms: int, outcome: Outcome) -> None:
@@ -91,6 +124,7 @@ def _judge_turn(scenario: dict[str, Any], events: list[Event], silence_timeout_m
         outcome.pause_eot[end - start] = False
         if end - start < silence_timeout_ms:
             outcome.short_pauses += 1
+    every_pause = outcome.kind in UNFINISHED_KINDS
     for event in events:
         if not isinstance(event, EndOfTurn) or event.at_ms < first_onset:
             continue
@@ -101,9 +135,14 @@ def _judge_turn(scenario: dict[str, Any], events: list[Event], silence_timeout_m
         pause = next((end - start for start, end in gaps if start <= event.at_ms < end + ONSET_SLACK_MS), None)
         if pause is not None:
             outcome.pause_eot[pause] = True
-        if pause is None or pause < silence_timeout_ms:
+            if every_pause and pause not in outcome.premature_pauses:
+                outcome.premature_pauses.append(pause)
+        if pause is None or pause < silence_timeout_ms or every_pause:
             outcome.premature_eot += 1
     outcome.missed_eot = outcome.eot_delay_ms is None
+    window = silence_timeout_ms + UNANSWERED_GRACE_MS
+    if scenario["duration_ms"] - last_end >= window:
+        outcome.unanswered = outcome.eot_delay_ms is None or outcome.eot_delay_ms > window
 
 
 def percentile(values: list[int], q: float) -> float | None:

@@ -2,17 +2,21 @@
 
 Each scenario's audio goes frame by frame (20 ms) through a fresh VAD (``pipelines.vad.make_vad``) and a
 ``TurnDetector`` with the settings of config/turn_taking.yaml plus the CLI overrides, exactly as the call
-session drives them: labelled transcripts are fed at their times, the agent's playout starts and finishes at
-its labelled times, pauses on BargeIn, gives up its turn on InterruptionConfirmed and resumes on
-FalseInterruption (the rest of its audio plays later by the length of the pause).
+session drives them: labelled transcripts are fed at their times (the turn's finals joined with the latest
+interim, as pipelines/stt_stream.py hands them over), the agent's playout starts and finishes at its labelled
+times, pauses on BargeIn, gives up its turn on InterruptionConfirmed and resumes on FalseInterruption (the rest
+of its audio plays later by the length of the pause).
 
 Usage:
     python -m scripts.turn_quality.score [--set data/turn_quality] [--vad webrtc|silero|all]
         [--aggressiveness 0,1,2,3] [--sensitivity low,medium,high] [--silence-timeout-ms 500[,700]]
         [--knob speechGapToleranceMs=80,120] [--rule medium=60,100[:WORDS]] [--tail-allowance-ms 40]
-        [--rows quiet,noisy,espeak,festival,all] [--json out.json]
+        [--rows quiet,noisy,babble,snr0,incomplete,...,all] [--kinds turn,incomplete] [--limit 20]
+        [--jobs 2] [--json out.json]
 
-Comma-separated alternatives are swept (every combination), reusing one VAD pass. Results: docs/turn-taking.md.
+Comma-separated alternatives are swept (every combination), reusing one VAD pass. ``--knob`` passes any knob
+through ``TurnSettings.resolve`` as an agent override. Scenarios are scored in ``--jobs`` processes. Results:
+docs/turn-taking.md.
 """
 
 from __future__ import annotations
@@ -24,25 +28,41 @@ import os
 import platform
 import time
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from pipelines.audio import FRAME_BYTES_PCM16, FRAME_MS, frame_rms
-from pipelines.turn_detector import BargeIn, Event, FalseInterruption, InterruptionConfirmed, TurnDetector
 from pipelines.turn_settings import TurnSettings
-from pipelines.vad import make_vad
-from scripts.turn_quality.metrics import Outcome, check_targets, judge, summarize
-from scripts.turn_quality.synth import read_wav
+from pipelines.vad import VAD_KINDS
+from scripts.turn_quality.conditions import summarize_conditions
+from scripts.turn_quality.drive import Run, score_chunk, simulate
+from scripts.turn_quality.metrics import Outcome, check_targets, summarize
+from scripts.turn_quality.noises import BACKGROUNDS
+from scripts.turn_quality.report import VARIANTS, render, table
+from scripts.turn_quality.scenarios import SWEEP_SNR_DB
 from voicex.catalog.config import TurnTakingFile
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config" / "turn_taking.yaml"
 SENSITIVITIES = ("low", "medium", "high")
-VARIANTS = ("quiet", "noisy", "all")  # rows per background; "espeak"/"festival" rows keep one synthesizer
-GROUPS = (*VARIANTS, "espeak", "festival")
+FIRST_STUDY_KINDS = ("turn", "backchannel", "interruption", "burst", "burst_listening", "callstart")
+NEW_KINDS = ("floor_onset", "complete", "incomplete", "numbers", "backchannel_level", "burst_level")
+# Rows: "quiet"/"noisy" (pink at --snr-db) variants of every kind but the sweep's; the sweep's backgrounds
+# (babble … pink); SNRs (snr15: the noisy variant); synthesizers; the new kinds; "core": the first study's 720
+# scenarios (its kinds, quiet and noisy), on which the issue's targets are checked.
+GROUPS = (
+    *VARIANTS,
+    "core",
+    "espeak",
+    "festival",
+    *BACKGROUNDS,
+    *sorted({f"snr{snr:g}" for snr in (*SWEEP_SNR_DB, 15)}, key=lambda g: float(g[3:])),
+    *NEW_KINDS,
+)
+__all__ = ["GROUPS", "load_config", "resolve", "score", "simulate", "table"]
 
 
 def load_config(path: Path = CONFIG) -> TurnTakingFile:
@@ -51,67 +71,10 @@ def load_config(path: Path = CONFIG) -> TurnTakingFile:
 
 
 def resolve(config: TurnTakingFile, overrides: dict[str, Any], rules: dict[str, dict[str, int]]) -> TurnSettings:
-    sensitivity = {name: rule.model_dump() for name, rule in config.sensitivity.items()}
+    sensitivity: dict[str, dict[str, Any]] = {name: rule.model_dump() for name, rule in config.sensitivity.items()}
     for name, rule in rules.items():
         sensitivity[name] = {**sensitivity[name], **rule}
     return TurnSettings.resolve(config.defaults(), sensitivity, config.backchannels, overrides)
-
-
-def vad_decisions(pcm: bytes, vad_name: str, aggressiveness: int, threshold: float) -> list[bool]:
-    """One decision per whole 20 ms frame from a fresh VAD, as a call would have."""
-    vad = make_vad(vad_name, aggressiveness, threshold=threshold)
-    count = len(pcm) // FRAME_BYTES_PCM16
-    return [vad.is_speech(pcm[i * FRAME_BYTES_PCM16 : (i + 1) * FRAME_BYTES_PCM16]) for i in range(count)]
-
-
-def frame_levels(pcm: bytes) -> list[float]:
-    """Each whole frame's RMS, as the session hands it to the detector."""
-    count = len(pcm) // FRAME_BYTES_PCM16
-    return [float(frame_rms(pcm[i * FRAME_BYTES_PCM16 : (i + 1) * FRAME_BYTES_PCM16])) for i in range(count)]
-
-
-def simulate(
-    scenario: dict[str, Any], decisions: list[bool], settings: TurnSettings, levels: list[float] | None = None
-) -> list[Event]:
-    """Drive one TurnDetector through the scenario like the call session does; returns every event."""
-    start = scenario["warmup_ms"]
-    agent = scenario["agent"]
-    detector = TurnDetector(settings, start, wait_for_caller=agent is None)
-    transcripts = sorted(scenario["transcripts"], key=lambda t: t["at_ms"])
-    events: list[Event] = []
-    playing = started = given_up = False
-    paused_at: int | None = None
-    agent_end = agent["end_ms"] if agent is not None else 0
-    next_transcript = 0
-
-    def handle(produced: list[Event], now: int) -> None:
-        nonlocal playing, paused_at, given_up, agent_end
-        for event in produced:
-            events.append(event)
-            if isinstance(event, BargeIn):
-                playing, paused_at = False, now  # paused; the detector gets no agent_finished, as in the session
-            elif isinstance(event, InterruptionConfirmed):
-                given_up, paused_at = True, None
-            elif isinstance(event, FalseInterruption) and paused_at is not None and not given_up:
-                agent_end += now - paused_at  # the session carries on where the pause stopped
-                paused_at = None
-                detector.agent_started(now)
-                playing = True
-
-    for index in range(start // FRAME_MS, len(decisions)):
-        now = index * FRAME_MS
-        if agent is not None and not started and now >= agent["onset_ms"]:
-            detector.agent_started(now)
-            playing = started = True
-        if agent is not None and playing and now >= agent_end:
-            detector.agent_finished(now)
-            playing = False
-        while next_transcript < len(transcripts) and transcripts[next_transcript]["at_ms"] <= now:
-            item = transcripts[next_transcript]
-            next_transcript += 1
-            handle(detector.on_transcript(item["text"], item["final"], now), now)
-        handle(detector.on_frame(now, decisions[index], levels[index] if levels else None), now)
-    return events
 
 
 def _vad_configs(vads: Iterable[str], aggressiveness: list[int]) -> list[tuple[str, int]]:
@@ -128,6 +91,30 @@ def vad_label(vad: str, aggressiveness: int) -> str:
 Combo = tuple[dict[str, Any], dict[str, dict[str, int]]]  # knob overrides, sensitivity-rule overrides
 
 
+def select(scenarios: list[dict[str, Any]], kinds: list[str] | None, limit: int | None) -> list[dict[str, Any]]:
+    """The scenarios of ``kinds`` (all when None), at most ``limit`` of each kind, in the manifest's order."""
+    taken: dict[str, int] = {}
+    chosen = []
+    for scenario in scenarios:
+        kind = scenario["kind"]
+        if (kinds is None or kind in kinds) and (limit is None or taken.get(kind, 0) < limit):
+            taken[kind] = taken.get(kind, 0) + 1
+            chosen.append(scenario)
+    return chosen
+
+
+def groups_of(outcome: Outcome) -> set[str]:
+    """The row groups an outcome counts in (the sweep's variants are named after their background)."""
+    groups = {"all", outcome.variant, outcome.kind}
+    if outcome.engine:
+        groups.add(outcome.engine)
+    if outcome.snr_db is not None:
+        groups.add(f"snr{outcome.snr_db:g}")
+    if outcome.variant in ("quiet", "noisy") and outcome.kind in FIRST_STUDY_KINDS:
+        groups.add("core")
+    return groups
+
+
 def score(
     set_dir: Path,
     vad_configs: list[tuple[str, int]],
@@ -135,58 +122,85 @@ def score(
     combos: list[Combo],
     threshold: float = 0.5,
     tail_allowance_ms: int = 0,
+    kinds: list[str] | None = None,
+    limit: int | None = None,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
     """Every (VAD, settings combination, sensitivity) result: its summary per group and the targets it meets.
 
     Each VAD runs once over the set; every combination of settings reuses its decisions. ``tail_allowance_ms`` is a
     what-if for compensating the VAD's tail: the detector waits ``silenceTimeoutMs`` minus it, while premature ends
-    and delays are still judged against ``silenceTimeoutMs``.
+    and delays are still judged against ``silenceTimeoutMs``. The targets are checked on the first study's set
+    (group ``core``); the new conditions are reported beside them.
     """
     manifest = json.loads((set_dir / "manifest.json").read_text())
-    scenarios = manifest["scenarios"]
-    audio = {s["name"]: read_wav(set_dir / s["file"]) for s in scenarios}
-    levels = {name: frame_levels(pcm) for name, pcm in audio.items()}
+    scenarios = select(manifest["scenarios"], kinds, limit)
     config = load_config()
+    runs: list[Run] = []
+    described: list[dict[str, Any]] = []
+    done: set[tuple[str, str]] = set()
+    for overrides, rules in combos:
+        for sensitivity in sensitivities:
+            description = _describe(overrides, rules, sensitivity)
+            if (sensitivity, description) in done:
+                continue  # another combination differs only in another level's rule
+            done.add((sensitivity, description))
+            settings = resolve(config, {**overrides, "interruptionSensitivity": sensitivity}, rules)
+            silence_timeout = settings.silence_timeout_ms  # the caller silence that ends a turn
+            if tail_allowance_ms:
+                settings = replace(settings, silence_timeout_ms=silence_timeout - tail_allowance_ms)
+            runs.append((settings, silence_timeout))
+            described.append(
+                {
+                    "sensitivity": sensitivity,
+                    "settings": description,
+                    "silence_timeout_ms": silence_timeout,
+                    "tail_allowance_ms": tail_allowance_ms,
+                    "barge_in_rule": {
+                        "minSpeechMs": settings.barge_in.min_speech_ms,
+                        "minWords": settings.barge_in.min_words,
+                    },
+                    "speech_gap_ms": settings.speech_gap_ms,
+                    "speech_start_ms": settings.speech_start_ms,
+                }
+            )
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    size = max(4, -(-len(scenarios) // (jobs * 6)))  # a few chunks per process: Silero's are slow
+    chunks = [scenarios[i : i + size] for i in range(0, len(scenarios), size)]
+    per_vad: list[tuple[float, list[list[Outcome]]]] = []
+    if jobs == 1:
+        parts = [[score_chunk(set_dir, chunk, vad, a, threshold, runs) for chunk in chunks] for vad, a in vad_configs]
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [
+                [pool.submit(score_chunk, set_dir, chunk, vad, a, threshold, runs) for chunk in chunks]
+                for vad, a in vad_configs
+            ]
+            parts = [[future.result() for future in row] for row in futures]
+    for row in parts:
+        per_vad.append(
+            (sum(seconds for seconds, _ in row), [[o for _, chunk in row for o in chunk[i]] for i in range(len(runs))])
+        )
     results: list[dict[str, Any]] = []
-    for vad, aggressiveness in vad_configs:
-        started = time.perf_counter()
-        decisions = {name: vad_decisions(pcm, vad, aggressiveness, threshold) for name, pcm in audio.items()}
-        vad_seconds = time.perf_counter() - started
-        done: set[tuple[str, str]] = set()
-        for overrides, rules in combos:
-            for sensitivity in sensitivities:
-                if (sensitivity, _describe(overrides, rules, sensitivity)) in done:
-                    continue  # another combination differs only in another level's rule
-                done.add((sensitivity, _describe(overrides, rules, sensitivity)))
-                settings = resolve(config, {**overrides, "interruptionSensitivity": sensitivity}, rules)
-                silence_timeout = settings.silence_timeout_ms  # the caller silence that ends a turn
-                if tail_allowance_ms:
-                    settings = replace(settings, silence_timeout_ms=silence_timeout - tail_allowance_ms)
-                outcomes = [
-                    judge(s, simulate(s, decisions[s["name"]], settings, levels[s["name"]]), silence_timeout)
-                    for s in scenarios
-                ]
-                groups = {g: summarize([o for o in outcomes if g in ("all", o.variant, o.engine)]) for g in GROUPS}
-                results.append(
-                    {
-                        "vad": vad_label(vad, aggressiveness),
-                        "sensitivity": sensitivity,
-                        "settings": _describe(overrides, rules, sensitivity),
-                        "silence_timeout_ms": silence_timeout,
-                        "tail_allowance_ms": tail_allowance_ms,
-                        "barge_in_rule": {
-                            "minSpeechMs": settings.barge_in.min_speech_ms,
-                            "minWords": settings.barge_in.min_words,
-                        },
-                        "speech_gap_ms": settings.speech_gap_ms,
-                        "speech_start_ms": settings.speech_start_ms,
-                        "summary": groups,
-                        "targets": check_targets(groups["all"], sensitivity, silence_timeout),
-                        "failures": _failures(outcomes),
-                        "vad_seconds": round(vad_seconds, 2),
-                    }
-                )
-    return {"meta": {**manifest["meta"], "scenarios": len(scenarios), "machine": machine()}, "results": results}
+    for (vad, aggressiveness), (vad_seconds, outcomes_per_run) in zip(vad_configs, per_vad, strict=True):
+        for about, outcomes in zip(described, outcomes_per_run, strict=True):
+            members = [groups_of(o) for o in outcomes]
+            groups = {}
+            for group in GROUPS:
+                chosen = [o for o, m in zip(outcomes, members, strict=True) if group in m]
+                groups[group] = {**summarize(chosen), **summarize_conditions(chosen)}
+            results.append(
+                {
+                    "vad": vad_label(vad, aggressiveness),
+                    **about,
+                    "summary": groups,
+                    "targets": check_targets(groups["core"], about["sensitivity"], about["silence_timeout_ms"]),
+                    "failures": _failures(outcomes),
+                    "vad_seconds": round(vad_seconds, 2),
+                }
+            )
+    meta = {**manifest["meta"], "scenarios": len(scenarios), "jobs": jobs, "machine": machine()}
+    return {"meta": meta, "results": results}
 
 
 def _describe(overrides: dict[str, Any], rules: dict[str, dict[str, int]], sensitivity: str) -> str:
@@ -203,6 +217,8 @@ def _failures(outcomes: list[Outcome]) -> dict[str, list[str]]:
         "missed_eot": [o.name for o in outcomes if o.kind == "turn" and o.missed_eot],
         "missed_barge_in": [o.name for o in outcomes if o.missed_barge_in],
         "false_barge_in": [o.name for o in outcomes if o.kind != "interruption" and o.barge_in],
+        "unanswered": [o.name for o in outcomes if o.unanswered],
+        "floor_onset_false": [o.name for o in outcomes if o.false_events],
     }
 
 
@@ -214,36 +230,6 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "os": platform.platform()}
-
-
-def _fmt(value: float | None, suffix: str = "") -> str:
-    return "–" if value is None else f"{value:.0f}{suffix}"
-
-
-def table(report: dict[str, Any], groups: Iterable[str] = VARIANTS) -> str:
-    """A Markdown table: one row per VAD, sensitivity and group (background variant or synthesizer)."""
-    head = (
-        "| VAD | sens. | settings | rows | premature EOT | EOT delay p50/p95 ms | missed EOT | missed barge-in "
-        "| false barge-in bc / noise / all | paused bc / noise | pause p50/p95 ms | reaction p50/p95 ms "
-        "| noise starts turn |"
-    )
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for result in report["results"]:
-        for group in groups:
-            s = result["summary"][group]
-            lines.append(
-                f"| {result['vad']} | {result['sensitivity']} | {result['settings'] or 'config'} | {group} "
-                f"| {s['premature_eot']}/{s['short_pauses']} "
-                f"| {_fmt(s['eot_delay_p50_ms'])} / {_fmt(s['eot_delay_p95_ms'])} | {s['missed_eot']}/{s['turns']} "
-                f"| {s['missed_barge_in']}/{s['interruptions']} "
-                f"| {_fmt(s['false_barge_in_backchannel_pct'], '%')} / {_fmt(s['false_barge_in_noise_pct'], '%')}"
-                f" / {_fmt(s['false_barge_in_pct'], '%')} "
-                f"| {_fmt(s['paused_backchannel_pct'], '%')} / {_fmt(s['paused_noise_pct'], '%')} "
-                f"| {_fmt(s['pause_p50_ms'])} / {_fmt(s['pause_p95_ms'])} "
-                f"| {_fmt(s['barge_in_reaction_p50_ms'])} / {_fmt(s['barge_in_reaction_p95_ms'])} "
-                f"| {_fmt(s['spurious_start_on_noise_pct'], '%')} |"
-            )
-    return "\n".join(lines)
 
 
 def _parse_list(text: str, allowed: Iterable[str]) -> list[str]:
@@ -304,11 +290,15 @@ def main() -> None:
         "--tail-allowance-ms", type=int, default=0, help="what-if: end turns this much before silenceTimeoutMs"
     )
     parser.add_argument("--rows", default="quiet,noisy,all", help=f"rows to print, some of {', '.join(GROUPS)}")
+    parser.add_argument("--kinds", default="all", help="score only these scenario kinds (comma-separated)")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many scenarios of each kind")
+    parser.add_argument("--jobs", type=int, default=None, help="processes (default: one per core)")
     parser.add_argument("--json", type=Path, default=None, help="write the numbers here")
     args = parser.parse_args()
 
     defaults = load_config().defaults()
-    vads = _parse_list(args.vad or str(defaults["vad"]), ("webrtc", "silero"))
+    vads = _parse_list(args.vad or str(defaults["vad"]), VAD_KINDS)
+    rows = _parse_list(args.rows, GROUPS)
     modes = [int(m) for m in _parse_list(args.aggressiveness or str(defaults["vadAggressiveness"]), "0123")]
     silence_timeouts = [int(ms) for ms in args.silence_timeout_ms.split(",") if ms]
     started = time.perf_counter()
@@ -319,14 +309,20 @@ def main() -> None:
         combos(args.knob, args.rule, silence_timeouts),
         args.silero_threshold,
         args.tail_allowance_ms,
+        None if args.kinds == "all" else [kind.strip() for kind in args.kinds.split(",")],
+        args.limit,
+        args.jobs,
     )
     report["meta"]["seconds"] = round(time.perf_counter() - started, 1)
-    print(table(report, _parse_list(args.rows, GROUPS)))
+    print(render(report, rows))
     for result in report["results"]:
         if result["targets"]:
             marks = ", ".join(f"{name} {'ok' if ok else 'MISSED'}" for name, ok in result["targets"].items())
             where = f"{result['vad']} {result['sensitivity']} {result['settings']}".strip()
-            print(f"targets {where} (silenceTimeoutMs {result['silence_timeout_ms']}): {marks}")
+            timeout = result["silence_timeout_ms"]
+            print(f"targets {where} (silenceTimeoutMs {timeout}; the first study's set): {marks}")
+    meta = report["meta"]
+    print(f"{meta['scenarios']} scenarios scored in {meta['seconds']} s ({meta['jobs']} processes)")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
         print(f"wrote {args.json}")

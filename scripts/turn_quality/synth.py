@@ -102,7 +102,7 @@ def synthesize(text: str, voice: Voice, speed: float | None = None) -> np.ndarra
             rate = wav.getframerate()
             raw = wav.readframes(wav.getnframes())
     samples = np.frombuffer(raw, dtype="<i2").astype(np.float64) / 32768.0
-    audio = soxr.resample(samples, rate, RATE, quality="HQ")
+    audio: np.ndarray = soxr.resample(samples, rate, RATE, quality="HQ")
     # Trim (and so label) by what the telephone band carries: a nasal "m" or a low vowel tail below 300 Hz is
     # sound in the synthesizer's output but silence on the line.
     onset, end = active_span(bandpass(audio))
@@ -113,7 +113,8 @@ def _window_db(audio: np.ndarray, window: int) -> np.ndarray:
     count = len(audio) // window
     frames = audio[: count * window].reshape(count, window)
     rms = np.sqrt(np.mean(frames**2, axis=1) + 1e-20)
-    return 20 * np.log10(rms)
+    levels: np.ndarray = 20 * np.log10(rms)
+    return levels
 
 
 def active_span(audio: np.ndarray, floor_db: float = LABEL_FLOOR_DB) -> tuple[int, int]:
@@ -141,17 +142,19 @@ def active_rms(audio: np.ndarray, floor_db: float = -30.0) -> float:
 def set_level(audio: np.ndarray, dbfs: float) -> np.ndarray:
     """Scale ``audio`` so its active level in the telephone band is ``dbfs`` (dB relative to an RMS of 1.0)."""
     level = active_rms(bandpass(audio))
-    return audio if level == 0 else audio * (10 ** (dbfs / 20) / level)
+    scaled: np.ndarray = audio if level == 0 else audio * (10 ** (dbfs / 20) / level)
+    return scaled
 
 
 def _lowpass_kernel(cutoff_hz: float, taps: int) -> np.ndarray:
     n = np.arange(taps) - (taps - 1) / 2
-    return 2 * cutoff_hz / RATE * np.sinc(2 * cutoff_hz / RATE * n)
+    kernel: np.ndarray = 2 * cutoff_hz / RATE * np.sinc(2 * cutoff_hz / RATE * n)
+    return kernel
 
 
 def bandpass_kernel(low_hz: float = 300.0, high_hz: float = 3400.0, taps: int = _FIR_TAPS) -> np.ndarray:
     """Windowed-sinc (Blackman) linear-phase band-pass: low-pass(high) minus low-pass(low)."""
-    kernel = (_lowpass_kernel(high_hz, taps) - _lowpass_kernel(low_hz, taps)) * np.blackman(taps)
+    kernel: np.ndarray = (_lowpass_kernel(high_hz, taps) - _lowpass_kernel(low_hz, taps)) * np.blackman(taps)
     return kernel
 
 
@@ -182,7 +185,8 @@ def pink_noise(samples: int, rng: np.random.Generator) -> np.ndarray:
     spectrum[0] = 0
     noise = np.fft.irfft(spectrum, n=size)[:samples]
     in_band = np.fft.irfft(np.where((freqs >= 300) & (freqs <= 3400), spectrum, 0), n=size)[:samples]
-    return noise / (np.sqrt(np.mean(in_band**2)) + 1e-20)
+    unit: np.ndarray = noise / (np.sqrt(np.mean(in_band**2)) + 1e-20)
+    return unit
 
 
 def noise_burst(duration_ms: int, rng: np.random.Generator, kind: str = "cough") -> np.ndarray:
@@ -204,7 +208,8 @@ def noise_burst(duration_ms: int, rng: np.random.Generator, kind: str = "cough")
     if kind == "cough":  # a voiced "hə" colouring: amplitude modulation at a low pitch
         burst *= 1 + 0.5 * np.sin(2 * np.pi * rng.uniform(110, 180) * t)
     peak = np.sqrt(np.max(np.convolve(burst**2, np.ones(ms_to_samples(20)) / ms_to_samples(20), mode="same")))
-    return burst / (peak + 1e-20)
+    unit: np.ndarray = burst / (peak + 1e-20)
+    return unit
 
 
 def write_wav(path: Path, pcm16: bytes) -> None:

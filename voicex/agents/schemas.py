@@ -21,6 +21,7 @@ AGENT_KNOBS = (
     "endpointingMs",
     "idleTimeoutMs",
     "vad",
+    "turnDetection",
 )
 
 Temperature = Annotated[float, Field(ge=0, le=2)]
@@ -80,7 +81,10 @@ class AgentThresholds(_Body):
     idleTimeoutMs: int | None = Field(
         None, description="silence (ms) after the agent finishes before a reprompt; a second one ends the call"
     )
-    vad: str | None = Field(None, description="webrtc | silero")
+    vad: str | None = Field(None, description="adaptive | silero | webrtc")
+    turnDetection: str | None = Field(
+        None, description="silence | model: end the turn on silence alone, or sooner after a complete thought"
+    )
 
 
 class FallbackRef(_Body):

@@ -162,6 +162,7 @@ class Knob(_Strict):
 class SensitivityRule(_Strict):
     minSpeechMs: int = Field(ge=0, le=5000)
     minWords: int = Field(ge=0, le=10)
+    wordWaitMs: int = Field(0, ge=0, le=2000)
 
 
 class TurnTakingFile(_Strict):
