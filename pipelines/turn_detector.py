@@ -9,7 +9,7 @@ States
     CALLER_PAUSED    the caller stopped; the turn ends after ``silence_timeout_ms`` of silence unless they resume
     AGENT_SPEAKING   the agent's audio is playing; caller speech may barge in per the sensitivity rule
 
-Events: SpeechStarted, EndOfTurn, BargeIn, InterruptionConfirmed, FalseInterruption, SilenceTimeout.
+Events: SpeechStarted, EndOfTurn, BargeIn, InterruptionConfirmed, FalseInterruption, Acknowledged, SilenceTimeout.
 
 Only caller silence ends a turn here: the recognizer's own endpointing (``endpointing_ms``, finals at shorter
 pauses) never does, so a hesitation keeps the turn open however many finals it produced. ``SilenceTimeout`` is
@@ -19,6 +19,11 @@ Barge-in has two stages because a backchannel ("uh-huh") and the start of a real
 until words arrive, while the agent must go quiet within ~250 ms: ``BargeIn`` pauses the agent (its audio is
 flushed at the far end but kept), then ``InterruptionConfirmed`` (words that are not backchannels) makes the
 agent give up its turn, or ``FalseInterruption`` (no such words in time) lets it carry on where it stopped.
+Before the first stage, words that come within ``wordWaitMs`` decide alone: backchannels only (``Acknowledged``)
+leave the agent talking, other words stop it for good at once.
+
+Under ``turnDetection: model`` the silence that ends a turn depends on the caller's words so far
+(:mod:`pipelines.end_of_turn`): shorter after a complete thought, longer after an unfinished one.
 """
 
 from __future__ import annotations
