@@ -243,21 +243,22 @@ def _frames(detector: TurnDetector, start_ms: int, ms: int, speech: bool, level:
 
 
 @pytest.mark.parametrize(
-    ("trim_db", "tail_ms", "speech_end_ms"),
+    ("trim_db", "tail_ms", "floor", "speech_end_ms"),
     [
-        (0, 60, 1460),  # off: the turn-ending silence counts from the VAD's last speech frame
-        (20, 60, 1400),  # on: from the last frame within 20 dB of the caller's level
-        (20, 300, 1620),  # a long quiet tail is trimmed by at most 80 ms
+        (0, 60, 10, 1460),  # off: the turn-ending silence counts from the VAD's last speech frame
+        (20, 60, 10, 1400),  # on: from the last frame within 20 dB of the caller's level
+        (20, 300, 10, 1540),  # a long quiet tail on a quiet line (floor 40 dB down) is trimmed by at most 160 ms
+        (20, 300, 40, 1620),  # … on a noisier line (floor 28 dB down) by at most 80 ms
     ],
 )
 def test_tail_trim_counts_the_silence_timeout_from_where_the_sound_faded(
-    trim_db: int, tail_ms: int, speech_end_ms: int
+    trim_db: int, tail_ms: int, floor: float, speech_end_ms: int
 ) -> None:
     detector = TurnDetector(settings(speechTailTrimDb=trim_db), wait_for_caller=False)
-    _frames(detector, 0, 1000, False, 10)  # the line's floor
+    _frames(detector, 0, 1000, False, floor)  # the line's floor
     events = _frames(detector, 1000, 400, True, 1000)  # words at the caller's level until 1400
     events += _frames(detector, 1400, tail_ms, True, 50)  # the VAD's tail: 26 dB down, yet "speech"
-    events += _frames(detector, 1400 + tail_ms, 1000, False, 10)
+    events += _frames(detector, 1400 + tail_ms, 1000, False, floor)
     assert [e for e in events if isinstance(e, EndOfTurn)] == [
         EndOfTurn(at_ms=speech_end_ms + 500, speech_end_ms=speech_end_ms, after_barge_in=False)
     ]
