@@ -3,6 +3,7 @@
 TTS starts on each sentence as soon as the splitter completes it and runs up to ``prefetch`` sentences
 ahead of playback, so the gap between sentences is hidden. All work runs in one TaskGroup: cancelling
 the reply (barge-in) cancels the LLM stream and every TTS stream with it, leaving no orphan tasks.
+:class:`ReplyMaker` builds a call's replies (its playout, voice, LLM and usage totals) for the session.
 """
 
 from __future__ import annotations
@@ -212,3 +213,26 @@ class Reply:
         self.result.errors.append(message)
         if self.metrics is not None:
             self.metrics.errors.append(message)
+
+
+@dataclass(frozen=True)
+class ReplyMaker:
+    """How one call's replies are made: its playout, its voice and LLM with their options, its usage totals."""
+
+    playout: Playout
+    tts: TTSProvider
+    tts_options: TTSOptions
+    llm: LLMProvider
+    llm_options: LLMOptions
+    usage: CallUsage
+
+    def answer(self, messages: list[ChatMessage], metrics: TurnMetrics, hold: asyncio.Event | None = None) -> Reply:
+        """The LLM's answer to ``messages``, spoken (held back until ``hold`` is set, if given)."""
+        return Reply(
+            playout=self.playout, tts=self.tts, tts_options=self.tts_options, llm=self.llm, messages=messages,
+            llm_options=self.llm_options, metrics=metrics, hold=hold, usage=self.usage,
+        )  # fmt: skip
+
+    def fixed(self, text: str | list[str]) -> Reply:
+        """``text`` spoken as it is (a greeting, a reprompt, an apology, sentences said again)."""
+        return Reply(playout=self.playout, tts=self.tts, tts_options=self.tts_options, text=text, usage=self.usage)

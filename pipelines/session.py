@@ -18,11 +18,12 @@ from pipelines.call_config import CallResult, SessionConfig
 from pipelines.call_report import call_errors, call_report
 from pipelines.context import Conversation
 from pipelines.convert import AudioConverter
+from pipelines.interruption import words_in_progress
 from pipelines.metrics import TurnLog, TurnMetrics
 from pipelines.output import MediaSink
 from pipelines.playout import Playout
 from pipelines.preemptive import Preemptive, Speculation
-from pipelines.reply import Reply
+from pipelines.reply import Reply, ReplyMaker
 from pipelines.session_log import log_event, turn_fields
 from pipelines.stt_stream import SttStream
 from pipelines.summary import CallSummary, summarize_call
@@ -73,10 +74,13 @@ class CallSession:
         self._stt_converter = AudioConverter(sink.format, stt.input_format)
         self._loop = asyncio.get_running_loop()
         self.playout = Playout(sink, on_started=self._agent_started, on_finished=self._agent_finished)
+        self.usage = CallUsage()  # every reply's LLM and TTS consumption, heard or not, and the summary's
+        self._replies = ReplyMaker(self.playout, tts, config.tts_options, llm, config.llm_options, self.usage)
         self._media_ms = 0  # media time: frames received × 20 ms
         self._frame_wall: float = self._loop.time()
         self._reply: asyncio.Task[None] | None = None
         self._reply_ctx: tuple[Reply, TurnMetrics | None, float] | None = None
+        self._giving_up: asyncio.Task[None] | None = None  # the reply a confirmed barge-in is giving up
         self._resume_sentences: list[str] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self.turn_log = TurnLog(on_turn)
@@ -84,7 +88,6 @@ class CallSession:
         self._greeted = False
         self._ended = asyncio.Event()
         self.end_reason: str | None = None
-        self.usage = CallUsage()  # every reply's LLM and TTS consumption, heard or not, and the summary's
         self._providers_closed = False
         self._errors: list[str] = []
 
@@ -199,8 +202,10 @@ class CallSession:
             self._spawn(self._end_of_turn(event))
         elif isinstance(event, BargeIn):
             self._spawn(self.playout.pause())
+            for confirmed in words_in_progress(self.detector, self.stt, self._media_ms):
+                self._handle(confirmed)
         elif isinstance(event, InterruptionConfirmed):
-            self._spawn(self._barge_in(event))
+            self._giving_up = self._spawn(self._barge_in(event))
         elif isinstance(event, FalseInterruption):
             self._resume()
         elif isinstance(event, Acknowledged):  # "uh-huh" while the agent talks: not the start of a turn
@@ -221,7 +226,7 @@ class CallSession:
 
     def _held_reply(self, text: str, release: asyncio.Event) -> Speculation:
         metrics = TurnMetrics(turn=self.turn_log.next_number(), preemptive=True)
-        reply = self._answer([*self.conversation.for_llm(), ChatMessage("user", text)], metrics, hold=release)
+        reply = self._replies.answer([*self.conversation.for_llm(), ChatMessage("user", text)], metrics, hold=release)
         speech_end_wall = self._wall_at(self.detector.last_speech_end_ms)
         task = self._spawn(self._run_reply(reply, metrics, speech_end_wall))
         return Speculation(text, reply, task, metrics, speech_end_wall, release)
@@ -246,12 +251,14 @@ class CallSession:
         decided = self._loop.time()
         text = await self.stt.end_of_turn(self.config.stt_final_wait_ms / 1000)
         turn.stt_final_latency = (self._loop.time() - decided) * 1000
+        if self._giving_up is not None and not self._giving_up.done():  # the interrupted reply goes first
+            await asyncio.wait({self._giving_up})
         if not text:
             if event.after_barge_in:
                 self._resume()
             elif self.stt.failed:  # the caller spoke but nothing can understand them: say so
                 self.conversation.add_event("speech not recognized: STT unavailable", self._media_ms, type="stt_down")
-                self._start_reply(self._fixed(self.config.stt_apology))
+                self._start_reply(self._replies.fixed(self.config.stt_apology))
             else:
                 self.detector.rearm_silence_timer(self._media_ms)
             return
@@ -265,7 +272,8 @@ class CallSession:
             self._reply, self._reply_ctx = held.task, (held.reply, held.metrics, held.speech_end_wall)
             return
         speech_end_wall = self._wall_at(event.speech_end_ms)
-        self._start_reply(self._answer(self.conversation.for_llm(), turn), turn=turn, speech_end_wall=speech_end_wall)
+        reply = self._replies.answer(self.conversation.for_llm(), turn)
+        self._start_reply(reply, turn=turn, speech_end_wall=speech_end_wall)
 
     async def _barge_in(self, event: InterruptionConfirmed) -> None:
         """The caller really took the turn: the paused reply is given up and only what was heard is kept."""
@@ -286,7 +294,7 @@ class CallSession:
             return
         sentences, self._resume_sentences = self._resume_sentences, []
         self.conversation.add_event("resumed after false interruption", self._media_ms, type="resume")
-        self._start_reply(self._fixed(sentences))
+        self._start_reply(self._replies.fixed(sentences))
 
     def _silence(self, event: SilenceTimeout) -> None:
         """``idleTimeoutMs`` of silence on the caller's side: greet (callee_first), reprompt, then hang up.
@@ -296,14 +304,14 @@ class CallSession:
         if self.config.opening_mode == "callee_first" and not self._greeted:
             self._greet()
         elif event.count == 1:
-            self._start_reply(self._fixed(self.config.reprompt))
+            self._start_reply(self._replies.fixed(self.config.reprompt))
         else:
             self._spawn(self._say_goodbye(self.config.goodbye_silence, "silence_timeout"))
 
     def _greet(self) -> None:
         self._greeted = True
         if self.config.persona.greeting.strip():
-            self._start_reply(self._fixed(self.config.persona.greeting))
+            self._start_reply(self._replies.fixed(self.config.persona.greeting))
 
     async def _max_duration_timer(self) -> None:
         await asyncio.sleep(self.config.turn.max_call_duration_sec)
@@ -323,7 +331,7 @@ class CallSession:
         await self._cancel_reply(record=True, interrupted=speaking)
         if speaking:
             await self.playout.clear()
-        self._start_reply(self._fixed(text))
+        self._start_reply(self._replies.fixed(text))
         reply = self._reply
         if reply is not None:
             with contextlib.suppress(asyncio.CancelledError):
@@ -334,18 +342,6 @@ class CallSession:
         await self.sink.close(reason)
 
     # --- replies ------------------------------------------------------------------------------------
-
-    def _answer(self, messages: list[ChatMessage], metrics: TurnMetrics, hold: asyncio.Event | None = None) -> Reply:
-        """The LLM's answer to ``messages``, spoken (held back until ``hold`` is set, if given)."""
-        return Reply(
-            playout=self.playout, tts=self.tts, tts_options=self.config.tts_options, llm=self.llm,
-            messages=messages, llm_options=self.config.llm_options, metrics=metrics, hold=hold, usage=self.usage,
-        )  # fmt: skip
-
-    def _fixed(self, text: str | list[str]) -> Reply:
-        return Reply(
-            playout=self.playout, tts=self.tts, tts_options=self.config.tts_options, text=text, usage=self.usage
-        )
 
     def _start_reply(self, reply: Reply, *, turn: TurnMetrics | None = None, speech_end_wall: float = 0.0) -> None:
         if self._reply is not None and not self._reply.done():
@@ -378,7 +374,8 @@ class CallSession:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        self._reply_ctx = None
+        if self._reply_ctx is context:  # not one started meanwhile
+            self._reply_ctx = None
         tracker = reply.result.tracker
         if tracker is not None:
             start = tracker.unheard_from()

@@ -118,6 +118,11 @@ class SttStream:
         """The turn's words so far: its finals and the latest interim."""
         return " ".join(" ".join([*self._finals, self._interim]).split())
 
+    @property
+    def open_text(self) -> str:
+        """The utterance in progress: the recognizer's latest interim ("" once it was finalized, or none is open)."""
+        return " ".join(self._interim.split())
+
     def discard_turn(self) -> None:
         """A false interruption: its words (a backchannel) must not open the caller's next turn.
 

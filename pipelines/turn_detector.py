@@ -256,8 +256,9 @@ class TurnDetector:
             self._loud_end_ms = end_ms
 
     def _quiet_line(self) -> bool:
+        """The floor is far under the caller, or there is none yet (digital silence between words, a call's start)."""
         floor = self._floor.floor_dbfs
-        return floor is not None and frame_dbfs(self._speech_level) - floor >= _QUIET_LINE_SNR_DB
+        return floor is None or frame_dbfs(self._speech_level) - floor >= _QUIET_LINE_SNR_DB
 
     # --- per-state frame handling --------------------------------------------------------------------
 
@@ -269,7 +270,9 @@ class TurnDetector:
         candidate.speech(now_ms)
         if candidate.speech_ms >= self.settings.speech_start_ms:
             onset = candidate.onset_ms if candidate.onset_ms is not None else now_ms
-            self._start_caller_turn(end_ms, after_barge_in=False)
+            # The caller goes on while a barge-in's turn waits for words: still that turn, still waiting.
+            after_barge_in, self._deferred_eot = self._deferred_eot is not None, None
+            self._start_caller_turn(end_ms, after_barge_in=after_barge_in)
             events.append(SpeechStarted(at_ms=end_ms, onset_ms=onset))
 
     def _paused_frame(self, now_ms: int, end_ms: int, is_speech: bool, events: list[Event]) -> None:

@@ -107,3 +107,17 @@ def test_model_never_goes_past_the_agents_own_silence_limits() -> None:
     knobs = {"turnDetection": "model", "completeTurnSilenceMs": 900, "incompleteTurnSilenceMs": 300}
     assert _turn_end("What time do you open tomorrow?", **knobs) == 700
     assert _turn_end("and then I", **knobs) == 700
+
+
+def test_speech_after_a_barge_in_turn_that_waits_for_words_is_the_same_turn() -> None:
+    turn, script = speaking_agent()
+    script.speech(300)  # paused at 140 ms: no words yet
+    script.silence(600)  # the turn ends, held until words tell whether it was real
+    assert [type(e) for e in script.events] == [BargeIn]
+    script.speech(200)  # the caller goes on before the false-interruption deadline
+    assert turn.state is TurnState.CALLER_SPEAKING
+    events = turn.on_transcript("wait, I need to change it", False, script.now)
+    assert [type(e) for e in events] == [InterruptionConfirmed]
+    script.silence(600)
+    ends = [e for e in script.events if isinstance(e, EndOfTurn)]
+    assert len(ends) == 1 and ends[0].after_barge_in  # one turn, answered as the interruption it was

@@ -17,9 +17,9 @@ import aiohttp
 
 from pipelines.audio import frame_rms, ulaw_to_pcm16
 from pipelines.turn_detector import FRAME_MS, EndOfTurn, TurnDetector
-from pipelines.vad import WebRtcVad
+from pipelines.vad import make_vad
 from scripts.turn_quality.score import load_config, resolve
-from scripts.twilio_sim import CallConfig, SimulatedCall, caller_audio, silence_audio
+from scripts.twilio_sim import CallConfig, SimulatedCall, TurnMetrics, caller_audio, silence_audio
 from scripts.twilio_sim.caller_audio import CallerAudio
 from scripts.twilio_sim.stream import ULAW_SILENCE_FRAME, MediaStream
 
@@ -53,7 +53,7 @@ def detector_offset_ms(clip: CallerAudio, silence_timeout_ms: int) -> float:
     and defaults offline gives that offset, so "latency − silence timeout − offset" is what Voicex's code added.
     """
     settings = resolve(load_config(), {"silenceTimeoutMs": silence_timeout_ms}, {})
-    vad = WebRtcVad(settings.vad_aggressiveness)
+    vad = make_vad(settings.vad, settings.vad_aggressiveness)  # the agent's default VAD, as the server builds it
     detector = TurnDetector(settings, 0, wait_for_caller=False)
     frames = list(clip.frames) + [ULAW_SILENCE_FRAME] * (silence_timeout_ms // FRAME_MS + 10)
     loud = [i for i, s in enumerate(clip.speech) if s]
@@ -75,11 +75,12 @@ def clip_offset_ms(clip: CallerAudio, silence_timeout_ms: int) -> float:
 
 async def run_one(spec: dict[str, Any], index: int, http: aiohttp.ClientSession, clips: list[CallerAudio]) -> dict:
     """One call following ``spec["mode"]``: talk (turns), barge (talk over each reply), hold (stay silent)."""
-    cfg = CallConfig(**spec["config"])
+    cfg = CallConfig(**spec["config"], noise_dbfs=spec.get("noise_dbfs"))
     call = SimulatedCall(cfg, http)
     duration, mode = float(spec["duration_s"]), spec["mode"]
     out: dict[str, Any] = {"index": index}
     spoken: list[int] = []  # which clip each caller turn used
+    roles: dict[int, str] = {}  # barge mode: turn index → "normal" (said to a silent agent) or "barge" (over its reply)
     try:
         await asyncio.sleep(index * float(spec.get("stagger_ms", 0)) / 1000)
         if await call.dial():
@@ -93,8 +94,11 @@ async def run_one(spec: dict[str, Any], index: int, http: aiohttp.ClientSession,
                 if mode == "hold":
                     await call.silence(min(1000, int((deadline - time.monotonic()) * 1000) + 20))
                 elif mode == "barge":  # a plain turn, then talk over the agent's reply to it
-                    await call.say(clip)
-                    await call.barge_in_after(int(spec.get("barge_after_ms", 300)), clip, timeout=10)
+                    said = await call.say(clip)
+                    barged = await call.barge_in_after(int(spec.get("barge_after_ms", 300)), clip, timeout=10)
+                    for role, turn_said in (("normal", said), ("barge", barged)):
+                        if turn_said is not None:
+                            roles[turn_said.index] = role
                     await call.wait_for_agent_silence(timeout=15, quiet_ms=300)
                 else:
                     await call.say(clip)
@@ -105,6 +109,10 @@ async def run_one(spec: dict[str, Any], index: int, http: aiohttp.ClientSession,
     finally:
         await call.close()
     result = call.result()
+
+    def by_role(role: str) -> list[TurnMetrics]:
+        return [t for t in result.turns if roles.get(t.index) == role]
+
     offsets = [clip_offset_ms(c, int(spec.get("silence_timeout_ms", 500))) for c in clips]
     from_detector_end = [
         t.latency_ms - offsets[spoken[i]]
@@ -118,6 +126,10 @@ async def run_one(spec: dict[str, Any], index: int, http: aiohttp.ClientSession,
         error=result.error or out.get("exception"),
         latencies_ms=result.latencies_ms,
         barge_ins_ms=result.barge_ins_ms,
+        # voice-to-voice per role (barge mode): the reply to a plain turn, and the reply to the interruption
+        normal_reply_ms=[t.latency_ms for t in by_role("normal") if t.latency_ms is not None],
+        barge_reply_ms=[t.latency_ms for t in by_role("barge") if t.latency_ms is not None],
+        unanswered_barges=sum(1 for t in by_role("barge") if t.latency_ms is None),
         interrupted_turns=sum(1 for t in result.turns if t.interrupted_agent),
         violations=result.violation_count,
         max_send_lag_ms=result.max_send_lag_ms,

@@ -7,7 +7,7 @@ reaction per turn. Protocol facts: docs/twilio-protocol.md.
 """
 
 from scripts.twilio_sim.call import CallConfig, SimulatedCall
-from scripts.twilio_sim.caller_audio import CallerAudio, caller_audio, read_wav, silence_audio, synthesize
+from scripts.twilio_sim.caller_audio import CallerAudio, LineNoise, caller_audio, read_wav, silence_audio, synthesize
 from scripts.twilio_sim.messages import TwilioMessages, Violation, parse_server_message
 from scripts.twilio_sim.playback import PlaybackBuffer
 from scripts.twilio_sim.results import CallResult, RunSummary, TurnMetrics, format_call, format_summary, percentile
@@ -34,6 +34,7 @@ __all__ = [
     "CallerAudio",
     "Dtmf",
     "Hangup",
+    "LineNoise",
     "PlaybackBuffer",
     "RunSummary",
     "Say",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
-from scripts.twilio_sim.caller_audio import AudioSource, CallerAudio, caller_audio, silence_audio
+from scripts.twilio_sim.caller_audio import AudioSource, CallerAudio, LineNoise, caller_audio, silence_audio
 from scripts.twilio_sim.messages import StreamIds
 from scripts.twilio_sim.results import CallResult, TurnMetrics
 from scripts.twilio_sim.stream import MediaStream, now
@@ -34,7 +34,10 @@ DTMF_KEYS = "0123456789*#ABCD"
 
 @dataclass
 class CallConfig:
-    """Where to call and as whom. ``public_url`` is the URL the server believes it has (default: ``base_url``)."""
+    """Where to call and as whom. ``public_url`` is the URL the server believes it has (default: ``base_url``).
+
+    ``noise_dbfs``: the line's background level (pink noise, telephone band); None: digital silence between words.
+    """
 
     base_url: str
     api_key: str
@@ -46,6 +49,7 @@ class CallConfig:
     account_sid: str | None = None
     timestamp_offset_ms: int = 155
     timeout_s: float = 10.0
+    noise_dbfs: float | None = None
 
 
 class SimulatedCall:
@@ -115,7 +119,8 @@ class SimulatedCall:
             return self._fail(f"stream handshake answered HTTP {exc.status}")
         except (aiohttp.ClientError, TimeoutError) as exc:
             return self._fail(f"stream connect: {type(exc).__name__}: {exc}")
-        self.stream = MediaStream(ws, self.ids, cfg.timestamp_offset_ms)
+        noise = None if cfg.noise_dbfs is None else LineNoise(cfg.noise_dbfs)
+        self.stream = MediaStream(ws, self.ids, cfg.timestamp_offset_ms, noise)
         await self.stream.open(self.answer.parameters)
         return True
 

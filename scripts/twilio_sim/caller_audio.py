@@ -1,7 +1,8 @@
 """What the caller says: any WAV, raw PCM16 or espeak-ng text, turned into 20 ms μ-law frames as Twilio sends them.
 
 Each frame is also labelled speech or not (by peak level), so latency is measured from the end of the words and
-not from the end of a WAV's trailing silence.
+not from the end of a WAV's trailing silence. :class:`LineNoise` is the line's own background, under the words and
+between them; the labels still come from the words alone.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.audio import TELEPHONY_RATE, Resampler, pcm16_to_ulaw
+from pipelines.audio import TELEPHONY_RATE, Resampler, pcm16_to_ulaw, ulaw_to_pcm16
 
 FRAME_SAMPLES = 160
 ULAW_SILENCE_FRAME = b"\xff" * FRAME_SAMPLES
@@ -86,6 +87,40 @@ def caller_audio(source: AudioSource, rate: int = TELEPHONY_RATE) -> CallerAudio
     peaks = np.abs(samples.astype(np.int32)).max(axis=1) if samples.size else np.zeros(0)
     frames = [pcm16_to_ulaw(row.tobytes()) for row in samples]
     return CallerAudio(frames, [bool(p > SPEECH_PEAK) for p in peaks])
+
+
+class LineNoise:
+    """A telephone line's background: pink noise in the 300-3400 Hz band at ``dbfs`` (RMS re full scale), looped.
+
+    The stream sends :meth:`frame` where the caller is silent and :meth:`under` their words, so the recognizer and
+    the VAD hear a continuous floor (no step to digital silence at an utterance's edges).
+    """
+
+    def __init__(self, dbfs: float, seconds: float = 10.0, seed: int = 0) -> None:
+        count = max(1, round(seconds * 50))
+        samples = count * FRAME_SAMPLES
+        spectrum = np.fft.rfft(np.random.default_rng(seed).standard_normal(samples))
+        freqs = np.fft.rfftfreq(samples, 1 / TELEPHONY_RATE)
+        spectrum = np.where((freqs >= 300) & (freqs <= 3400), spectrum / np.sqrt(np.maximum(freqs, 1.0)), 0)
+        noise = np.fft.irfft(spectrum, n=samples)
+        noise *= 32768 * 10 ** (dbfs / 20) / max(float(np.sqrt(np.mean(noise**2))), 1e-9)
+        self.dbfs = dbfs
+        self._pcm = np.clip(np.round(noise), -32768, 32767).astype(np.int32).reshape(count, FRAME_SAMPLES)
+        self._frames = [pcm16_to_ulaw(row.astype("<i2").tobytes()) for row in self._pcm]
+        self._next = 0
+
+    def _advance(self) -> int:
+        index, self._next = self._next, (self._next + 1) % len(self._frames)
+        return index
+
+    def frame(self) -> bytes:
+        """The next 20 ms of background alone (μ-law)."""
+        return self._frames[self._advance()]
+
+    def under(self, frame: bytes) -> bytes:
+        """``frame`` (μ-law) with the next 20 ms of background mixed in."""
+        pcm = np.frombuffer(ulaw_to_pcm16(frame), dtype="<i2").astype(np.int32) + self._pcm[self._advance()]
+        return pcm16_to_ulaw(np.clip(pcm, -32768, 32767).astype("<i2").tobytes())
 
 
 def silence_audio(ms: int) -> CallerAudio:

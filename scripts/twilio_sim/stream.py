@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 from aiohttp import WSMsgType
 
-from scripts.twilio_sim.caller_audio import ULAW_SILENCE_FRAME, CallerAudio
+from scripts.twilio_sim.caller_audio import ULAW_SILENCE_FRAME, CallerAudio, LineNoise
 from scripts.twilio_sim.messages import (
     ServerClear,
     ServerMark,
@@ -77,8 +77,15 @@ def now() -> float:
 class MediaStream:
     """One stream: ``open()`` sends connected + start and starts the clocks; ``hangup()`` sends stop and closes."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, ids: StreamIds, timestamp_offset_ms: int = 155) -> None:
+    def __init__(
+        self,
+        ws: aiohttp.ClientWebSocketResponse,
+        ids: StreamIds,
+        timestamp_offset_ms: int = 155,
+        noise: LineNoise | None = None,
+    ) -> None:
         self.ws = ws
+        self.noise = noise  # the line's background, under the caller's words and between them
         self.ids = ids
         self.playback = PlaybackBuffer()
         self.counters = Counters()
@@ -281,12 +288,14 @@ class MediaStream:
             self.finish()
 
     def _next_frame(self) -> tuple[bytes, Utterance | None, bool]:
+        noise = self.noise
         if not self._queue:
-            return ULAW_SILENCE_FRAME, None, False
+            return (ULAW_SILENCE_FRAME if noise is None else noise.frame()), None, False
         utterance = self._queue[0]
         i = utterance.position
         utterance.position += 1
-        return utterance.audio.frames[i], utterance, utterance.audio.speech[i]
+        frame = utterance.audio.frames[i]
+        return (frame if noise is None else noise.under(frame)), utterance, utterance.audio.speech[i]
 
     def _frame_sent(self, due: float, utterance: Utterance | None, speech: bool) -> None:
         """A frame carries the 20 ms of sound before its send time, so speech onset = first send - 20 ms."""
