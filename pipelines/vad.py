@@ -20,6 +20,9 @@ VAD_KINDS = ("webrtc", "silero", "adaptive")
 _GATE_HOLD_FRAMES = 8  # the gate stays open this long after the last frame above the floor (160 ms)
 _RUN_UP_FRAMES = 25  # line audio the gated Silero hears before an onset, to settle on the background
 _HANGOVER_FRAMES = 25  # the gated Silero keeps running this long after the gate closes (500 ms)
+_RUN_GAP_FRAMES = 15  # a pause this long (300 ms) ends a run of speech
+_ENDLESS_FRAMES = 150  # 3 s of speech without such a pause: a talker breathes, a room does not
+_NEAR_FLOOR_DB = 12.0  # … and within this of the floor: a caller on a usable line stands further out
 _OVER_PEAKS_DB = 1.0  # speech stands at least this far above the background's loud moments
 _INT16_SCALE = np.float32(1.0 / 32768.0)
 
@@ -128,13 +131,25 @@ class AdaptiveVad(SileroVad):
     reference streaming code does.
     """
 
-    __slots__ = ("_active", "_closed", "_floor", "_loud_ago", "_peaks", "_prev", "level_dbfs", "margin_db", "min_dbfs")
+    __slots__ = (
+        "_active",
+        "_closed",
+        "_floor",
+        "_loud_ago",
+        "_peaks",
+        "_prev",
+        "_run",
+        "level_dbfs",
+        "margin_db",
+        "min_dbfs",
+    )
 
     def __init__(self, threshold: float = 0.5, *, margin_db: float = 4.0, min_dbfs: float = -58.0) -> None:
         super().__init__(threshold)
         self.margin_db, self.min_dbfs = margin_db, min_dbfs
         self._floor = NoiseFloor()
         self._peaks = BackgroundPeaks()
+        self._run = 0  # frames of speech without a pause of _RUN_GAP_FRAMES
         self._active = False
         self._closed = _HANGOVER_FRAMES  # frames since the gate last stood open
         self._prev: deque[bytes] = deque(maxlen=_RUN_UP_FRAMES)
@@ -180,7 +195,11 @@ class AdaptiveVad(SileroVad):
         probability = self.probability
         self._active = probability >= (self.threshold - 0.15 if self._active else self.threshold)
         speech = gate and self._active
-        if not speech:
+        self._run = self._run + 1 if speech else 0 if self._loud_ago > _RUN_GAP_FRAMES else self._run
+        endless = self._run > _ENDLESS_FRAMES and floor is not None and level < floor + _NEAR_FLOOR_DB
+        if not speech or endless:
+            # Non-speech teaches the background's peaks; so does "speech" that never pauses and barely rises
+            # over the floor: a room of voices present from the call's start, which would otherwise lock in.
             self._peaks.update(level)
         return speech
 
@@ -188,7 +207,7 @@ class AdaptiveVad(SileroVad):
         super().reset()
         self._floor.reset()
         self._peaks.reset()
-        self._active, self._closed = False, _HANGOVER_FRAMES
+        self._active, self._closed, self._run = False, _HANGOVER_FRAMES, 0
         self._prev.clear()
         self._loud_ago = _GATE_HOLD_FRAMES + 1
 

@@ -21,7 +21,7 @@ from pipelines.audio import (
     silence,
     ulaw_to_pcm16,
 )
-from pipelines.vad import SileroVad, Vad, WebRtcVad, make_vad
+from pipelines.vad import AdaptiveVad, SileroVad, Vad, WebRtcVad, make_vad
 
 PHRASE = "Hello there, I would like to book a table for two people tomorrow evening at seven."
 LEAD_MS = 1000
@@ -259,3 +259,25 @@ def test_silero_is_loaded_only_when_asked_for() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False", "True"]
+
+
+def test_adaptive_marks_speech_ends_it_with_its_sound_and_ignores_silence(call_audio: list[bytes]) -> None:
+    decisions = decide(AdaptiveVad(), call_audio)
+    lead, voiced, trail = regions(call_audio)
+    assert decisions[voiced].mean() >= 0.85
+    assert not decisions[lead].any()
+    assert not decisions[trail[9:]].any()  # at most the gate's 160 ms hold after the last word, not Silero's memory
+
+
+@pytest.mark.parametrize("sigma", [18.0, 60.0, 180.0])  # a hiss at about -65, -55 and -45 dBFS
+def test_adaptive_never_takes_a_floor_after_digital_silence_for_speech(sigma: float) -> None:
+    digital = [bytes(FRAME_BYTES_PCM16)] * 100  # the carrier's silence: exact zeros
+    assert not decide(AdaptiveVad(), digital + low_noise(5.0, sigma)).any()
+
+
+def test_adaptive_answers_through_a_steady_background(call_audio: list[bytes]) -> None:
+    frames = noisy_line(call_audio, sigma=300.0)  # about -40 dBFS of hiss under the talker, on after the words too
+    decisions = decide(AdaptiveVad(), frames)
+    _, voiced, _ = regions(call_audio)
+    assert decisions[voiced].mean() >= 0.6
+    assert not decisions[len(call_audio) + 10 :].any()  # the caller stopped: the turn can end in the noise
