@@ -41,6 +41,7 @@ MAX_TAIL_TRIM_MS = 80  # a level estimate never moves the end of speech back by 
 QUIET_LINE_TAIL_TRIM_MS = 160
 _QUIET_LINE_SNR_DB = 30.0
 _LEVEL_DECAY = 10 ** (-0.25 / 20)  # the caller's level: recent speech peaks, fading 0.25 dB a frame
+_ONSET_JUMP_DB = 10.0  # a frame this much louder than the one before, at the caller's level, may be an onset
 _FLOOR_MARGIN_DB = 3.0  # this far over the line's noise floor counts as sound
 
 
@@ -148,6 +149,8 @@ class TurnDetector:
         self._trim_ratio = 10 ** (-settings.tail_trim_db / 20) if settings.tail_trim_db else 0.0
         self._speech_level = 0.0
         self._floor = NoiseFloor()
+        self._level_db = -120.0  # the previous frame's level
+        self._rising = False
         self._loud_end_ms = now_ms
 
     @property
@@ -247,6 +250,10 @@ class TurnDetector:
 
     def _track_level(self, end_ms: int, is_speech: bool, level: float) -> None:
         level_db = frame_dbfs(level)
+        # A sudden rise may be the caller resuming before the VAD has said so (its onset lags a frame or two,
+        # while the trimmed end does not): the turn does not end on such a frame.
+        self._rising = level_db - self._level_db >= _ONSET_JUMP_DB and level >= self._speech_level * self._trim_ratio
+        self._level_db = level_db
         self._floor.update(level_db)  # minimum statistics: a talker's frames do not lift it
         if not is_speech:
             return
@@ -288,7 +295,11 @@ class TurnDetector:
             candidate.silence(self.settings.speech_gap_ms)
         # Speech that may be the caller resuming holds the turn open until it is confirmed or dismissed;
         # a dismissed blip does not restart the count, which still runs from the last confirmed speech.
-        if candidate.onset_ms is None and end_ms - self._last_speech_end_ms >= self._turn_silence_ms():
+        if (
+            candidate.onset_ms is None
+            and not self._rising
+            and end_ms - self._last_speech_end_ms >= self._turn_silence_ms()
+        ):
             self._end_turn(end_ms, events)
 
     def _turn_silence_ms(self) -> int:
