@@ -42,6 +42,7 @@ QUIET_LINE_TAIL_TRIM_MS = 160
 _QUIET_LINE_SNR_DB = 30.0
 _LEVEL_DECAY = 10 ** (-0.25 / 20)  # the caller's level: recent speech peaks, fading 0.25 dB a frame
 _ONSET_JUMP_DB = 10.0  # a frame this much louder than the one before, at the caller's level, may be an onset
+_ONSET_HOLD_FRAMES = 4  # …for as long as a VAD takes to call an onset (60-80 ms), while the sound stays up
 _FLOOR_MARGIN_DB = 3.0  # this far over the line's noise floor counts as sound
 
 
@@ -151,6 +152,7 @@ class TurnDetector:
         self._floor = NoiseFloor()
         self._level_db = -120.0  # the previous frame's level
         self._rising = False
+        self._rise_frames = 0  # frames left in which a sound that rose suddenly still holds the turn open
         self._loud_end_ms = now_ms
 
     @property
@@ -252,7 +254,12 @@ class TurnDetector:
         level_db = frame_dbfs(level)
         # A sudden rise may be the caller resuming before the VAD has said so (its onset lags a frame or two,
         # while the trimmed end does not): the turn does not end on such a frame.
-        self._rising = level_db - self._level_db >= _ONSET_JUMP_DB and level >= self._speech_level * self._trim_ratio
+        loud = level >= self._speech_level * self._trim_ratio
+        if level_db - self._level_db >= _ONSET_JUMP_DB and loud:
+            self._rise_frames = _ONSET_HOLD_FRAMES
+        elif self._rise_frames:
+            self._rise_frames = self._rise_frames - 1 if loud else 0
+        self._rising = self._rise_frames > 0
         self._level_db = level_db
         self._floor.update(level_db)  # minimum statistics: a talker's frames do not lift it
         if not is_speech:

@@ -369,15 +369,15 @@ def test_endpointing_is_clamped_to_the_silence_timeout(overrides: dict, expected
 
 
 def test_a_caller_resuming_one_frame_before_the_vad_says_so_keeps_the_turn() -> None:
-    """The tail trim finds where the words stopped; the VAD finds where they start again a frame late. A pause
+    """The tail trim finds where the words stopped; the VAD finds where they start again a frame or two late. A pause
     just under the threshold must not end the turn on that frame: the sudden rise in level holds it."""
     detector = TurnDetector(settings(silenceTimeoutMs=400, speechTailTrimDb=20), wait_for_caller=False)
     _frames(detector, 0, 1000, False, 10)
     events = _frames(detector, 1000, 500, True, 1000)  # "Hi!"
     events += _frames(detector, 1500, 380, False, 0)  # a 380 ms pause (the carrier's digital silence)
-    events += _frames(detector, 1880, 20, False, 1000)  # "What…": loud, the VAD has not caught up yet
-    events += _frames(detector, 1900, 800, True, 1000)
-    events += _frames(detector, 2700, 1000, False, 10)
+    events += _frames(detector, 1880, 40, False, 1000)  # "What…": loud, the VAD two frames behind
+    events += _frames(detector, 1920, 800, True, 1000)
+    events += _frames(detector, 2720, 1000, False, 10)
     assert [e for e in events if isinstance(e, EndOfTurn)] == [
-        EndOfTurn(at_ms=2700 + 400, speech_end_ms=2700, after_barge_in=False)
+        EndOfTurn(at_ms=2720 + 400, speech_end_ms=2720, after_barge_in=False)
     ]
