@@ -144,6 +144,8 @@ async def run_one(spec: dict[str, Any], index: int, http: aiohttp.ClientSession,
 async def main(spec: dict[str, Any], clips: list[CallerAudio]) -> list[dict]:
     if spec["mode"] == "hold":
         clips = [silence_audio(1000)]
+    for clip in clips:  # before any call: the VAD replay (a model load for Silero) must not stall live calls
+        clip_offset_ms(clip, int(spec.get("silence_timeout_ms", 500)))
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
         tasks = [run_one(spec, i, http, clips) for i in spec["indices"]]
