@@ -209,6 +209,7 @@ class CallSession:
         elif isinstance(event, FalseInterruption):
             self._resume()
         elif isinstance(event, Acknowledged):  # "uh-huh" while the agent talks: not the start of a turn
+            self.conversation.add_event("backchannel: the agent talked on", event.at_ms, type="backchannel")
             self.stt.discard_turn()
         elif isinstance(event, SilenceTimeout):
             self._silence(event)

@@ -142,6 +142,7 @@ async def test_a_backchannel_leaves_the_agents_audio_uninterrupted(speech: dict[
     said = [(e["text"], e.get("interrupted", False)) for e in result.transcript if e["role"] == "assistant"]
     assert said == [(LONG_REPLY, False)]
     assert [e["text"] for e in result.transcript if e["role"] == "user"] == ["What are your hours?"]
+    assert [e["type"] for e in result.transcript if e["role"] == "event"] == ["backchannel"]  # shown in the call
 
 
 async def _reply_delay(speech: np.ndarray, text: str, **knobs: object) -> float:
