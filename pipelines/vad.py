@@ -139,7 +139,6 @@ class AdaptiveVad(SileroVad):
         "_peaks",
         "_prev",
         "_run",
-        "level_dbfs",
         "margin_db",
         "min_dbfs",
     )
@@ -154,16 +153,11 @@ class AdaptiveVad(SileroVad):
         self._closed = _HANGOVER_FRAMES  # frames since the gate last stood open
         self._prev: deque[bytes] = deque(maxlen=_RUN_UP_FRAMES)
         self._loud_ago = _GATE_HOLD_FRAMES + 1  # frames since one stood above the floor
-        self.level_dbfs = -120.0  # the latest frame's level
-
-    @property
-    def floor_dbfs(self) -> float | None:
-        return self._floor.floor_dbfs
 
     def is_speech(self, frame: bytes) -> bool:
         if len(frame) != FRAME_BYTES_PCM16:
             _check_frame(frame)
-        level = self.level_dbfs = frame_dbfs(frame_rms(frame))
+        level = frame_dbfs(frame_rms(frame))
         floor, peak = self._floor.floor_dbfs, self._peaks.peak_dbfs
         self._floor.update(level)
         loud = (

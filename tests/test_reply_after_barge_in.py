@@ -20,13 +20,13 @@ import pytest
 
 from pipelines.context import Persona
 from pipelines.session import CallSession, SessionConfig
-from pipelines.vad import make_vad
 from providers import scripted
 from providers.base import ChatMessage, LLMChunk, LLMOptions
 from providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from scripts.twilio_sim import CallerAudio, LineNoise
 from tests.fake_transport import FRAME, Caller, EnergyVad, FarEnd
 from tests.telephony import spoken
+from tests.test_session_line import start_session
 from tests.turn_table import turn_settings
 
 pytestmark = [
@@ -78,20 +78,8 @@ async def _call(preemptive: str) -> tuple[float, float, list[float], AnsweringLL
     the loop times of agent audio sent while the caller was interrupting."""
     stt = ScriptedSTT([QUESTION, INTERRUPTION])
     llm = AnsweringLLM()
-    knobs = {"silenceTimeoutMs": THRESHOLD_MS, "idleTimeoutMs": 20000, "preemptiveGeneration": preemptive}
-    settings = turn_settings(knobs)
-    config = SessionConfig(
-        persona=Persona(system_prompt="You are the clinic's receptionist.", greeting="Hello."),
-        opening_mode="callee_first",
-        turn=settings,
-    )
-    far = FarEnd()
-    session = CallSession(
-        config, stt=stt, llm=llm, tts=ScriptedTTS(realtime_factor=0.05), sink=far,
-        vad=make_vad(settings.vad, settings.vad_aggressiveness),
-    )  # fmt: skip
-    far.start(session)
-    await session.start()
+    knobs = {"silenceTimeoutMs": THRESHOLD_MS, "preemptiveGeneration": preemptive}
+    session, far = await start_session(stt, llm, greeting="Hello.", **knobs)
     caller = NoisyLineCaller(session, LineNoise(NOISE_DBFS))
     await caller.line(1000)
     asked = await caller.say(spoken(QUESTION))

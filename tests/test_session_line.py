@@ -79,10 +79,13 @@ class LineCaller:
         return asyncio.get_running_loop().time()
 
 
-async def _start(stt: ScriptedSTT, llm: ScriptedLLM, opening: str = "callee_first", **knobs: object):
+async def start_session(
+    stt: ScriptedSTT, llm: ScriptedLLM, opening: str = "callee_first", greeting: str = LONG_REPLY, **knobs: object
+) -> tuple[CallSession, FarEnd]:
+    """A call on the default VAD of config/turn_taking.yaml (``knobs`` over it), with a far end playing its audio."""
     settings = turn_settings({"idleTimeoutMs": 20000, **knobs})
     config = SessionConfig(
-        persona=Persona(system_prompt="You are the clinic's receptionist.", greeting=LONG_REPLY),
+        persona=Persona(system_prompt="You are the clinic's receptionist.", greeting=greeting),
         opening_mode=opening,
         turn=settings,
     )
@@ -113,7 +116,7 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("opening", ["agent_first", "callee_first"])
 async def test_a_noise_floor_after_digital_silence_is_never_speech(floor_dbfs: float, opening: str) -> None:
     stt = ScriptedSTT("this must never be heard")
-    session, far = await _start(stt, ScriptedLLM(["Never said."]), opening=opening)
+    session, far = await start_session(stt, ScriptedLLM(["Never said."]), opening=opening)
     caller = LineCaller(session, floor_dbfs)
     await caller.play([DIGITAL_SILENCE] * 100)  # two seconds of a muted line, then the line's hiss starts
     await caller.line(6.0)
@@ -128,7 +131,7 @@ async def test_a_noise_floor_after_digital_silence_is_never_speech(floor_dbfs: f
 async def test_a_backchannel_leaves_the_agents_audio_uninterrupted(speech: dict[str, np.ndarray], word: str) -> None:
     stt = ScriptedSTT(["What are your hours?", word, "Thanks."])
     llm = ScriptedLLM([LONG_REPLY, "You're welcome.", "Summary. Sentiment: neutral"])
-    session, far = await _start(stt, llm)
+    session, far = await start_session(stt, llm)
     caller = LineCaller(session)
     await caller.line(0.5)
     await caller.say(speech["hours"])
@@ -147,7 +150,7 @@ async def test_a_backchannel_leaves_the_agents_audio_uninterrupted(speech: dict[
 
 async def _reply_delay(speech: np.ndarray, text: str, **knobs: object) -> float:
     """Seconds from the end of the caller's words to the agent's first audio."""
-    session, far = await _start(ScriptedSTT(text), ScriptedLLM(["Okay."]), **knobs)
+    session, far = await start_session(ScriptedSTT(text), ScriptedLLM(["Okay."]), **knobs)
     caller = LineCaller(session)
     await caller.line(0.5)
     ended = await caller.say(speech)
